@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# memswap: top-level build. Components keep their rules in their own
+# fragments (core/core.mk, sim/sim.mk, tests/c/tests.mk, bench/bench.mk,
+# tests/e2e/e2e.mk); this file wires the user-facing targets.
+#
+#   make demo    the simulator demo (daemon + policy + swap of a victim)
+#   make test    every test: C tests, pytest, end-to-end on Xen under QEMU
+#   make bench   swap-engine benchmark on the simulator
+#   make e2e     only the end-to-end test on real Xen
+
+# Debian's interpreter: the Python packages we use are Debian's.
+PY       := /usr/bin/python3
+CC       ?= gcc
+BUILD    := build
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC
+CPPFLAGS += -I.
+
+.PHONY: all deps deps-e2e build demo test test-c test-py e2e bench clean
+all: build
+
+deps:
+	@scripts/install-deps base
+deps-e2e:
+	@scripts/install-deps e2e
+
+include core/core.mk
+include sim/sim.mk
+include tests/c/tests.mk
+include bench/bench.mk
+include tests/e2e/e2e.mk
+-include cext/cext.mk
+
+build: $(BUILD)/libmemswapsim.a
+
+test: deps deps-e2e build
+	$(MAKE) test-c
+	$(MAKE) test-py
+	$(MAKE) e2e-run
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * memswap: move a running PV domain's memory to other machine frames.
+ *
+ * This header is the engine's interface. It is included by the hypervisor
+ * glue (xen-patches: xen/common/memswap.c) and by the simulator (sim/), and
+ * is freestanding: fixed-width integers only, no host types. Everything the
+ * engine needs from its host is declared in core/private.h.
+ *
+ * The engine works in resumable phases. Each call to memswap_run() makes
+ * progress until the swap is done, fails, or the host's preemption check
+ * asks it to stop (then it returns MEMSWAP_PREEMPTED and the host calls
+ * again later, as a hypercall continuation would). Progress lives in the
+ * per-domain struct memswap_ctx. Until the point of no return
+ * (MEMSWAP_PH_COMMIT) nothing the domain can observe has changed, so every
+ * failure before it rolls back completely.
+ */
+#ifndef MEMSWAP_CORE_H
+#define MEMSWAP_CORE_H
+
+#include <stdint.h>
+
+/* Colour bitmap: up to 1024 colours, the largest LLC geometry we accept. */
+#define MEMSWAP_MAX_COLOURS      1024
+#define MEMSWAP_COLOUR_WORDS     (MEMSWAP_MAX_COLOURS / 64)
+#define MEMSWAP_NODE_ANY         0xffffffffu
+
+/* Request flags. */
+#define MEMSWAP_F_DRY_RUN        (1u << 0)  /* plan and report, change nothing */
+
+/* Why a frame stays where it is. Order is ABI (result array index). */
+enum memswap_kept_reason {
+    MEMSWAP_KEPT_GRANTED = 0,    /* a grant entry permits access to it */
+    MEMSWAP_KEPT_FOREIGN,        /* extra references: foreign/grant-mapped by others */
+    MEMSWAP_KEPT_UNEXPLAINED,    /* counts/type disagree with what we can account for */
+    MEMSWAP_KEPT_NOT_IN_P2M,     /* owned, but the guest's P2M does not map it */
+    MEMSWAP_KEPT_NR
+};
+
+/* What a frame is to the engine (classification). */
+enum memswap_frame_class {
+    MEMSWAP_FC_NONE = 0,         /* pfn not populated */
+    MEMSWAP_FC_DATA,             /* plain page: copy */
+    MEMSWAP_FC_L1, MEMSWAP_FC_L2, MEMSWAP_FC_L3, MEMSWAP_FC_L4, /* translate PTEs */
+    MEMSWAP_FC_P2M_LEAF,         /* guest P2M leaf: translate entries, keep markers */
+    MEMSWAP_FC_P2M_MID,          /* frame list (mfns of leaves) */
+    MEMSWAP_FC_P2M_TOP,          /* frame list list (mfns of mids) */
+    MEMSWAP_FC_NR
+};
+
+/*
+ * Cache colouring: colour(mfn) = (mfn >> colour_shift) & (nr_colours - 1).
+ * For a physically indexed LLC of S sets of L-byte lines with 4 KiB pages,
+ * nr_colours = S * L / 4096 / (frames per colour stripe), colour_shift = 0
+ * in the usual page-granular colouring.
+ */
+struct memswap_geometry {
+    uint32_t nr_colours;         /* power of two, 1..MEMSWAP_MAX_COLOURS */
+    uint32_t colour_shift;       /* in frames */
+};
+
+struct memswap_request {
+    uint32_t domid;
+    uint32_t flags;              /* MEMSWAP_F_* */
+    uint32_t node;               /* NUMA node, or MEMSWAP_NODE_ANY */
+    uint32_t pad;
+    struct memswap_geometry geom;
+    uint64_t colours[MEMSWAP_COLOUR_WORDS]; /* bitmap; all-zero means "any colour" */
+};
+
+/* Phases, in order. A result's phase says where a failure happened. */
+enum memswap_phase {
+    MEMSWAP_PH_IDLE = 0,
+    MEMSWAP_PH_SCAN,             /* find P2M frames, enumerate own frames */
+    MEMSWAP_PH_COUNT_REFS,       /* walk own page tables: expected references */
+    MEMSWAP_PH_CLASSIFY,         /* movable or kept (with reason) */
+    MEMSWAP_PH_ALLOC,            /* target frames on the requested colours/node */
+    MEMSWAP_PH_COPY,             /* copy data, translate tables and P2M into new frames */
+    MEMSWAP_PH_FREEZE,           /* stop new references to old frames, re-verify counts */
+    MEMSWAP_PH_COMMIT,           /* POINT OF NO RETURN: switch every holder, M2P, counts */
+    MEMSWAP_PH_FREE,             /* return old frames to the heap (domain already running) */
+    MEMSWAP_PH_DONE,
+    MEMSWAP_PH_NR
+};
+
+struct memswap_result {
+    uint64_t frames_total;       /* frames the domain owned at the start */
+    uint64_t frames_moved;       /* moved; for a dry run, what would move */
+    uint64_t frames_kept[MEMSWAP_KEPT_NR];
+    uint64_t frames_by_class[MEMSWAP_FC_NR]; /* of moved frames */
+    uint64_t ptes_translated;    /* PTE and P2M entries rewritten */
+    uint64_t bytes_copied;
+    uint64_t paused_ns;          /* guest-visible pause */
+    uint64_t phase_ns[MEMSWAP_PH_NR];
+    uint64_t continuations;      /* times the engine was preempted and resumed */
+    uint64_t extra_bytes_peak;   /* new frames + engine metadata at the peak */
+    uint32_t failed_phase;       /* enum memswap_phase, when rc != 0 */
+    uint32_t pad;
+};
+
+/* Return values of memswap_run(): 0 done, MEMSWAP_PREEMPTED, or -errno. */
+#define MEMSWAP_PREEMPTED        1
+
+struct domain;
+struct memswap_ctx;
+
+/*
+ * Begin a swap of @d. @ctxp is the host's per-domain context slot: a swap
+ * already in progress there is refused with -EBUSY. Validates the request
+ * (-EINVAL) and the domain (ms_host_check_domain). Does not pause: the
+ * first memswap_run() does, unless this is a dry run.
+ */
+int memswap_begin(struct domain *d, const struct memswap_request *req,
+                  struct memswap_ctx **ctxp);
+
+/*
+ * Make progress. Returns 0 when the swap is complete (or the dry run
+ * planned), MEMSWAP_PREEMPTED when the host asked to stop (call again with
+ * the same context), or -errno after a complete rollback. On 0 or -errno the
+ * context's result is final; release it with memswap_end().
+ */
+int memswap_run(struct memswap_ctx *ctx);
+
+/*
+ * Abandon a swap between two memswap_run() calls. Before the point of no
+ * return this rolls back (-EINTR recorded); after it, it finishes the swap,
+ * because a committed swap can only go forward.
+ */
+int memswap_abort(struct memswap_ctx *ctx);
+
+const struct memswap_result *memswap_result(const struct memswap_ctx *ctx);
+enum memswap_phase memswap_phase(const struct memswap_ctx *ctx);
+/* Position within the current phase (pfns, or P2M leaves while scanning). */
+void memswap_progress(const struct memswap_ctx *ctx, uint64_t *done, uint64_t *total);
+void memswap_end(struct memswap_ctx *ctx);
+
+/* Plan details for tests and tools (valid after CLASSIFY, until end). */
+unsigned long memswap_nr_pfns(const struct memswap_ctx *ctx);
+/* For pfn: class, kept reason (-1 if moved or absent), old and new mfn. */
+int memswap_pfn_info(const struct memswap_ctx *ctx, unsigned long pfn,
+                     int *cls, int *kept_reason,
+                     uint64_t *old_mfn, uint64_t *new_mfn);
+
+const char *memswap_phase_name(enum memswap_phase ph);
+const char *memswap_kept_name(enum memswap_kept_reason r);
+const char *memswap_class_name(enum memswap_frame_class c);
+
+static inline unsigned int memswap_colour_of(const struct memswap_geometry *g,
+                                             uint64_t mfn)
+{
+    return (unsigned int)((mfn >> g->colour_shift) & (g->nr_colours - 1));
+}
+
+static inline int memswap_colour_allowed(const struct memswap_request *req,
+                                         unsigned int colour)
+{
+    unsigned int i;
+
+    for ( i = 0; i < MEMSWAP_COLOUR_WORDS; i++ )
+        if ( req->colours[i] )
+            return (req->colours[colour / 64] >> (colour % 64)) & 1;
+    return 1; /* empty set: any colour */
+}
+
+#endif /* MEMSWAP_CORE_H */

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The simulated Xen x86-64 host: public interface.
+ *
+ * Used by the C tests (tests/c), the benchmark (bench/), the Python
+ * extension's simulator backend (cext/) and the demo. One host per process:
+ * the frame table, RAM and M2P are process globals (sim/xen_compat.h) so
+ * that core/ can reach them with inline accessors, as Xen reaches its own.
+ *
+ * Errors are negative errno values.
+ */
+#ifndef SIM_SIM_H
+#define SIM_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "../core/memswap.h"
+
+#define SIM_MAX_DOMAINS     64
+#define SIM_NAME_LEN        32
+#define SIM_DOMID_XEN       0x7ff2u
+#define SIM_DOMID_INVALID   0x7ff4u
+
+/* ---- host --------------------------------------------------------------- */
+
+struct sim_llc_config {
+    uint64_t size_bytes;        /* e.g. 8 MiB */
+    uint32_t ways;              /* e.g. 16 */
+    uint32_t line_bytes;        /* 64 */
+};
+
+struct sim_host_config {
+    uint64_t ram_bytes;         /* machine RAM, split evenly over nodes */
+    uint32_t nr_nodes;          /* 1.. 8 */
+    struct sim_llc_config llc;
+    uint64_t seed;
+    bool prefault;              /* touch all RAM at creation (benchmarks) */
+};
+
+int  sim_host_create(const struct sim_host_config *cfg);
+void sim_host_destroy(void);
+/* LLC geometry as page colours: nr_colours = sets * line / 4096. */
+void sim_host_geometry(struct memswap_geometry *g);
+unsigned int sim_host_nr_nodes(void);
+unsigned int sim_mfn_node(unsigned long mfn);
+unsigned long sim_host_free_frames(int node /* -1: any */, const uint64_t *colours /* NULL: any */);
+unsigned long sim_host_total_frames(void);
+
+/* ---- domains ------------------------------------------------------------ */
+
+enum sim_dom_state { SIM_DOM_RUNNING, SIM_DOM_PAUSED, SIM_DOM_DYING };
+
+struct sim_guest_config {
+    char name[SIM_NAME_LEN];
+    uint64_t mem_bytes;         /* RAM of the guest (>= 16 MiB) */
+    uint32_t nr_vcpus;          /* 1..8 */
+    uint32_t nr_address_spaces; /* processes, each with its own L4 (>= 1) */
+    uint32_t node;              /* node to build on, or MEMSWAP_NODE_ANY */
+    uint64_t colours[MEMSWAP_COLOUR_WORDS]; /* colours to build on; 0s: any */
+    bool hvm;                   /* an HVM domain: swap refused */
+    bool with_devices;          /* console + xenstore rings, netfront, grants */
+    uint64_t seed;              /* contents and layout */
+};
+
+/* Build a PV guest the way Linux builds itself; returns the domid (>0). */
+int sim_domain_create(const struct sim_guest_config *cfg);
+int sim_domain_destroy(unsigned int domid);
+struct domain *sim_domain_lookup(unsigned int domid);
+int sim_domain_pause(unsigned int domid);
+int sim_domain_unpause(unsigned int domid);
+int sim_domain_set_dying(unsigned int domid);
+
+struct sim_domain_info {
+    unsigned int domid;
+    char name[SIM_NAME_LEN];
+    enum sim_dom_state state;
+    unsigned int nr_vcpus;
+    uint64_t tot_pages;
+    uint64_t max_pages;
+    unsigned long max_pfn;
+    bool hvm;
+};
+int sim_domain_info(unsigned int domid, struct sim_domain_info *info);
+/* domids of existing domains (including dom0 = 0); returns the count. */
+int sim_domain_list(unsigned int *domids, int max);
+
+/* Frames per colour the domain's P2M-mapped memory occupies (counts[nr_colours]). */
+int sim_domain_colour_counts(unsigned int domid, uint64_t *counts, unsigned int nr);
+/* pfn -> mfn through the guest's P2M (MS_INVALID_MFN if absent). */
+unsigned long sim_domain_pfn_to_mfn(unsigned int domid, unsigned long pfn);
+
+/*
+ * Guest-visible memory: read the bytes of @pfn through the guest's own page
+ * tables (kernel direct map of its first address space). -EFAULT if the
+ * translation fails.
+ */
+int sim_guest_read_pfn(unsigned int domid, unsigned long pfn, void *buf4k);
+/* Checksum of every populated pfn's bytes read that way (for before/after). */
+int sim_guest_checksums(unsigned int domid, uint64_t *sums, unsigned long nr);
+
+/* ---- the actors of P1-P3 ------------------------------------------------ */
+
+/*
+ * One scheduling step of the world: running guests do their work (touch
+ * memory, console heartbeat, xenstore requests, network packets); the
+ * console daemon, xenstore daemon and network backend in dom0 serve them
+ * through their foreign and grant mappings; Xen updates vcpu_info time and
+ * delivers events, paused domains included.
+ */
+void sim_world_step(void);
+
+struct sim_io_stats {
+    uint64_t console_lines;     /* heartbeat lines xenconsoled received */
+    uint64_t xenstore_replies;  /* replies the guest received and verified */
+    uint64_t net_rx_ok;         /* packets the guest received intact */
+    uint64_t net_tx_ok;         /* packets the backend received intact */
+    uint64_t io_errors;         /* anything that arrived wrong */
+};
+int sim_domain_io_stats(unsigned int domid, struct sim_io_stats *st);
+
+/* ---- audit -------------------------------------------------------------- */
+
+/*
+ * Recompute every frame's counts and type from scratch (page tables, pins,
+ * vCPU holders, grant and foreign mappings) and compare with the frame
+ * table; check P2M/M2P consistency and that no frame is leaked or owned
+ * twice. Returns the number of problems; describes the first ones in @buf.
+ */
+int sim_audit(char *buf, size_t len);
+
+/* ---- the swap, as the hypercall would run it ---------------------------- */
+
+struct sim_swap_opts {
+    uint32_t preempt_every;     /* force a preemption at every Nth check (0: never) */
+    uint32_t preempt_at_phase;  /* with preempt_every: only in this phase (0: any) */
+    int64_t  alloc_fail_at;     /* fail the Nth frame allocation (-1: never) */
+    uint32_t abort_after_continuations; /* memswap_abort() after N (0: never) */
+    bool     world_runs;        /* sim_world_step() at every continuation */
+    void   (*progress)(void *arg, enum memswap_phase ph, uint64_t done, uint64_t total);
+    void    *progress_arg;
+};
+
+/*
+ * Swap a domain: validates the domid (-ESRCH), then drives memswap_begin /
+ * memswap_run / continuations / memswap_end as the hypercall glue does.
+ */
+int sim_swap(const struct memswap_request *req, const struct sim_swap_opts *opts,
+             struct memswap_result *res);
+
+/* ---- the cache model ---------------------------------------------------- */
+
+enum sim_pattern { SIM_PAT_SEQUENTIAL, SIM_PAT_RANDOM, SIM_PAT_STRIDE };
+
+struct sim_workload {
+    uint64_t wss_bytes;         /* working set, in the guest's kernel direct map */
+    enum sim_pattern pattern;
+    uint32_t stride_bytes;      /* for SIM_PAT_STRIDE */
+    uint32_t intensity;         /* memory accesses per 1000 instructions */
+    uint32_t weight;            /* share of the CPU: accesses per round relative to others */
+};
+int sim_domain_set_workload(unsigned int domid, const struct sim_workload *w);
+
+struct sim_counters {
+    uint64_t instructions;
+    uint64_t accesses;          /* LLC references */
+    uint64_t misses;            /* LLC misses */
+    uint64_t cycles;            /* modelled: instructions + miss penalty */
+};
+/* Run every domain's workload for @accesses LLC references in total. */
+void sim_llc_run(uint64_t accesses);
+int sim_domain_counters(unsigned int domid, struct sim_counters *c);
+void sim_llc_flush_translations(unsigned int domid); /* after a swap (TLB flush) */
+
+/*
+ * Life cycle of the cache model (sim/llc.c), called by the host:
+ * sim_llc_init() from sim_host_create() (0, or -EINVAL for a geometry the
+ * model refuses: line a power of two 16..4096, ways 1..64, a power-of-two
+ * number of sets; -ENOMEM), sim_llc_fini() from sim_host_destroy(), and
+ * sim_llc_forget_domain() when a domain is destroyed (drops its workload,
+ * translations and counters; its lines stay cached, as in hardware).
+ */
+int  sim_llc_init(const struct sim_llc_config *cfg);
+void sim_llc_fini(void);
+void sim_llc_forget_domain(unsigned int domid);
+/* Invalidate every line (wbinvd); counters are kept. For tests and the demo. */
+void sim_llc_invalidate(void);
+/* One LLC reference by machine address, outside any domain: 1 hit, 0 miss,
+ * -ENODEV without a cache. For tests (probing what is cached). */
+int  sim_llc_access(uint64_t maddr);
+
+#endif /* SIM_SIM_H */
