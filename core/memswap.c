@@ -365,23 +365,48 @@ static int ms_mark_p2m_frame(struct memswap_ctx *ctx, unsigned long mfn,
     return 0;
 }
 
-/* Step 2: classes of the tree's own frames. */
+/*
+ * Step 2: classes of the tree's own frames. Within max_pfn every frame of
+ * the tree must be ours. Beyond it Linux fills the top and the last mid
+ * with its shared "mid missing" and "missing" frames; those are P2M frames
+ * too (their entries name frames that move), so they are marked when they
+ * are ours and otherwise left alone.
+ */
+static int ms_mark_mid(struct memswap_ctx *ctx, unsigned long m, unsigned long mid_mfn,
+                       bool strict)
+{
+    const uint64_t *mid;
+    unsigned long l;
+    int rc = ms_mark_p2m_frame(ctx, mid_mfn, MEMSWAP_FC_P2M_MID);
+
+    if ( rc )
+        return strict ? rc : 0;
+    mid = ms_map(mid_mfn);
+    for ( l = 0; l < MS_P2M_PER_PAGE && !rc; l++ )
+    {
+        bool in_range = strict && m * MS_P2M_PER_PAGE + l < ctx->nr_leaves;
+
+        rc = ms_mark_p2m_frame(ctx, (unsigned long)mid[l], MEMSWAP_FC_P2M_LEAF);
+        if ( !in_range )
+            rc = 0;
+    }
+    ms_unmap(mid);
+    return rc;
+}
+
 static int ms_scan_mark_tree(struct memswap_ctx *ctx)
 {
     unsigned long nr_mids = (ctx->nr_leaves + MS_P2M_PER_PAGE - 1) / MS_P2M_PER_PAGE;
-    unsigned long m, leaf;
+    unsigned long m;
     const uint64_t *top;
     int rc;
 
     if ( (rc = ms_mark_p2m_frame(ctx, ctx->fll_mfn, MEMSWAP_FC_P2M_TOP)) )
         return rc;
     top = ms_map(ctx->fll_mfn);
-    for ( m = 0; m < nr_mids; m++ )
-        if ( (rc = ms_mark_p2m_frame(ctx, (unsigned long)top[m], MEMSWAP_FC_P2M_MID)) )
-            break;
+    for ( m = 0; m < MS_P2M_PER_PAGE && !rc; m++ )
+        rc = ms_mark_mid(ctx, m, (unsigned long)top[m], m < nr_mids);
     ms_unmap(top);
-    for ( leaf = 0; !rc && leaf < ctx->nr_leaves; leaf++ )
-        rc = ms_mark_p2m_frame(ctx, ctx->leaf_mfn[leaf], MEMSWAP_FC_P2M_LEAF);
     return rc;
 }
 
@@ -509,6 +534,8 @@ static int ms_phase_count_refs(struct memswap_ctx *ctx)
         }
         if ( c->cls[i] == MEMSWAP_FC_NONE )
             continue;
+        if ( (++n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx) )
+            return MEMSWAP_PREEMPTED;
         type_info = ms_page(c->old_mfn[i])->u.inuse.type_info;
         level = ms_level_of_type(type_info & PGT_type_mask);
         if ( !level )
@@ -521,11 +548,6 @@ static int ms_phase_count_refs(struct memswap_ctx *ctx)
         if ( (type_info & (PGT_validated | PGT_partial)) != PGT_validated )
             continue;
         ms_count_table(ctx, c->old_mfn[i], level);
-        if ( (++n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx) )
-        {
-            ctx->pos++;
-            return MEMSWAP_PREEMPTED;
-        }
     }
     ms_count_vcpu_holders(ctx);
     ms_enter(ctx, MEMSWAP_PH_CLASSIFY);
@@ -593,7 +615,7 @@ static int ms_judge(const struct ms_chunk *c, unsigned int i,
 
 static int ms_phase_classify(struct memswap_ctx *ctx)
 {
-    unsigned long need, have;
+    unsigned long need, have, n = 0;
 
     if ( ctx->step == 0 )
     {
@@ -613,6 +635,8 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
         }
         if ( c->cls[i] == MEMSWAP_FC_NONE )
             continue;
+        if ( (++n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx) )
+            return MEMSWAP_PREEMPTED;
         if ( c->kept[i] == MS_NOT_KEPT )
         {
             verdict = ms_judge(c, i, ms_page(c->old_mfn[i]));
