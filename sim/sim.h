@@ -159,13 +159,20 @@ struct sim_workload {
     uint32_t intensity;         /* memory accesses per 1000 instructions */
     uint32_t weight;            /* share of the CPU: accesses per round relative to others */
 };
+/*
+ * The working set is the pages of the direct map from guest pfn 1024 on
+ * (wrapping within guest RAM, skipping unmapped pfns); each reference is one
+ * cache line. NULL clears the workload; weight 0 keeps it idle. Counters
+ * are cumulative. -ESRCH, -ENODEV (no host), -EINVAL (wss 0, intensity not
+ * 1..1000, stride 0 for SIM_PAT_STRIDE), -EFAULT (nothing mapped).
+ */
 int sim_domain_set_workload(unsigned int domid, const struct sim_workload *w);
 
 struct sim_counters {
     uint64_t instructions;
     uint64_t accesses;          /* LLC references */
     uint64_t misses;            /* LLC misses */
-    uint64_t cycles;            /* modelled: instructions + miss penalty */
+    uint64_t cycles;            /* modelled: instructions + 40/hit + 200/miss */
 };
 /* Run every domain's workload for @accesses LLC references in total. */
 void sim_llc_run(uint64_t accesses);
@@ -188,5 +195,40 @@ void sim_llc_invalidate(void);
 /* One LLC reference by machine address, outside any domain: 1 hit, 0 miss,
  * -ENODEV without a cache. For tests (probing what is cached). */
 int  sim_llc_access(uint64_t maddr);
+
+/* ---- additions by the simulator (sim/) ----------------------------------- */
+
+/* Linux x86-64 PAGE_OFFSET: the guest kernel's direct map of all its RAM. */
+#define SIM_GUEST_PAGE_OFFSET 0xffff888000000000ULL
+
+/*
+ * Mutation knobs for tests: each bit makes sim/glue.c skip one part of a
+ * holder update, so a test can show that the checks (audit, io stats,
+ * guest-visible contents) catch a broken swap.
+ */
+extern unsigned int sim_mutations;
+#define SIM_MUT_SKIP_GUEST_TABLE_USER   (1u << 0) /* user L4 pointer not re-pointed */
+#define SIM_MUT_SKIP_VCPU_INFO_RECOPY   (1u << 1) /* vcpu_info not re-copied, no events re-marked */
+#define SIM_MUT_SKIP_GDT                (1u << 2) /* GDT frames not re-pointed */
+#define SIM_MUT_SKIP_P2M_INFO           (1u << 3) /* shared_info fll/p2m_cr3 not updated */
+#define SIM_MUT_SKIP_TLB_FLUSH          (1u << 4) /* ms_host_flush_tlbs does nothing */
+
+/*
+ * sim_log capture: the last lines logged are kept in a ring; tests count
+ * those containing a substring (e.g. "Error pfn").
+ */
+unsigned long sim_log_count(const char *substr);
+void sim_log_clear(void);
+
+/*
+ * dom0 maps a frame of @domid (privcmd mmap by MFN, as xc_map_foreign_range
+ * does for PV guests): takes references like a dom0 L1 entry. Returns a
+ * mapping id or -errno (get_page failure logs "Error pfn ...").
+ */
+int sim_dom0_map_foreign(unsigned int domid, unsigned long mfn, bool rw);
+void sim_dom0_unmap_foreign(int id);
+
+/* One step of only Xen's own writes (vcpu_info), as happens while paused. */
+void sim_xen_step(void);
 
 #endif /* SIM_SIM_H */

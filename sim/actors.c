@@ -1,0 +1,630 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Everyone who touches a guest's memory besides its vCPUs: the causes of P1
+ * (writes while paused) and P3 (dead I/O after a swap).
+ *
+ *  - Xen writes every vCPU's vcpu_info (time, event delivery) through its
+ *    own mapping of the registered frame, paused or not.
+ *  - xenconsoled and xenstored foreign-map the console and xenstore rings
+ *    once, at introduction, from the MFNs in start_info (as the real
+ *    daemons read ring-ref once), and keep using those mappings.
+ *  - netback grant-maps the netfront tx/rx rings (by grant reference) and
+ *    grant-copies packets to and from the buffers the guest granted; the
+ *    grant entries hold MFNs.
+ *  - A running guest uses only its own page tables (through a TLB) to reach
+ *    its rings, buffers and data: after a swap it sees what its tables say.
+ *
+ * Every exchange is verified at the receiving end and counted in the
+ * domain's io stats; anything arriving wrong counts as an error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sim_internal.h"
+
+/* xencons_interface */
+#define CONS_OUT_OFF    1024
+#define CONS_OUT_SIZE   2048
+#define CONS_OUT_CONS   3080
+#define CONS_OUT_PROD   3084
+/* xenstore_domain_interface */
+#define XS_RING_SIZE    1024
+#define XS_REQ_OFF      0
+#define XS_RSP_OFF      1024
+#define XS_REQ_CONS     2048
+#define XS_REQ_PROD     2052
+#define XS_RSP_CONS     2056
+#define XS_RSP_PROD     2060
+#define XS_READ         2
+struct xs_hdr { uint32_t type, req_id, tx_id, len; };
+
+#define GREF_TX_RING    2
+#define GREF_RX_RING    3
+#define GREF_RX_BUF0    8
+#define GREF_TX_BUF0    24
+
+#define U32(p, off)     (*(volatile uint32_t *)((unsigned char *)(p) + (off)))
+
+/* ---- Xen ---------------------------------------------------------------- */
+
+static struct sim_vcpu_info *xen_vcpu_info(struct vcpu *v)
+{
+    struct domain *d = v->domain;
+
+    if ( v->vcpu_info_map_mfn != MS_INVALID_MFN )
+        return (struct sim_vcpu_info *)((unsigned char *)sim_map_frame(v->vcpu_info_map_mfn) +
+                                        v->vcpu_info_offset);
+    if ( v->vcpu_id < SIM_LEGACY_VCPUS && sim_shared_info(d) )
+        return &sim_shared_info(d)->vcpu_info[v->vcpu_id];
+    return NULL;
+}
+
+void sim_xen_write_vcpu_info(struct vcpu *v, bool deliver_event)
+{
+    struct sim_vcpu_info *vi = xen_vcpu_info(v);
+
+    if ( !vi )
+        return;
+    /* The pvclock protocol: odd version while updating. */
+    v->system_time += 1000000;
+    vi->time.version = ++v->time_version;
+    vi->time.tsc_timestamp = v->system_time * 3;
+    vi->time.system_time = v->system_time;
+    vi->time.tsc_to_system_mul = 0x55555555;
+    vi->time.tsc_shift = -1;
+    vi->time.version = ++v->time_version;
+    if ( deliver_event )
+    {
+        vi->evtchn_pending_sel |= 1;
+        vi->evtchn_upcall_pending = 1;
+        v->events_unacked |= 1;
+    }
+}
+
+/* A timer VIRQ on a rotating port: events accumulate while the vCPU is
+ * paused and are only cleared by the guest, so a lost one is detectable. */
+static void xen_timer_event(struct vcpu *v)
+{
+    struct sim_vcpu_info *vi = xen_vcpu_info(v);
+    uint64_t bit = 1ULL << (1 + sim_step_count % 63);
+
+    if ( !vi )
+        return;
+    vi->evtchn_pending_sel |= bit;
+    vi->evtchn_upcall_pending = 1;
+    v->events_unacked |= bit;
+}
+
+void sim_xen_step(void)
+{
+    unsigned int i, v;
+
+    for ( i = 1; i < SIM_MAX_DOMAINS; i++ )
+    {
+        struct domain *d = sim_domains[i];
+
+        if ( !d || d->dying )
+            continue;
+        for ( v = 0; v < d->nr_vcpus; v++ )
+        {
+            sim_xen_write_vcpu_info(&d->vcpu[v], false);
+            /* A descheduled (paused) vCPU's timers do not fire. */
+            if ( !d->pause_count )
+                xen_timer_event(&d->vcpu[v]);
+        }
+    }
+}
+
+/* ---- packets ------------------------------------------------------------- */
+
+static unsigned int pkt_size(uint32_t seq)
+{
+    return 64 + (seq * 37) % 1400;
+}
+
+static void pkt_fill(unsigned char *buf, unsigned int domid, char dir, uint32_t seq, unsigned int size)
+{
+    uint64_t key = ((uint64_t)domid << 40) ^ ((uint64_t)(unsigned char)dir << 32) ^ seq;
+    unsigned int i;
+
+    for ( i = 0; i < size; i += 8 )
+    {
+        uint64_t w = sim_mix64(key + i);
+        unsigned int n = size - i < 8 ? size - i : 8;
+
+        memcpy(buf + i, &w, n);
+    }
+}
+
+static bool pkt_check(const unsigned char *buf, unsigned int domid, char dir, uint32_t seq, unsigned int size)
+{
+    unsigned char want[PAGE_SIZE];
+
+    pkt_fill(want, domid, dir, seq, size);
+    return !memcmp(buf, want, size);
+}
+
+/* ---- connect / disconnect ------------------------------------------------ */
+
+void sim_actors_connect(struct domain *d)
+{
+    const struct sim_start_info *st;
+    struct sim_net_sring *rx;
+    unsigned int i;
+
+    if ( !d->with_devices || d->be.connected )
+        return;
+    st = sim_map_frame((unsigned long)sim_guest_p2m_entry(d, d->start_info_pfn));
+
+    /* Toolstack: reserved grant entries (xc_dom_gnttab_seed). */
+    sim_gnt_grant(d, SIM_GNTTAB_CONSOLE, 0, st->console_mfn, false);
+    sim_gnt_grant(d, SIM_GNTTAB_XENSTORE, 0, st->store_mfn, false);
+
+    /* netfront: grant rings and buffers (frame = pfn_to_mfn(pfn)). */
+    d->gref_tx_ring = GREF_TX_RING;
+    d->gref_rx_ring = GREF_RX_RING;
+    d->gref_rx_buf0 = GREF_RX_BUF0;
+    d->gref_tx_buf0 = GREF_TX_BUF0;
+    sim_gnt_grant(d, GREF_TX_RING, 0, (unsigned long)sim_guest_p2m_entry(d, d->net_tx_ring_pfn), false);
+    sim_gnt_grant(d, GREF_RX_RING, 0, (unsigned long)sim_guest_p2m_entry(d, d->net_rx_ring_pfn), false);
+    for ( i = 0; i < SIM_NET_BUFS; i++ )
+    {
+        sim_gnt_grant(d, GREF_RX_BUF0 + i, 0, (unsigned long)sim_guest_p2m_entry(d, d->net_rx_buf_pfn[i]), false);
+        sim_gnt_grant(d, GREF_TX_BUF0 + i, 0, (unsigned long)sim_guest_p2m_entry(d, d->net_tx_buf_pfn[i]), true);
+    }
+    rx = sim_guest_va_ptr(d, sim_pfn_va(d->net_rx_ring_pfn), true);
+    if ( rx )
+    {
+        for ( i = 0; i < SIM_NET_BUFS; i++ )
+        {
+            struct sim_net_req *r = &rx->ring[i % SIM_NET_RING].req;
+
+            r->gref = GREF_RX_BUF0 + i;
+            r->id = (uint16_t)i;
+        }
+        d->g.rx_req_prod = SIM_NET_BUFS;
+        rx->req_prod = SIM_NET_BUFS;
+    }
+
+    /* dom0: xenconsoled and xenstored map the rings once; netback maps the
+     * shared rings by grant reference. */
+    d->be.con_mfn = st->console_mfn;
+    d->be.store_mfn = st->store_mfn;
+    d->be.con_map = sim_fmap_map(d->domid, d->be.con_mfn, true);
+    d->be.store_map = sim_fmap_map(d->domid, d->be.store_mfn, true);
+    d->be.tx_ring_map = sim_gnt_map(0, d->domid, GREF_TX_RING, true);
+    d->be.rx_ring_map = sim_gnt_map(0, d->domid, GREF_RX_RING, true);
+    d->be.connected = true;
+}
+
+void sim_actors_disconnect(struct domain *d)
+{
+    if ( !d->be.connected )
+        return;
+    sim_fmap_unmap(d->be.con_map);
+    sim_fmap_unmap(d->be.store_map);
+    sim_gnt_unmap(d->be.tx_ring_map);
+    sim_gnt_unmap(d->be.rx_ring_map);
+    d->be.con_map = d->be.store_map = d->be.tx_ring_map = d->be.rx_ring_map = -1;
+    d->be.connected = false;
+}
+
+/* ---- dom0 side ----------------------------------------------------------- */
+
+static void xenconsoled(struct domain *d)
+{
+    unsigned char *ring = sim_fmap_ptr(d->be.con_map);
+    uint32_t cons, prod;
+
+    if ( !ring )
+        return;
+    cons = U32(ring, CONS_OUT_CONS);
+    prod = U32(ring, CONS_OUT_PROD);
+    if ( prod - cons > CONS_OUT_SIZE )
+    {
+        d->io.io_errors++;
+        U32(ring, CONS_OUT_CONS) = prod;
+        return;
+    }
+    for ( ; cons != prod; cons++ )
+    {
+        char c = (char)ring[CONS_OUT_OFF + (cons % CONS_OUT_SIZE)];
+        struct sim_backend_state *be = &d->be;
+
+        if ( c != '\n' )
+        {
+            if ( be->con_len < sizeof(be->con_line) - 1 )
+                be->con_line[be->con_len++] = c;
+            continue;
+        }
+        be->con_line[be->con_len] = 0;
+        {
+            unsigned int domid;
+            unsigned long long seq;
+
+            if ( sscanf(be->con_line, "hb %u %llu", &domid, &seq) == 2 && domid == d->domid &&
+                 seq == be->con_expect )
+                d->io.console_lines++;
+            else
+                d->io.io_errors++;
+            if ( sscanf(be->con_line, "hb %u %llu", &domid, &seq) == 2 )
+                be->con_expect = seq + 1;
+        }
+        be->con_len = 0;
+    }
+    U32(ring, CONS_OUT_CONS) = prod;
+}
+
+static void ring_read(const unsigned char *base, uint32_t idx, void *dst, unsigned int len)
+{
+    unsigned int i;
+
+    for ( i = 0; i < len; i++ )
+        ((unsigned char *)dst)[i] = base[(idx + i) % XS_RING_SIZE];
+}
+
+static void ring_write(unsigned char *base, uint32_t idx, const void *src, unsigned int len)
+{
+    unsigned int i;
+
+    for ( i = 0; i < len; i++ )
+        base[(idx + i) % XS_RING_SIZE] = ((const unsigned char *)src)[i];
+}
+
+static void xenstored(struct domain *d)
+{
+    unsigned char *ring = sim_fmap_ptr(d->be.store_map);
+
+    if ( !ring )
+        return;
+    for ( ;; )
+    {
+        uint32_t cons = U32(ring, XS_REQ_CONS), prod = U32(ring, XS_REQ_PROD);
+        uint32_t rprod = U32(ring, XS_RSP_PROD), rcons = U32(ring, XS_RSP_CONS);
+        struct xs_hdr h, r;
+        char payload[64];
+
+        if ( prod - cons < sizeof(h) )
+            return;
+        ring_read(ring + XS_REQ_OFF, cons, &h, sizeof(h));
+        if ( h.len > sizeof(payload) || prod - cons > XS_RING_SIZE )
+        {
+            d->io.io_errors++;
+            U32(ring, XS_REQ_CONS) = prod;
+            return;
+        }
+        if ( prod - cons < sizeof(h) + h.len )
+            return;
+        if ( XS_RING_SIZE - (rprod - rcons) < sizeof(r) + SIM_NAME_LEN )
+            return;
+        ring_read(ring + XS_REQ_OFF, cons + sizeof(h), payload, h.len);
+        U32(ring, XS_REQ_CONS) = cons + sizeof(h) + h.len;
+        r = (struct xs_hdr){ .type = XS_READ, .req_id = h.req_id, .tx_id = 0,
+                             .len = (uint32_t)strlen(d->name) + 1 };
+        ring_write(ring + XS_RSP_OFF, rprod, &r, sizeof(r));
+        ring_write(ring + XS_RSP_OFF, rprod + sizeof(r), d->name, r.len);
+        U32(ring, XS_RSP_PROD) = rprod + sizeof(r) + r.len;
+    }
+}
+
+static void netback(struct domain *d)
+{
+    struct sim_net_sring *tx = sim_gnt_map_ptr(d->be.tx_ring_map);
+    struct sim_net_sring *rx = sim_gnt_map_ptr(d->be.rx_ring_map);
+    struct sim_backend_state *be = &d->be;
+    unsigned char buf[PAGE_SIZE];
+    bool notify = false;
+    unsigned int n;
+
+    if ( tx )
+    {
+        uint32_t prod = tx->req_prod;
+
+        if ( prod - be->tx_req_cons > SIM_NET_RING )
+            be->tx_req_cons = prod, d->io.io_errors++;
+        while ( be->tx_req_cons != prod )
+        {
+            struct sim_net_req req = tx->ring[be->tx_req_cons++ % SIM_NET_RING].req;
+            struct sim_net_rsp *rsp = &tx->ring[be->tx_rsp_prod++ % SIM_NET_RING].rsp;
+            int rc = req.size <= PAGE_SIZE ?
+                     sim_gnt_copy(d->domid, req.gref, 0, buf, req.size, false) : -EINVAL;
+
+            if ( !rc && req.seq == be->tx_expect_seq && req.size == pkt_size(req.seq) &&
+                 pkt_check(buf, d->domid, 'T', req.seq, req.size) )
+                d->io.net_tx_ok++;
+            else
+                d->io.io_errors++;
+            be->tx_expect_seq = req.seq + 1;
+            rsp->id = req.id;
+            rsp->status = rc ? -1 : 0;
+            rsp->seq = req.seq;
+            tx->rsp_prod = be->tx_rsp_prod;
+            notify = true;
+        }
+    }
+    if ( rx )
+    {
+        for ( n = 0; n < 2 && be->rx_req_cons != rx->req_prod; n++ )
+        {
+            struct sim_net_req req = rx->ring[be->rx_req_cons++ % SIM_NET_RING].req;
+            struct sim_net_rsp *rsp = &rx->ring[be->rx_rsp_prod++ % SIM_NET_RING].rsp;
+            unsigned int size = pkt_size(be->rx_seq);
+            int rc;
+
+            pkt_fill(buf, d->domid, 'R', be->rx_seq, size);
+            rc = sim_gnt_copy(d->domid, req.gref, 0, buf, size, true);
+            if ( rc )
+                d->io.io_errors++;
+            rsp->id = req.id;
+            rsp->status = rc ? -1 : (int16_t)size;
+            rsp->seq = be->rx_seq++;
+            rsp->size = size;
+            rx->rsp_prod = be->rx_rsp_prod;
+            notify = true;
+        }
+    }
+    if ( notify && d->nr_vcpus )
+        sim_xen_write_vcpu_info(&d->vcpu[0], true);   /* event channel upcall */
+}
+
+/* ---- the guest ------------------------------------------------------------ */
+
+static void guest_touch(struct domain *d)
+{
+    unsigned int k;
+
+    for ( k = 0; k < 4; k++ )
+    {
+        unsigned long pfn = (unsigned long)(sim_rand(&d->g.rng) % d->p2m_size);
+        uint64_t *p;
+
+        if ( d->pfn_role[pfn] != SIM_ROLE_DATA )
+            continue;
+        p = sim_guest_va_ptr(d, sim_pfn_va(pfn), true);
+        if ( !p || p[0] != sim_data_word0(d, pfn) )
+        {
+            d->io.io_errors++;
+            continue;
+        }
+        p[1]++;
+    }
+}
+
+static void guest_console(struct domain *d)
+{
+    unsigned char *ring = sim_guest_va_ptr(d, sim_pfn_va(d->console_pfn), true);
+    char line[64];
+    uint32_t prod, cons;
+    int len, i;
+
+    if ( !ring )
+    {
+        d->io.io_errors++;
+        return;
+    }
+    prod = U32(ring, CONS_OUT_PROD);
+    cons = U32(ring, CONS_OUT_CONS);
+    len = snprintf(line, sizeof(line), "hb %u %llu\n", d->domid, (unsigned long long)d->g.hb_seq);
+    if ( CONS_OUT_SIZE - (prod - cons) < (uint32_t)len )
+        return;                     /* ring full: nobody is reading */
+    for ( i = 0; i < len; i++ )
+        ring[CONS_OUT_OFF + ((prod + i) % CONS_OUT_SIZE)] = (unsigned char)line[i];
+    U32(ring, CONS_OUT_PROD) = prod + len;
+    d->g.hb_seq++;
+}
+
+static void guest_xenstore(struct domain *d)
+{
+    unsigned char *ring = sim_guest_va_ptr(d, sim_pfn_va(d->xenstore_pfn), true);
+    struct xs_hdr h;
+    char path[48];
+
+    if ( !ring )
+    {
+        d->io.io_errors++;
+        return;
+    }
+    if ( d->g.xs_req_id )
+    {
+        uint32_t cons = U32(ring, XS_RSP_CONS), prod = U32(ring, XS_RSP_PROD);
+        char payload[64];
+
+        if ( prod - cons < sizeof(h) )
+            return;
+        ring_read(ring + XS_RSP_OFF, cons, &h, sizeof(h));
+        if ( h.len > sizeof(payload) || prod - cons < sizeof(h) + h.len )
+        {
+            if ( h.len > sizeof(payload) )
+            {
+                d->io.io_errors++;
+                U32(ring, XS_RSP_CONS) = prod;
+                d->g.xs_req_id = 0;
+            }
+            return;
+        }
+        ring_read(ring + XS_RSP_OFF, cons + sizeof(h), payload, h.len);
+        U32(ring, XS_RSP_CONS) = cons + sizeof(h) + h.len;
+        payload[sizeof(payload) - 1] = 0;
+        if ( h.req_id == d->g.xs_req_id && h.type == XS_READ && !strcmp(payload, d->name) )
+            d->io.xenstore_replies++;
+        else
+            d->io.io_errors++;
+        d->g.xs_req_id = 0;
+    }
+    {
+        uint32_t prod = U32(ring, XS_REQ_PROD), cons = U32(ring, XS_REQ_CONS);
+
+        h.len = (uint32_t)snprintf(path, sizeof(path), "/local/domain/%u/name", d->domid) + 1;
+        if ( XS_RING_SIZE - (prod - cons) < sizeof(h) + h.len )
+            return;
+        h.type = XS_READ;
+        h.req_id = ++d->g.xs_next_id;
+        h.tx_id = 0;
+        ring_write(ring + XS_REQ_OFF, prod, &h, sizeof(h));
+        ring_write(ring + XS_REQ_OFF, prod + sizeof(h), path, h.len);
+        U32(ring, XS_REQ_PROD) = prod + sizeof(h) + h.len;
+        d->g.xs_req_id = h.req_id;
+    }
+}
+
+/* The upcall handler: acknowledge what is pending on every vCPU; returns
+ * the pending selector vCPU 0 saw (bit 0: the netfront port). */
+static uint64_t guest_events(struct domain *d)
+{
+    uint64_t sel0 = 0;
+    unsigned int i;
+
+    for ( i = 0; i < d->nr_vcpus; i++ )
+    {
+        struct vcpu *v = &d->vcpu[i];
+        struct sim_vcpu_info *vi;
+        uint64_t sel;
+
+        if ( v->vcpu_info_mfn == MS_INVALID_MFN )
+            continue;
+        vi = sim_guest_va_ptr(d, sim_pfn_va(d->vcpu_info_pfn) + v->vcpu_info_offset, true);
+        if ( !vi )
+        {
+            d->io.io_errors++;
+            continue;
+        }
+        if ( !vi->evtchn_upcall_pending )
+            continue;
+        vi->evtchn_upcall_pending = 0;
+        sel = vi->evtchn_pending_sel;
+        vi->evtchn_pending_sel = 0;
+        v->events_unacked &= ~sel;
+        if ( i == 0 )
+            sel0 = sel;
+    }
+    return sel0;
+}
+
+static void guest_net(struct domain *d, bool rx_event)
+{
+    struct sim_net_sring *tx = sim_guest_va_ptr(d, sim_pfn_va(d->net_tx_ring_pfn), true);
+    struct sim_net_sring *rx = sim_guest_va_ptr(d, sim_pfn_va(d->net_rx_ring_pfn), true);
+    unsigned int i;
+
+    if ( !tx || !rx )
+    {
+        d->io.io_errors++;
+        return;
+    }
+    /* tx completions, then one new packet if a buffer is free. */
+    while ( d->g.tx_rsp_cons != tx->rsp_prod )
+    {
+        struct sim_net_rsp rsp = tx->ring[d->g.tx_rsp_cons++ % SIM_NET_RING].rsp;
+
+        if ( rsp.id < SIM_NET_BUFS )
+            d->g.tx_busy &= ~(1u << rsp.id);
+        if ( rsp.status )
+            d->io.io_errors++;
+    }
+    for ( i = 0; i < SIM_NET_BUFS; i++ )
+        if ( !(d->g.tx_busy & (1u << i)) )
+            break;
+    if ( i < SIM_NET_BUFS && d->g.tx_req_prod - d->g.tx_rsp_cons < SIM_NET_RING )
+    {
+        unsigned char *buf = sim_guest_va_ptr(d, sim_pfn_va(d->net_tx_buf_pfn[i]), true);
+        struct sim_net_req *r = &tx->ring[d->g.tx_req_prod % SIM_NET_RING].req;
+
+        if ( buf )
+        {
+            r->gref = d->gref_tx_buf0 + i;
+            r->id = (uint16_t)i;
+            r->seq = d->g.tx_seq;
+            r->size = (uint16_t)pkt_size(d->g.tx_seq);
+            pkt_fill(buf, d->domid, 'T', d->g.tx_seq, r->size);
+            d->g.tx_seq++;
+            d->g.tx_busy |= 1u << i;
+            tx->req_prod = ++d->g.tx_req_prod;
+        }
+        else
+            d->io.io_errors++;
+    }
+
+    /* rx: only on an event upcall, as netfront's interrupt handler. */
+    if ( !rx_event )
+        return;
+    while ( d->g.rx_rsp_cons != rx->rsp_prod )
+    {
+        struct sim_net_rsp rsp = rx->ring[d->g.rx_rsp_cons++ % SIM_NET_RING].rsp;
+        struct sim_net_req *r;
+        unsigned char *buf;
+
+        if ( rsp.id >= SIM_NET_BUFS )
+        {
+            d->io.io_errors++;
+            continue;
+        }
+        buf = sim_guest_va_ptr(d, sim_pfn_va(d->net_rx_buf_pfn[rsp.id]), false);
+        if ( rsp.status > 0 && buf && rsp.seq == d->g.rx_expect_seq &&
+             (unsigned int)rsp.status == pkt_size(rsp.seq) &&
+             pkt_check(buf, d->domid, 'R', rsp.seq, (unsigned int)rsp.status) )
+            d->io.net_rx_ok++;
+        else
+            d->io.io_errors++;
+        d->g.rx_expect_seq = rsp.seq + 1;
+        /* Give the buffer back. */
+        r = &rx->ring[d->g.rx_req_prod % SIM_NET_RING].req;
+        r->gref = d->gref_rx_buf0 + rsp.id;
+        r->id = rsp.id;
+        rx->req_prod = ++d->g.rx_req_prod;
+    }
+}
+
+static void guest_step(struct domain *d)
+{
+    uint64_t sel0 = guest_events(d);
+
+    guest_touch(d);
+    if ( !d->with_devices )
+        return;
+    guest_console(d);
+    guest_xenstore(d);
+    guest_net(d, sel0 & 1);
+}
+
+void sim_world_step(void)
+{
+    unsigned int i;
+
+    if ( !sim_frame_table )
+        return;
+    sim_step_count++;
+    sim_xen_step();
+    for ( i = 1; i < SIM_MAX_DOMAINS; i++ )
+    {
+        struct domain *d = sim_domains[i];
+
+        if ( d && !d->dying && d->be.connected )
+        {
+            xenconsoled(d);
+            xenstored(d);
+            netback(d);
+        }
+    }
+    for ( i = 1; i < SIM_MAX_DOMAINS; i++ )
+    {
+        struct domain *d = sim_domains[i];
+
+        if ( d && !d->dying && !d->pause_count && d->nr_vcpus )
+        {
+            sim_current_domid = d->domid;
+            guest_step(d);
+        }
+    }
+    sim_current_domid = 0;
+}
+
+int sim_domain_io_stats(unsigned int domid, struct sim_io_stats *st)
+{
+    struct domain *d = sim_domain_lookup(domid);
+
+    if ( !d )
+        return -ESRCH;
+    *st = d->io;
+    return 0;
+}

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The ms_host_*() operations of core/private.h over the simulator: what
+ * xen/common/memswap-glue.c does in the patched hypervisor, done on the
+ * simulated frame table, vCPUs and grant tables.
+ */
+#include <stdlib.h>
+#include <time.h>
+
+#include "sim_internal.h"
+#include "../core/private.h"
+
+/* Until the cache model is linked in, a swap's TLB flush has nothing to tell. */
+__attribute__((weak)) void sim_llc_flush_translations(unsigned int d) { (void)d; }
+__attribute__((weak)) int sim_llc_init(const struct sim_llc_config *cfg) { (void)cfg; return 0; }
+__attribute__((weak)) void sim_llc_fini(void) { }
+__attribute__((weak)) void sim_llc_forget_domain(unsigned int d) { (void)d; }
+
+const struct sim_swap_opts *sim_swap_cur_opts;
+struct memswap_ctx *sim_swap_cur_ctx;
+uint64_t sim_swap_checks, sim_swap_allocs;
+
+void *ms_host_zalloc(size_t bytes)
+{
+    return calloc(1, bytes ? bytes : 1);
+}
+
+void ms_host_free(void *p, size_t bytes)
+{
+    (void)bytes;
+    free(p);
+}
+
+uint64_t ms_host_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* hypercall_preempt_check(): forced by the sim_swap options. */
+bool ms_host_preempt_check(void)
+{
+    const struct sim_swap_opts *o = sim_swap_cur_opts;
+
+    if ( !o || !o->preempt_every )
+        return false;
+    if ( o->preempt_at_phase && sim_swap_cur_ctx &&
+         (uint32_t)memswap_phase(sim_swap_cur_ctx) != o->preempt_at_phase )
+        return false;
+    return ++sim_swap_checks % o->preempt_every == 0;
+}
+
+unsigned int ms_host_domid(const struct domain *d) { return d->domid; }
+unsigned long ms_host_tot_pages(const struct domain *d) { return d->tot_pages; }
+
+void ms_host_pause(struct domain *d)
+{
+    d->pause_count++;
+}
+
+void ms_host_unpause(struct domain *d)
+{
+    if ( d->pause_count && !--d->pause_count )
+        sim_tlb_flush(d);       /* vCPUs scheduled in: CR3 reload */
+}
+
+int ms_host_check_domain(struct domain *d)
+{
+    if ( d->is_dom0 || d->domid == 0 )
+        return -EACCES;
+    if ( d->dying )
+        return -ENODEV;
+    if ( d->hvm )
+        return -EOPNOTSUPP;
+    return 0;
+}
+
+void ms_host_p2m_info(struct domain *d, unsigned long *fll_mfn,
+                      uint64_t *p2m_cr3, unsigned long *max_pfn)
+{
+    struct sim_shared_info *si = sim_shared_info(d);
+
+    *fll_mfn = si ? (unsigned long)si->arch.pfn_to_mfn_frame_list_list : MS_INVALID_MFN;
+    *p2m_cr3 = si ? si->arch.p2m_cr3 : 0;
+    *max_pfn = si ? (unsigned long)si->arch.max_pfn : 0;
+}
+
+void ms_host_set_p2m_info(struct domain *d, unsigned long fll_mfn, uint64_t p2m_cr3)
+{
+    struct sim_shared_info *si = sim_shared_info(d);
+
+    if ( !si || (sim_mutations & SIM_MUT_SKIP_P2M_INFO) )
+        return;
+    si->arch.pfn_to_mfn_frame_list_list = fll_mfn;
+    si->arch.p2m_cr3 = p2m_cr3;
+    si->arch.p2m_generation++;
+}
+
+unsigned int ms_host_max_vcpus(const struct domain *d) { return d->nr_vcpus; }
+
+struct vcpu *ms_host_vcpu(struct domain *d, unsigned int i)
+{
+    return i < d->nr_vcpus ? &d->vcpu[i] : NULL;
+}
+
+unsigned long ms_host_vcpu_guest_table(const struct vcpu *v) { return v->guest_table; }
+unsigned long ms_host_vcpu_guest_table_user(const struct vcpu *v) { return v->guest_table_user; }
+unsigned long ms_host_vcpu_info_mfn(const struct vcpu *v) { return v->vcpu_info_mfn; }
+
+unsigned int ms_host_vcpu_gdt_frames(const struct vcpu *v, unsigned long *mfns, unsigned int max)
+{
+    unsigned int i;
+
+    for ( i = 0; i < v->nr_gdt_frames && i < max; i++ )
+        mfns[i] = v->gdt_frames[i];
+    return i;
+}
+
+void ms_host_vcpu_set_guest_tables(struct vcpu *v, unsigned long kernel_mfn, unsigned long user_mfn)
+{
+    v->guest_table = kernel_mfn;
+    if ( !(sim_mutations & SIM_MUT_SKIP_GUEST_TABLE_USER) )
+        v->guest_table_user = user_mfn;
+}
+
+void ms_host_vcpu_move_vcpu_info(struct vcpu *v, unsigned long old_mfn, unsigned long new_mfn)
+{
+    struct sim_vcpu_info *nvi = (struct sim_vcpu_info *)
+        ((unsigned char *)sim_map_frame(new_mfn) + v->vcpu_info_offset);
+
+    if ( !(sim_mutations & SIM_MUT_SKIP_VCPU_INFO_RECOPY) )
+    {
+        /* Xen may have written the old copy after the engine copied it. */
+        memcpy(nvi, (unsigned char *)sim_map_frame(old_mfn) + v->vcpu_info_offset, sizeof(*nvi));
+        nvi->evtchn_pending_sel = ~0ULL;
+        nvi->evtchn_upcall_pending = 1;
+    }
+    v->vcpu_info_mfn = new_mfn;
+    v->vcpu_info_map_mfn = new_mfn;     /* Xen's global mapping follows */
+}
+
+void ms_host_vcpu_set_gdt_frame(struct vcpu *v, unsigned int i, unsigned long new_mfn)
+{
+    if ( i < v->nr_gdt_frames && !(sim_mutations & SIM_MUT_SKIP_GDT) )
+        v->gdt_frames[i] = new_mfn;
+}
+
+void ms_host_grant_frames(struct domain *d, void (*fn)(void *arg, unsigned long mfn), void *arg)
+{
+    uint32_t gref;
+
+    for ( gref = 0; gref < SIM_NR_GRANTS; gref++ )
+    {
+        struct sim_grant_entry_v1 *e = sim_gnt_entry(d, gref);
+        struct sim_grant_active *act = &d->gnt_active[gref];
+
+        if ( e && (e->flags & SIM_GTF_permit_access) )
+            fn(arg, e->frame);
+        if ( act->pin_rw || act->pin_ro )
+            fn(arg, act->frame);
+    }
+}
+
+bool ms_host_is_guest_l4_slot(const struct domain *d, unsigned int i)
+{
+    (void)d;
+    return i < SIM_XEN_L4_FIRST || i > SIM_XEN_L4_LAST;
+}
+
+void ms_host_init_xen_l4_slots(struct domain *d, ms_pte_t *l4, unsigned long l4_mfn)
+{
+    (void)d;
+    sim_init_xen_l4_slots(l4, l4_mfn);
+}
+
+static int req_node(const struct memswap_request *req)
+{
+    return req->node == MEMSWAP_NODE_ANY ? -1 : (int)req->node;
+}
+
+unsigned long ms_host_free_frames(struct domain *d, const struct memswap_request *req)
+{
+    (void)d;
+    if ( req->node != MEMSWAP_NODE_ANY && req->node >= sim_host_nr_nodes() )
+        return 0;
+    return sim_host_free_frames(req_node(req), req->colours);
+}
+
+unsigned long ms_host_alloc_frame(struct domain *d, const struct memswap_request *req, unsigned long pfn)
+{
+    const struct sim_swap_opts *o = sim_swap_cur_opts;
+    uint64_t n = sim_swap_allocs++;
+
+    (void)d;
+    if ( o && o->alloc_fail_at >= 0 && n == (uint64_t)o->alloc_fail_at )
+        return MS_INVALID_MFN;
+    if ( req->node != MEMSWAP_NODE_ANY && req->node >= sim_host_nr_nodes() )
+        return MS_INVALID_MFN;
+    return sim_heap_alloc_any(req_node(req), req->colours, pfn);
+}
+
+void ms_host_free_frame(unsigned long mfn)
+{
+    if ( sim_mfn_valid(mfn) )
+        sim_heap_free(mfn);
+}
+
+void ms_host_freeze_frame(struct domain *d, unsigned long mfn)
+{
+    (void)d;
+    /* get_page() checks the owner: with none, every new reference fails. */
+    sim_mfn_to_page(mfn)->owner = NULL;
+}
+
+void ms_host_thaw_frame(struct domain *d, unsigned long mfn)
+{
+    sim_mfn_to_page(mfn)->owner = d;
+}
+
+void ms_host_transfer_frame(struct domain *d, unsigned long old_mfn, unsigned long new_mfn,
+                            unsigned long count_info, unsigned long type_info)
+{
+    struct page_info *o = sim_mfn_to_page(old_mfn), *n = sim_mfn_to_page(new_mfn);
+
+    sim_page_list_replace(d, old_mfn, new_mfn);
+    n->owner = d;
+    n->count_info = (count_info & ~PGC_state) | PGC_state_inuse;
+    n->u.inuse.type_info = type_info;
+    n->heap_bucket = SIM_NIL;
+    n->linear_entries = o->linear_entries;
+    o->owner = NULL;
+    o->count_info = PGC_state_inuse;
+    o->u.inuse.type_info = 0;
+    o->linear_entries = 0;
+}
+
+void ms_host_release_frame(unsigned long mfn)
+{
+    if ( sim_mfn_valid(mfn) )
+        sim_heap_free(mfn);
+}
+
+void ms_host_flush_tlbs(struct domain *d)
+{
+    if ( sim_mutations & SIM_MUT_SKIP_TLB_FLUSH )
+        return;
+    sim_tlb_flush(d);
+    sim_llc_flush_translations(d->domid);
+}

@@ -1,0 +1,699 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A PV guest built the way a Linux x86-64 PV kernel builds itself, so that
+ * every MFN holder the seed post's swap missed exists here too:
+ *
+ *  - 4-level page tables per address space: a kernel root (vCPU
+ *    guest_table) and a user root (guest_table_user) sharing the user-half
+ *    tables; the kernel half (direct map at PAGE_OFFSET made of 4K entries,
+ *    the linear p2m list in the vmalloc area) shared by all kernel roots.
+ *    Page tables and GDT frames are read-only in the direct map, everything
+ *    else read-write: Xen refuses a writable mapping of a table.
+ *  - Xen's reserved L4 slots 256..271 (258 = linear page table, mapping
+ *    the L4 itself) written by Xen when it validates an L4.
+ *  - The P2M as Linux keeps it: a linear array of 8-byte MFNs mapped at a
+ *    virtual address, whose leaf pages are listed in the 3-level frame-list
+ *    tree (frame list list -> mids -> leaves) registered in shared_info;
+ *    shared "missing" and "identity" leaves and a shared "mid missing" page,
+ *    a real hole and an identity range in the pfn space, foreign entries.
+ *  - start_info with the store and console MFNs, per-vCPU vcpu_info
+ *    registered in guest RAM, GDT frames, pinned roots.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_internal.h"
+
+#define PTE_DATA    (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_A | SIM_PTE_D | SIM_PTE_NX)
+#define PTE_RO      (SIM_PTE_P | SIM_PTE_A | SIM_PTE_NX)
+#define PTE_TABLE   (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_A)
+#define PTE_UTABLE  (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_US | SIM_PTE_A)
+#define PTE_UDATA   (PTE_DATA | SIM_PTE_US)
+
+#define L4_IDX(va)  ((unsigned int)(((va) >> 39) & 511))
+#define L3_IDX(va)  ((unsigned int)(((va) >> 30) & 511))
+#define L2_IDX(va)  ((unsigned int)(((va) >> 21) & 511))
+#define L1_IDX(va)  ((unsigned int)(((va) >> 12) & 511))
+
+/* ---- Xen's L4 slots ------------------------------------------------------ */
+
+void sim_init_xen_l4_slots(uint64_t *l4, unsigned long l4_mfn)
+{
+    unsigned int i;
+
+    for ( i = SIM_XEN_L4_FIRST; i <= SIM_XEN_L4_LAST; i++ )
+        l4[i] = sim_pte(sim_xen_slot_mfn[i - SIM_XEN_L4_FIRST], SIM_PTE_XEN_RW);
+    l4[SIM_L4_LINEAR_SLOT] = sim_pte(l4_mfn, SIM_PTE_XEN_RW);
+}
+
+/* ---- walks ---------------------------------------------------------------- */
+
+unsigned long sim_walk(unsigned long l4_mfn, uint64_t va, bool *rw)
+{
+    unsigned long mfn = l4_mfn;
+    bool w = true;
+    int shift;
+
+    for ( shift = 39; shift >= 12; shift -= 9 )
+    {
+        uint64_t e;
+
+        if ( !sim_mfn_valid(mfn) )
+            return MS_INVALID_MFN;
+        e = ((const uint64_t *)sim_map_frame(mfn))[(va >> shift) & 511];
+        if ( !(e & SIM_PTE_P) || (shift > 12 && (e & SIM_PTE_PSE)) )
+            return MS_INVALID_MFN;
+        w = w && (e & SIM_PTE_RW);
+        mfn = sim_pte_mfn(e);
+    }
+    if ( !sim_mfn_valid(mfn) )
+        return MS_INVALID_MFN;
+    if ( rw )
+        *rw = w;
+    return mfn;
+}
+
+void sim_tlb_flush(struct domain *d)
+{
+    if ( d )
+        memset(d->tlb, 0, sizeof(d->tlb));
+}
+
+unsigned long sim_guest_va_to_mfn(struct domain *d, uint64_t va, bool write)
+{
+    uint64_t vpage = va >> PAGE_SHIFT;
+    struct sim_tlb_entry *t = &d->tlb[vpage % SIM_TLB_ENTRIES];
+    unsigned long mfn;
+    bool rw = false;
+
+    if ( t->valid && t->vpage == vpage && (!write || t->rw) )
+        return t->mfn;
+    mfn = sim_walk(d->vcpu[0].guest_table, va, &rw);
+    if ( mfn == MS_INVALID_MFN || (write && !rw) )
+        return MS_INVALID_MFN;
+    *t = (struct sim_tlb_entry){ .vpage = vpage, .mfn = mfn, .rw = rw, .valid = true };
+    return mfn;
+}
+
+void *sim_guest_va_ptr(struct domain *d, uint64_t va, bool write)
+{
+    unsigned long mfn = sim_guest_va_to_mfn(d, va, write);
+
+    if ( mfn == MS_INVALID_MFN )
+        return NULL;
+    return (unsigned char *)sim_map_frame(mfn) + (va & (PAGE_SIZE - 1));
+}
+
+struct sim_shared_info *sim_shared_info(struct domain *d)
+{
+    if ( d->shared_info_mfn == MS_INVALID_MFN )
+        return NULL;
+    return sim_map_frame(d->shared_info_mfn);
+}
+
+uint64_t sim_guest_p2m_entry(struct domain *d, unsigned long pfn)
+{
+    const uint64_t *p;
+
+    if ( pfn >= d->p2m_size )
+        return SIM_P2M_INVALID;
+    p = sim_guest_va_ptr(d, SIM_GUEST_P2M_VA + (uint64_t)pfn * 8, false);
+    return p ? *p : SIM_P2M_INVALID;
+}
+
+uint64_t sim_p2m_tree_entry(struct domain *d, unsigned long pfn)
+{
+    struct sim_shared_info *si = sim_shared_info(d);
+    unsigned long fll, mid, leaf;
+
+    if ( !si || pfn >= d->p2m_size )
+        return SIM_P2M_INVALID;
+    fll = (unsigned long)si->arch.pfn_to_mfn_frame_list_list;
+    if ( !sim_mfn_valid(fll) )
+        return SIM_P2M_INVALID;
+    mid = (unsigned long)((const uint64_t *)sim_map_frame(fll))[(pfn >> 18) & 511];
+    if ( !sim_mfn_valid(mid) )
+        return SIM_P2M_INVALID;
+    leaf = (unsigned long)((const uint64_t *)sim_map_frame(mid))[(pfn >> 9) & 511];
+    if ( !sim_mfn_valid(leaf) )
+        return SIM_P2M_INVALID;
+    return ((const uint64_t *)sim_map_frame(leaf))[pfn & 511];
+}
+
+/* ---- contents ------------------------------------------------------------- */
+
+uint64_t sim_data_word0(const struct domain *d, unsigned long pfn)
+{
+    return sim_mix64(d->seed ^ ((uint64_t)pfn * 0x9e3779b97f4a7c15ULL)) | 1;
+}
+
+static void fill_data(const struct domain *d, unsigned long mfn, unsigned long pfn)
+{
+    uint64_t *w = sim_map_frame(mfn), x = sim_data_word0(d, pfn);
+    uint64_t step = (x >> 7) | 1;
+    unsigned int i;
+
+    /* word 0 identifies the page; the rest is a cheap pfn-specific pattern. */
+    for ( i = 0; i < 512; i++ )
+        w[i] = x + i * step;
+}
+
+int sim_guest_read_pfn(unsigned int domid, unsigned long pfn, void *buf4k)
+{
+    struct domain *d = sim_domain_lookup(domid);
+    unsigned long mfn;
+
+    if ( !d || d->is_dom0 )
+        return -ESRCH;
+    if ( pfn >= d->p2m_size )
+        return -EINVAL;
+    mfn = sim_walk(d->vcpu[0].guest_table, sim_pfn_va(pfn), NULL);
+    if ( mfn == MS_INVALID_MFN )
+        return -EFAULT;
+    memcpy(buf4k, sim_map_frame(mfn), PAGE_SIZE);
+    return 0;
+}
+
+static uint64_t page_hash(const uint64_t *w)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    unsigned int i;
+
+    for ( i = 0; i < 512; i++ )
+        h = (h ^ w[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+int sim_guest_checksums(unsigned int domid, uint64_t *sums, unsigned long nr)
+{
+    struct domain *d = sim_domain_lookup(domid);
+    unsigned long pfn;
+    int n = 0;
+
+    if ( !d || d->is_dom0 )
+        return -ESRCH;
+    for ( pfn = 0; pfn < nr; pfn++ )
+    {
+        unsigned long mfn = pfn < d->p2m_size ?
+            sim_walk(d->vcpu[0].guest_table, sim_pfn_va(pfn), NULL) : MS_INVALID_MFN;
+
+        sums[pfn] = mfn == MS_INVALID_MFN ? 0 : page_hash(sim_map_frame(mfn));
+        n += mfn != MS_INVALID_MFN;
+    }
+    return n;
+}
+
+/* ---- builder -------------------------------------------------------------- */
+
+struct builder {
+    struct domain *d;
+    uint64_t *p2m;              /* [p2m_size] the entries, as built */
+    unsigned long *ram;         /* RAM pfns in order */
+    unsigned long nr_ram, next; /* role cursor */
+    unsigned long hole_start, id_start, ram2_start, ram_end;
+};
+
+static unsigned long take(struct builder *b, enum sim_pfn_role role)
+{
+    unsigned long pfn;
+
+    if ( b->next >= b->nr_ram )
+        return MS_INVALID_MFN;
+    pfn = b->ram[b->next++];
+    b->d->pfn_role[pfn] = (uint8_t)role;
+    return pfn;
+}
+
+static unsigned long mfn_of(const struct builder *b, unsigned long pfn)
+{
+    return (unsigned long)b->p2m[pfn];
+}
+
+static uint64_t *tab(const struct builder *b, unsigned long pfn)
+{
+    return sim_map_frame(mfn_of(b, pfn));
+}
+
+enum leaf_kind { LEAF_REAL, LEAF_MISSING, LEAF_IDENTITY };
+
+static enum leaf_kind leaf_kind(const struct builder *b, unsigned long li)
+{
+    unsigned long i, first = li * 512;
+    bool all_missing = true, all_id = true;
+
+    for ( i = first; i < first + 512; i++ )
+    {
+        uint64_t e = i < b->d->p2m_size ? b->p2m[i] : SIM_P2M_INVALID;
+
+        if ( e != SIM_P2M_INVALID )
+            all_missing = false;
+        if ( e == SIM_P2M_INVALID || !(e & SIM_P2M_IDENTITY) || (e & SIM_P2M_FOREIGN) )
+            all_id = false;
+    }
+    return all_missing ? LEAF_MISSING : all_id ? LEAF_IDENTITY : LEAF_REAL;
+}
+
+static void write_start_info(struct builder *b, unsigned long pfn)
+{
+    struct domain *d = b->d;
+    struct sim_start_info *si = (struct sim_start_info *)tab(b, pfn);
+
+    memset(si, 0, sizeof(*si));
+    strcpy(si->magic, "xen-3.0-x86_64");
+    si->nr_pages = d->nr_ram_pfns;
+    si->shared_info = (uint64_t)d->shared_info_mfn << PAGE_SHIFT;
+    si->store_mfn = mfn_of(b, d->xenstore_pfn);
+    si->store_evtchn = (uint32_t)d->store_evtchn;
+    si->console_mfn = mfn_of(b, d->console_pfn);
+    si->console_evtchn = (uint32_t)d->console_evtchn;
+    si->pt_base = sim_pfn_va(d->kernel_l4_pfn[0]);
+    si->mfn_list = SIM_GUEST_P2M_VA;
+    snprintf(si->cmd_line, sizeof(si->cmd_line), "root=/dev/xvda1 console=hvc0 memswap.seed=%llu",
+             (unsigned long long)d->seed);
+}
+
+static void write_gdt(uint64_t *gdt)
+{
+    /* Linux's per-CPU GDT: flat 64-bit kernel code/data, user code/data. */
+    memset(gdt, 0, PAGE_SIZE);
+    gdt[1] = 0x00cf9b000000ffffULL;
+    gdt[2] = 0x00af9b000000ffffULL;
+    gdt[3] = 0x00cf93000000ffffULL;
+    gdt[4] = 0x00cffb000000ffffULL;
+    gdt[5] = 0x00cff3000000ffffULL;
+    gdt[6] = 0x00affb000000ffffULL;
+}
+
+static int build_memory(struct builder *b, const struct sim_guest_config *cfg)
+{
+    struct domain *d = b->d;
+    unsigned long M = cfg->mem_bytes >> PAGE_SHIFT, pfn, i;
+    int node = cfg->node == MEMSWAP_NODE_ANY ? -1 : (int)cfg->node;
+
+    if ( sim_host_free_frames(node, cfg->colours) < M + 16 )
+        return -ENOMEM;
+
+    /* pfn layout: RAM, a 2-leaf hole, a 1-leaf identity range, RAM, then a
+     * partial identity tail and (with devices) two foreign entries. */
+    b->hole_start = ((M / 2) + 511) & ~511UL;
+    b->id_start = b->hole_start + 1024;
+    b->ram2_start = b->id_start + 512;
+    b->ram_end = b->ram2_start + (M - b->hole_start);
+    d->p2m_size = b->ram_end + 16 + (cfg->with_devices ? 2 : 0);
+    d->nr_ram_pfns = M;
+    d->max_pages = M + 64;
+
+    d->pfn_role = calloc(d->p2m_size, 1);
+    b->p2m = malloc(d->p2m_size * sizeof(*b->p2m));
+    b->ram = malloc(M * sizeof(*b->ram));
+    if ( !d->pfn_role || !b->p2m || !b->ram )
+        return -ENOMEM;
+    for ( pfn = 0; pfn < d->p2m_size; pfn++ )
+        b->p2m[pfn] = SIM_P2M_INVALID;
+    for ( pfn = b->id_start; pfn < b->id_start + 512; pfn++ )
+        b->p2m[pfn] = pfn | SIM_P2M_IDENTITY;
+    for ( pfn = b->ram_end; pfn < b->ram_end + 16; pfn++ )
+        b->p2m[pfn] = pfn | SIM_P2M_IDENTITY;
+
+    b->nr_ram = 0;
+    for ( pfn = 0; pfn < b->ram_end; pfn++ )
+    {
+        unsigned long mfn;
+
+        if ( pfn >= b->hole_start && pfn < b->ram2_start )
+            continue;
+        mfn = sim_heap_alloc_any(node, cfg->colours, pfn);
+        if ( mfn == MS_INVALID_MFN )
+            return -ENOMEM;
+        sim_assign_page(d, mfn);
+        sim_m2p[mfn] = pfn;
+        b->p2m[pfn] = mfn;
+        b->ram[b->nr_ram++] = pfn;
+    }
+    (void)i;
+    return 0;
+}
+
+static int build_foreign(struct builder *b)
+{
+    struct domain *d = b->d, *d0 = sim_domains[0];
+    unsigned int k;
+
+    /* Pages dom0 granted to this guest and the guest mapped into pfns whose
+     * own memory was ballooned out: the p2m says "foreign". */
+    for ( k = 0; k < 2; k++ )
+    {
+        unsigned long pfn = b->ram_end + 16 + k;
+        unsigned long mfn = sim_heap_alloc_any(-1, NULL, pfn);
+        uint32_t gref = 16 + d->domid * 2 + k;
+        int id;
+
+        if ( mfn == MS_INVALID_MFN )
+            return -ENOMEM;
+        sim_assign_page(d0, mfn);
+        sim_m2p[mfn] = 0x100000 + d->domid * 2 + k;
+        memset(sim_map_frame(mfn), 0xd0 + k, PAGE_SIZE);
+        sim_gnt_grant(d0, gref, d->domid, mfn, false);
+        id = sim_gnt_map(d->domid, 0, gref, true);
+        if ( id < 0 )
+            return id;
+        d->foreign_pfn[k] = pfn;
+        d->foreign_mfn[k] = mfn;
+        d->foreign_gmap[k] = id;
+        b->p2m[pfn] = mfn | SIM_P2M_FOREIGN;
+    }
+    return 0;
+}
+
+int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
+{
+    struct builder bld = { .d = d }, *b = &bld;
+    unsigned long nleaves, nmids, n1, n2, np1, li, i, pfn;
+    unsigned long missing, identity, midmiss, top, *mids = NULL, *leaf_pfn = NULL;
+    unsigned long dl3, *dl2 = NULL, *dl1 = NULL, pl3, pl2, *pl1 = NULL;
+    unsigned long ul3[SIM_MAX_AS], ul2[SIM_MAX_AS], ul1[SIM_MAX_AS];
+    unsigned int a, v;
+    int rc;
+
+    if ( cfg->name[0] )
+        snprintf(d->name, SIM_NAME_LEN, "%.*s", SIM_NAME_LEN - 1, cfg->name);
+    else
+        snprintf(d->name, SIM_NAME_LEN, "guest%u", d->domid);
+    d->hvm = cfg->hvm;
+    d->seed = cfg->seed ^ sim_mix64(d->domid);
+    d->node = cfg->node;
+    memcpy(d->colours, cfg->colours, sizeof(d->colours));
+    d->nr_vcpus = cfg->nr_vcpus;
+    d->nr_as = cfg->nr_address_spaces ? cfg->nr_address_spaces : 1;
+    d->with_devices = cfg->with_devices;
+    d->console_evtchn = 2;
+    d->store_evtchn = 1;
+    d->g.rng = d->seed;
+
+    /* Xen's side: shared_info and grant table frames. */
+    d->shared_info_mfn = sim_alloc_xen_frame();
+    if ( d->shared_info_mfn == MS_INVALID_MFN )
+        return -ENOMEM;
+    sim_gnt_init(d);
+
+    rc = build_memory(b, cfg);
+    if ( rc )
+        goto out;
+    if ( cfg->with_devices && (rc = build_foreign(b)) )
+        goto out;
+
+    /* Roles. */
+    rc = -ENOMEM;
+    d->start_info_pfn = take(b, SIM_ROLE_START_INFO);
+    d->console_pfn = take(b, SIM_ROLE_CONSOLE);
+    d->xenstore_pfn = take(b, SIM_ROLE_XENSTORE);
+    d->vcpu_info_pfn = take(b, SIM_ROLE_VCPU_INFO);
+    for ( v = 0; v < d->nr_vcpus; v++ )
+        d->gdt_pfn[v] = take(b, SIM_ROLE_GDT);
+
+    nleaves = (d->p2m_size + 511) / 512;
+    nmids = (nleaves + 511) / 512;
+    missing = take(b, SIM_ROLE_P2M);
+    identity = take(b, SIM_ROLE_P2M);
+    midmiss = take(b, SIM_ROLE_P2M);
+    top = take(b, SIM_ROLE_P2M);
+    mids = calloc(nmids, sizeof(*mids));
+    leaf_pfn = calloc(nleaves, sizeof(*leaf_pfn));
+    n1 = nleaves;                               /* direct map L1s: one per 512 pfns */
+    n2 = (d->p2m_size + 512 * 512 - 1) / (512 * 512);
+    np1 = (nleaves + 511) / 512;
+    dl2 = calloc(n2, sizeof(*dl2));
+    dl1 = calloc(n1, sizeof(*dl1));
+    pl1 = calloc(np1, sizeof(*pl1));
+    if ( !mids || !leaf_pfn || !dl2 || !dl1 || !pl1 || n2 > 512 )
+        goto out;
+    for ( i = 0; i < nmids; i++ )
+        mids[i] = take(b, SIM_ROLE_P2M);
+    for ( li = 0; li < nleaves; li++ )
+    {
+        enum leaf_kind k = leaf_kind(b, li);
+
+        leaf_pfn[li] = k == LEAF_MISSING ? missing : k == LEAF_IDENTITY ? identity :
+                       take(b, SIM_ROLE_P2M);
+    }
+    dl3 = take(b, SIM_ROLE_PT);
+    for ( i = 0; i < n2; i++ )
+        dl2[i] = take(b, SIM_ROLE_PT);
+    for ( i = 0; i < n1; i++ )
+        dl1[i] = take(b, SIM_ROLE_PT);
+    pl3 = take(b, SIM_ROLE_PT);
+    pl2 = take(b, SIM_ROLE_PT);
+    for ( i = 0; i < np1; i++ )
+        pl1[i] = take(b, SIM_ROLE_PT);
+    for ( a = 0; a < d->nr_as; a++ )
+    {
+        d->kernel_l4_pfn[a] = take(b, SIM_ROLE_PT);
+        d->user_l4_pfn[a] = take(b, SIM_ROLE_PT);
+        ul3[a] = take(b, SIM_ROLE_PT);
+        ul2[a] = take(b, SIM_ROLE_PT);
+        ul1[a] = take(b, SIM_ROLE_PT);
+        for ( i = 0; i < SIM_USER_PAGES; i++ )
+            d->user_pfn[a][i] = take(b, SIM_ROLE_USER);
+    }
+    if ( cfg->with_devices )
+    {
+        d->net_tx_ring_pfn = take(b, SIM_ROLE_NET_RING);
+        d->net_rx_ring_pfn = take(b, SIM_ROLE_NET_RING);
+        for ( i = 0; i < SIM_NET_BUFS; i++ )
+        {
+            d->net_tx_buf_pfn[i] = take(b, SIM_ROLE_NET_BUF);
+            d->net_rx_buf_pfn[i] = take(b, SIM_ROLE_NET_BUF);
+        }
+    }
+    if ( b->next >= b->nr_ram )
+        goto out;                               /* too small for its own tables */
+
+    /* Contents: data everywhere else, zeroed structures. */
+    for ( i = 0; i < b->nr_ram; i++ )
+    {
+        pfn = b->ram[i];
+        if ( i >= b->next )
+            d->pfn_role[pfn] = SIM_ROLE_DATA;
+        if ( d->pfn_role[pfn] == SIM_ROLE_DATA || d->pfn_role[pfn] == SIM_ROLE_USER )
+            fill_data(d, mfn_of(b, pfn), pfn);
+        else
+            memset(tab(b, pfn), 0, PAGE_SIZE);
+    }
+
+    /* P2M: leaves, shared pages, mids, top. */
+    for ( i = 0; i < 512; i++ )
+    {
+        tab(b, missing)[i] = SIM_P2M_INVALID;
+        tab(b, identity)[i] = i | SIM_P2M_IDENTITY;
+        tab(b, midmiss)[i] = mfn_of(b, missing);
+        tab(b, top)[i] = i < nmids ? mfn_of(b, mids[i]) : mfn_of(b, midmiss);
+    }
+    for ( li = 0; li < nleaves; li++ )
+    {
+        uint64_t *leaf = tab(b, leaf_pfn[li]);
+
+        if ( leaf_pfn[li] != missing && leaf_pfn[li] != identity )
+            for ( i = 0; i < 512; i++ )
+                leaf[i] = li * 512 + i < d->p2m_size ? b->p2m[li * 512 + i] : SIM_P2M_INVALID;
+    }
+    for ( i = 0; i < nmids * 512; i++ )
+        tab(b, mids[i / 512])[i % 512] = i < nleaves ? mfn_of(b, leaf_pfn[i]) : mfn_of(b, missing);
+
+    /* Kernel half: direct map and the linear p2m list. */
+    for ( i = 0; i < n2; i++ )
+        tab(b, dl3)[i] = sim_pte(mfn_of(b, dl2[i]), PTE_TABLE);
+    for ( i = 0; i < n1; i++ )
+        tab(b, dl2[i / 512])[i % 512] = sim_pte(mfn_of(b, dl1[i]), PTE_TABLE);
+    for ( pfn = 0; pfn < d->p2m_size; pfn++ )
+    {
+        uint8_t role = d->pfn_role[pfn];
+
+        if ( role == SIM_ROLE_NONE )
+            continue;
+        tab(b, dl1[pfn / 512])[pfn % 512] =
+            sim_pte(mfn_of(b, pfn), role == SIM_ROLE_PT || role == SIM_ROLE_GDT ? PTE_RO : PTE_DATA);
+    }
+    tab(b, pl3)[L3_IDX(SIM_GUEST_P2M_VA)] = sim_pte(mfn_of(b, pl2), PTE_TABLE);
+    for ( i = 0; i < np1; i++ )
+        tab(b, pl2)[L2_IDX(SIM_GUEST_P2M_VA) + i] = sim_pte(mfn_of(b, pl1[i]), PTE_TABLE);
+    for ( li = 0; li < nleaves; li++ )
+    {
+        bool shared = leaf_pfn[li] == missing || leaf_pfn[li] == identity;
+
+        tab(b, pl1[li / 512])[li % 512] = sim_pte(mfn_of(b, leaf_pfn[li]), shared ? PTE_RO : PTE_DATA);
+    }
+
+    /* Address spaces: user half private, kernel half shared. */
+    for ( a = 0; a < d->nr_as; a++ )
+    {
+        uint64_t *kl4 = tab(b, d->kernel_l4_pfn[a]), *ul4 = tab(b, d->user_l4_pfn[a]);
+
+        tab(b, ul3[a])[L3_IDX(SIM_GUEST_USER_VA)] = sim_pte(mfn_of(b, ul2[a]), PTE_UTABLE);
+        tab(b, ul2[a])[L2_IDX(SIM_GUEST_USER_VA)] = sim_pte(mfn_of(b, ul1[a]), PTE_UTABLE);
+        for ( i = 0; i < SIM_USER_PAGES; i++ )
+            tab(b, ul1[a])[L1_IDX(SIM_GUEST_USER_VA) + i] = sim_pte(mfn_of(b, d->user_pfn[a][i]), PTE_UDATA);
+        kl4[L4_IDX(SIM_GUEST_USER_VA)] = ul4[L4_IDX(SIM_GUEST_USER_VA)] =
+            sim_pte(mfn_of(b, ul3[a]), PTE_UTABLE);
+        kl4[L4_IDX(SIM_GUEST_PAGE_OFFSET)] = sim_pte(mfn_of(b, dl3), PTE_TABLE);
+        kl4[L4_IDX(SIM_GUEST_P2M_VA)] = sim_pte(mfn_of(b, pl3), PTE_TABLE);
+        sim_init_xen_l4_slots(kl4, mfn_of(b, d->kernel_l4_pfn[a]));
+        sim_init_xen_l4_slots(ul4, mfn_of(b, d->user_l4_pfn[a]));
+    }
+    for ( v = 0; v < d->nr_vcpus; v++ )
+        write_gdt(tab(b, d->gdt_pfn[v]));
+
+    /* Xen's registrations: shared_info's p2m fields. */
+    {
+        struct sim_shared_info *si = sim_shared_info(d);
+
+        si->arch.max_pfn = d->p2m_size;
+        si->arch.pfn_to_mfn_frame_list_list = mfn_of(b, top);
+        si->arch.p2m_cr3 = (uint64_t)mfn_of(b, d->kernel_l4_pfn[0]) << PAGE_SHIFT;
+        si->arch.p2m_vaddr = SIM_GUEST_P2M_VA;
+        si->arch.p2m_generation = 1;
+    }
+    write_start_info(b, d->start_info_pfn);
+    {
+        struct sim_start_info *st = (struct sim_start_info *)tab(b, d->start_info_pfn);
+
+        st->nr_pt_frames = 0;
+        for ( pfn = 0; pfn < d->p2m_size; pfn++ )
+            st->nr_pt_frames += d->pfn_role[pfn] == SIM_ROLE_PT;
+        st->first_p2m_pfn = top;
+        st->nr_p2m_frames = 4 + nmids;
+    }
+
+    /* Pin every root (validating everything below), as xen_pgd_pin does. */
+    for ( a = 0; a < d->nr_as; a++ )
+    {
+        rc = sim_pin_table(d, mfn_of(b, d->kernel_l4_pfn[a]), 4);
+        if ( !rc )
+            rc = sim_pin_table(d, mfn_of(b, d->user_l4_pfn[a]), 4);
+        if ( rc )
+        {
+            sim_log("d%u: pinning address space %u failed: %d", d->domid, a, rc);
+            goto out;
+        }
+    }
+
+    /* vCPUs: CR3s, GDTs, vcpu_info registered in guest RAM. */
+    for ( v = 0; v < d->nr_vcpus; v++ )
+    {
+        struct vcpu *vc = &d->vcpu[v];
+        unsigned long vi = mfn_of(b, d->vcpu_info_pfn), gdt = mfn_of(b, d->gdt_pfn[v]);
+
+        vc->as = v % d->nr_as;
+        rc = sim_set_guest_table(vc, mfn_of(b, d->kernel_l4_pfn[vc->as]), false);
+        if ( !rc )
+            rc = sim_set_guest_table(vc, mfn_of(b, d->user_l4_pfn[vc->as]), true);
+        if ( !rc && !(rc = sim_get_page_and_type(sim_mfn_to_page(gdt), d, PGT_seg_desc_page)) )
+        {
+            vc->gdt_frames[0] = gdt;
+            vc->nr_gdt_frames = SIM_GDT_FRAMES;
+        }
+        if ( !rc && !(rc = sim_get_page_and_type(sim_mfn_to_page(vi), d, PGT_writable_page)) )
+        {
+            vc->vcpu_info_mfn = vc->vcpu_info_map_mfn = vi;
+            vc->vcpu_info_offset = 64 + 64 * v;
+            /* Xen copies the legacy shared_info slot into the new area. */
+            if ( v < SIM_LEGACY_VCPUS )
+                memcpy((unsigned char *)sim_map_frame(vi) + vc->vcpu_info_offset,
+                       &sim_shared_info(d)->vcpu_info[v], sizeof(struct sim_vcpu_info));
+        }
+        if ( rc )
+            goto out;
+        sim_xen_write_vcpu_info(vc, false);
+    }
+
+    if ( cfg->with_devices )
+        sim_actors_connect(d);
+    rc = 0;
+
+out:
+    free(mids);
+    free(leaf_pfn);
+    free(dl2);
+    free(dl1);
+    free(pl1);
+    free(b->p2m);
+    free(b->ram);
+    return rc;
+}
+
+/* ---- teardown (domain_relinquish_resources) ------------------------------- */
+
+void sim_guest_teardown(struct domain *d)
+{
+    unsigned int v, i, level, leaked = 0;
+    uint32_t m, next;
+
+    sim_actors_disconnect(d);
+    for ( i = 0; i < 2; i++ )
+        if ( d->foreign_gmap[i] >= 0 )
+        {
+            sim_gnt_unmap(d->foreign_gmap[i]);
+            d->foreign_gmap[i] = -1;
+        }
+    sim_gnt_release_domain(d);
+
+    for ( v = 0; v < d->nr_vcpus; v++ )
+    {
+        struct vcpu *vc = &d->vcpu[v];
+
+        sim_set_guest_table(vc, MS_INVALID_MFN, false);
+        sim_set_guest_table(vc, MS_INVALID_MFN, true);
+        for ( i = 0; i < vc->nr_gdt_frames; i++ )
+            sim_put_page_and_type(sim_mfn_to_page(vc->gdt_frames[i]));
+        vc->nr_gdt_frames = 0;
+        if ( vc->vcpu_info_mfn != MS_INVALID_MFN )
+            sim_put_page_and_type(sim_mfn_to_page(vc->vcpu_info_mfn));
+        vc->vcpu_info_mfn = vc->vcpu_info_map_mfn = MS_INVALID_MFN;
+    }
+
+    /* Unpin, then forcibly devalidate top-down (breaks linear loops), then
+     * drop PGC_allocated: pages go back to the heap as their counts hit 0. */
+    for ( m = d->page_head; m != SIM_NIL; m = sim_frame_table[m].list_next )
+    {
+        struct page_info *pg = &sim_frame_table[m];
+
+        if ( pg->u.inuse.type_info & PGT_pinned )
+        {
+            pg->u.inuse.type_info &= ~PGT_pinned;
+            sim_put_page_and_type(pg);
+        }
+    }
+    for ( level = 4; level >= 1; level-- )
+        for ( m = d->page_head; m != SIM_NIL; m = sim_frame_table[m].list_next )
+        {
+            struct page_info *pg = &sim_frame_table[m];
+
+            if ( (pg->u.inuse.type_info & PGT_type_mask) == sim_level_type(level) )
+                sim_force_devalidate(pg);
+        }
+    for ( m = d->page_head; m != SIM_NIL; m = next )
+    {
+        struct page_info *pg = &sim_frame_table[m];
+
+        next = pg->list_next;
+        if ( pg->count_info & PGC_allocated )
+        {
+            pg->count_info &= ~PGC_allocated;
+            sim_put_page(pg);
+        }
+    }
+    /* Whatever is left is held from outside: report and reclaim it. */
+    for ( m = d->page_head; m != SIM_NIL; m = next )
+    {
+        next = sim_frame_table[m].list_next;
+        leaked++;
+        sim_page_list_del(d, m);
+        sim_heap_free(m);
+    }
+    if ( leaked )
+        sim_log("d%u: %u pages still referenced at destruction, reclaimed", d->domid, leaked);
+    sim_gnt_fini(d);
+    sim_free_xen_frame(d->shared_info_mfn);
+    d->shared_info_mfn = MS_INVALID_MFN;
+}

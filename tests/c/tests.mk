@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# tests/c: one program per tests/c/test_*.c, linked with the simulator and
+# the engine. `make test-c` runs them all and fails if any fails.
+# tests/c/naive_swap.c is a fixture (the seed post's S1-S9), linked into
+# every test program so that tests can compare against it.
+TESTC_SRCS  := $(sort $(wildcard tests/c/test_*.c))
+TESTC_BINS  := $(TESTC_SRCS:tests/c/%.c=$(BUILD)/tests/%)
+TESTC_FIXT  := $(filter-out $(TESTC_SRCS),$(wildcard tests/c/*.c))
+TESTC_FOBJS := $(TESTC_FIXT:%.c=$(BUILD)/%.o)
+
+$(BUILD)/tests/c/%.o: tests/c/%.c tests/c/harness.h tests/c/naive_swap.h $(SIM_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/test_%: tests/c/test_%.c tests/c/harness.h $(TESTC_FOBJS) $(BUILD)/libmemswapsim.a $(SIM_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(TESTC_FOBJS) $(BUILD)/libmemswapsim.a -o $@ -lm
+
+test-c: $(TESTC_BINS)
+	@fail=0; for t in $(TESTC_BINS); do \
+	    echo "== $$t"; $$t || fail=1; \
+	done; exit $$fail
