@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * memswap._memswap: the method table and module init. The implementations
+ * live in sim_backend.c (the simulated host), xen_backend.c (libxenctrl,
+ * libxencall, libxenforeignmemory, libxenstore), perf.c (perf_event
+ * groups) and errors.c (MemswapError). Python-facing documentation of the
+ * whole API is in daemon/memswap/host.py and perf.py.
+ */
+#include "memswap_ext.h"
+
+#include "core/memswap.h"
+
+#define KW (METH_VARARGS | METH_KEYWORDS)
+#define FN(f) ((PyCFunction)(void (*)(void))(f))
+
+static PyMethodDef methods[] = {
+    /* simulator */
+    { "sim_host_create", FN(ms_sim_host_create), KW,
+      "sim_host_create(ram_bytes=512M, nr_nodes=1, llc_bytes=8M, ways=16, line=64, seed=1)" },
+    { "sim_host_destroy", ms_sim_host_destroy, METH_NOARGS, "Destroy the simulated host." },
+    { "sim_host_exists", ms_sim_host_exists, METH_NOARGS, "True if a simulated host exists." },
+    { "sim_domain_create", FN(ms_sim_domain_create), KW,
+      "sim_domain_create(name, mem_bytes, vcpus=1, address_spaces=2, node=None,\n"
+      "                  colours=None, hvm=False, with_devices=True, seed=0) -> domid" },
+    { "sim_domain_destroy", ms_sim_domain_destroy, METH_VARARGS, "sim_domain_destroy(domid)" },
+    { "sim_domain_pause", ms_sim_domain_pause, METH_VARARGS, "sim_domain_pause(domid)" },
+    { "sim_domain_unpause", ms_sim_domain_unpause, METH_VARARGS, "sim_domain_unpause(domid)" },
+    { "sim_domain_set_dying", ms_sim_domain_set_dying, METH_VARARGS, "sim_domain_set_dying(domid)" },
+    { "sim_domain_list", ms_sim_domain_list, METH_NOARGS,
+      "sim_domain_list() -> [dict(domid, name, state, vcpus, tot_pages, max_pages, hvm)]" },
+    { "sim_geometry", ms_sim_geometry, METH_NOARGS,
+      "sim_geometry() -> dict(nr_colours, colour_shift, llc_bytes, ways, line_bytes,\n"
+      "                       nr_nodes, total_frames, free_frames)" },
+    { "sim_colour_counts", ms_sim_colour_counts, METH_VARARGS,
+      "sim_colour_counts(domid) -> [frames on colour c for c in range(nr_colours)]" },
+    { "sim_p2m", ms_sim_p2m, METH_VARARGS,
+      "sim_p2m(domid) -> [mfn of pfn, -1 if absent]" },
+    { "sim_checksums", ms_sim_checksums, METH_VARARGS,
+      "sim_checksums(domid) -> [checksum of pfn's bytes as the guest reads them]" },
+    { "sim_free_frames", FN(ms_sim_free_frames), KW,
+      "sim_free_frames(node=None, colours=None) -> free frames" },
+    { "sim_set_workload", FN(ms_sim_set_workload), KW,
+      "sim_set_workload(domid, wss_bytes, pattern='random', stride=64, intensity=30, weight=1)" },
+    { "sim_llc_run", ms_sim_llc_run, METH_VARARGS,
+      "sim_llc_run(accesses): run every domain's workload (GIL released)" },
+    { "sim_world_step", ms_sim_world_step, METH_VARARGS,
+      "sim_world_step(n=1): n scheduling steps of guests, dom0 daemons and Xen" },
+    { "sim_counters", ms_sim_counters, METH_VARARGS,
+      "sim_counters(domid) -> dict(instructions, llc_references, llc_misses, cycles)" },
+    { "sim_audit", ms_sim_audit, METH_NOARGS, "sim_audit() -> (problems, text)" },
+    { "sim_io_stats", ms_sim_io_stats, METH_VARARGS,
+      "sim_io_stats(domid) -> dict(console_lines, xenstore_replies, net_rx_ok,\n"
+      "                            net_tx_ok, io_errors)" },
+    { "sim_swap", FN(ms_sim_swap), KW,
+      "sim_swap(domid, colours=None, node=None, dry_run=False, progress=None,\n"
+      "         preempt_every=0) -> result dict\n"
+      "progress(phase, done, total) is called from the swap (GIL reacquired)." },
+    /* Xen */
+    { "xen_open", ms_xen_open, METH_NOARGS,
+      "xen_open(): open libxenctrl, xencall, foreignmemory and xenstore handles" },
+    { "xen_close", ms_xen_close, METH_NOARGS, "xen_close()" },
+    { "xen_domain_list", ms_xen_domain_list, METH_NOARGS,
+      "xen_domain_list() -> [dict(domid, name, state, vcpus, tot_pages, max_pages, hvm)]" },
+    { "xen_physinfo", ms_xen_physinfo, METH_NOARGS,
+      "xen_physinfo() -> dict(total_pages, free_pages, nr_nodes, nr_cpus, ...)" },
+    { "xen_swap", FN(ms_xen_swap), KW,
+      "xen_swap(domid, colours=None, nr_colours=1, colour_shift=0, node=None,\n"
+      "         dry_run=False) -> result dict (XEN_DOMCTL_memswap)" },
+    { "xen_p2m", ms_xen_p2m, METH_VARARGS,
+      "xen_p2m(domid) -> [mfn of pfn] (64-bit PV guests, 3-level p2m tree)" },
+    { "xen_xs_read", ms_xen_xs_read, METH_VARARGS, "xen_xs_read(path) -> str or None" },
+    { "xen_xs_write", ms_xen_xs_write, METH_VARARGS, "xen_xs_write(path, value)" },
+    { "xen_xs_directory", ms_xen_xs_directory, METH_VARARGS,
+      "xen_xs_directory(path) -> [names] or None" },
+    { "xen_xs_watch", ms_xen_xs_watch, METH_VARARGS, "xen_xs_watch(path, token)" },
+    { "xen_xs_unwatch", ms_xen_xs_unwatch, METH_VARARGS, "xen_xs_unwatch(path, token)" },
+    { "xen_xs_read_watch", FN(ms_xen_xs_read_watch), KW,
+      "xen_xs_read_watch(timeout=None) -> (path, token) or None on timeout" },
+    { "xen_psr_cmt", ms_xen_psr_cmt, METH_VARARGS,
+      "xen_psr_cmt(domid) -> LLC occupancy in bytes (EOPNOTSUPP without CMT)" },
+    /* perf */
+    { "perf_open_group", FN(ms_perf_open_group), KW,
+      "perf_open_group(pid=None, cgroup=None, cpu=-1, events=None) -> PerfGroup" },
+    { "perf_events", ms_perf_events, METH_NOARGS,
+      "perf_events() -> {name: 'hardware'|'software'}" },
+    { NULL, NULL, 0, NULL }
+};
+
+static int add_names(PyObject *m, const char *attr, const char *(*fn)(int), int n)
+{
+    PyObject *t = PyTuple_New(n);
+    int i;
+
+    for ( i = 0; t && i < n; i++ )
+    {
+        PyObject *s = PyUnicode_FromString(fn(i));
+
+        if ( !s )
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, i, s);
+    }
+    if ( !t || PyModule_AddObject(m, attr, t) < 0 )
+    {
+        Py_XDECREF(t);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *phase_name(int i) { return memswap_phase_name(i); }
+static const char *kept_name(int i) { return memswap_kept_name(i); }
+static const char *class_name(int i) { return memswap_class_name(i); }
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "memswap._memswap",
+    .m_doc = "memswap's C extension: simulator, Xen and perf_event backends.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__memswap(void)
+{
+    PyObject *m;
+
+    if ( PyType_Ready(&ms_PerfGroupType) < 0 )
+        return NULL;
+    m = PyModule_Create(&moduledef);
+    if ( !m )
+        return NULL;
+    if ( ms_errors_init(m) < 0 )
+        goto fail;
+    Py_INCREF(&ms_PerfGroupType);
+    if ( PyModule_AddObject(m, "PerfGroup", (PyObject *)&ms_PerfGroupType) < 0 )
+    {
+        Py_DECREF(&ms_PerfGroupType);
+        goto fail;
+    }
+    if ( PyModule_AddIntConstant(m, "NODE_ANY", MEMSWAP_NODE_ANY) < 0 ||
+         PyModule_AddIntConstant(m, "MAX_COLOURS", MEMSWAP_MAX_COLOURS) < 0 ||
+         add_names(m, "PHASES", phase_name, MEMSWAP_PH_NR) < 0 ||
+         add_names(m, "KEPT_REASONS", kept_name, MEMSWAP_KEPT_NR) < 0 ||
+         add_names(m, "FRAME_CLASSES", class_name, MEMSWAP_FC_NR) < 0 )
+        goto fail;
+    return m;
+
+ fail:
+    Py_DECREF(m);
+    return NULL;
+}
