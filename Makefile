@@ -16,7 +16,7 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC
 CPPFLAGS += -I.
 
-.PHONY: all deps deps-e2e build demo test test-c test-py e2e bench clean
+.PHONY: all deps deps-e2e build demo test test-c test-c-sanitize test-py e2e bench clean
 all: build
 
 deps:
@@ -30,13 +30,13 @@ include tests/c/tests.mk
 include bench/bench.mk
 include tests/e2e/e2e.mk
 -include cext/cext.mk
+-include daemon/daemon.mk
 
 build: $(BUILD)/libmemswapsim.a
 
+# Every stage runs even if one fails; the last line totals them all.
 test: deps deps-e2e build
-	$(MAKE) test-c
-	$(MAKE) test-py
-	$(MAKE) e2e-run
+	@MAKE="$(MAKE)" scripts/test-all
 
 clean:
 	rm -rf $(BUILD)

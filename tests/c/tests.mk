@@ -20,3 +20,14 @@ test-c: $(TESTC_BINS)
 	@fail=0; for t in $(TESTC_BINS); do \
 	    echo "== $$t"; $$t || fail=1; \
 	done; exit $$fail
+
+# The same tests built with AddressSanitizer and UBSan in a separate tree:
+# memory errors and leaks in core/ and sim/ fail the run.
+SAN_BUILD := $(BUILD)/sanitize
+test-c-sanitize:
+	$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    $(TESTC_BINS:$(BUILD)/%=$(SAN_BUILD)/%)
+	@fail=0; for t in $(TESTC_BINS:$(BUILD)/%=$(SAN_BUILD)/%); do \
+	    echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t || fail=1; \
+	done; exit $$fail

@@ -1,0 +1,364 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""memswapctl: talk to memswapd over its control socket.
+
+Exit codes (stable, for scripts):
+  0  success
+  1  the operation failed (swap refused or failed, daemon error)
+  2  usage error (bad arguments, bad colour list, ...)
+  3  memswapd is not running (no socket, or nobody listening)
+  4  permission denied (not root)
+  5  no such domain
+  6  policy invalid (policy validate / policy reload)
+
+memswapctl never makes hypercalls itself, except `swap --direct`, the
+explicit one-shot swap for when no daemon runs.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import socket
+import sys
+
+from . import control as ctlmod
+from . import policy as polmod
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NODAEMON, EXIT_PERM, EXIT_NODOMAIN, EXIT_POLICY = range(7)
+CODE_EXIT = {"EPERM": EXIT_PERM, "ESRCH": EXIT_NODOMAIN, "EINVAL": EXIT_USAGE,
+             "EPOLICY": EXIT_POLICY}
+
+
+class CtlError(Exception):
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+
+
+def _fmt(v, nd=2):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def table(rows, headers):
+    cols = [[str(h)] + [str(r[i]) for r in rows] for i, h in enumerate(headers)]
+    w = [max(len(x) for x in c) for c in cols]
+    lines = ["  ".join(h.ljust(w[i]) for i, h in enumerate(headers)).rstrip()]
+    for r in rows:
+        lines.append("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)).rstrip())
+    return "\n".join(lines)
+
+
+class Ctl:
+    def __init__(self, args):
+        self.args = args
+        self.out = sys.stdout
+
+    def connect(self):
+        path = ctlmod.socket_path(self.args.run_dir)
+        try:
+            return ctlmod.ControlClient(self.args.run_dir, timeout=self.args.timeout)
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise CtlError(EXIT_NODAEMON, f"memswapd is not running (no daemon listening on {path})")
+        except PermissionError:
+            raise CtlError(EXIT_PERM, f"permission denied on {path}: memswapctl must run as root")
+        except OSError as e:
+            raise CtlError(EXIT_NODAEMON, f"cannot reach memswapd at {path}: {e}")
+
+    def call(self, cmd, on_progress=None, **kw):
+        c = self.connect()
+        try:
+            r = c.request(cmd, on_progress=on_progress, **kw)
+        except (ConnectionResetError, BrokenPipeError) as e:
+            raise CtlError(EXIT_NODAEMON, f"memswapd closed the connection: {e}")
+        except socket.timeout:
+            raise CtlError(EXIT_FAIL, "timed out waiting for memswapd")
+        finally:
+            c.close()
+        if not r.get("ok"):
+            code = r.get("code", "EFAIL")
+            msg = r.get("error", "failed")
+            if code == "EPERM":
+                msg += " (run memswapctl as root)"
+            raise CtlError(CODE_EXIT.get(code, EXIT_FAIL), msg)
+        return r.get("result")
+
+    def emit(self, obj, text):
+        if self.args.json:
+            json.dump(obj, self.out, indent=2, sort_keys=True, default=str)
+            self.out.write("\n")
+        else:
+            self.out.write(text.rstrip("\n") + "\n")
+
+    # ----------------------------------------------------------- commands --
+    def status(self):
+        r = self.call("status")
+        lines = [f"memswapd pid {r['pid']}, backend {r['backend']}, up {r['uptime_s']:.0f}s"
+                 f"{' (DRY-RUN)' if r['dry_run'] else ''}",
+                 f"policies: {len(r['policies']['policies'])} from "
+                 f"{', '.join(r['policies']['files']) or 'none'}; metrics: {', '.join(r['metrics'])}",
+                 f"swaps: {r['swaps_total']}; interval {r['interval_s']:.2f}s"
+                 + (f"; IN FLIGHT: swap #{r['inflight']['id']} of {r['inflight']['name']}"
+                    if r.get("inflight") else "")]
+        rows = [(d["domid"], d["name"], d["state"], _fmt(d["mpki"]), _fmt(d["misses_per_s"], 0),
+                 ",".join(f"{k}:{t['state']}" for k, t in d["triggers"].items()) or "-")
+                for d in r["domains"]]
+        lines.append(table(rows, ["ID", "NAME", "STATE", "MPKI", "MISS/S", "TRIGGERS"]))
+        if r.get("decisions"):
+            lines.append("recent decisions:")
+            for x in r["decisions"][-10:]:
+                lines.append(f"  {x['kind']:<9} {x['domain']}: {x['reason']}")
+        self.emit(r, "\n".join(lines))
+        return EXIT_OK
+
+    def domains(self):
+        r = self.call("domains")
+        rows = [(d["domid"], d["name"], d["state"], d["vcpus"], d["mem_bytes"] >> 20,
+                 d.get("colours") or "-", _fmt(d["mpki"])) for d in r]
+        self.emit(r, table(rows, ["ID", "NAME", "STATE", "VCPUS", "MEM(MiB)", "COLOURS", "MPKI"]))
+        return EXIT_OK
+
+    def counters(self):
+        r = self.call("counters", domain=self.args.domain)
+        c, d = r["counters"], r["domain"]
+        lines = [f"{d['name']} (id {d['domid']}), colours {d.get('colours') or '-'}"]
+        for k in ("instructions", "llc_references", "llc_misses", "cycles"):
+            lines.append(f"  {k:<16} {_fmt(c.get(k))}" + ("  (unavailable)" if k in c["unavailable"] else ""))
+        for k in ("mpki", "misses_per_s", "miss_ratio", "occupancy_bytes", "bandwidth_bps"):
+            lines.append(f"  {k:<16} {_fmt(d.get(k), 3)}")
+        self.emit(r, "\n".join(lines))
+        return EXIT_OK
+
+    def history(self):
+        r = self.call("history", limit=self.args.limit)
+        rows = []
+        for h in r["entries"]:
+            res = h.get("result") or {}
+            rows.append((h.get("id"), h.get("name"), h.get("status"), h.get("origin", "-"),
+                         h.get("colours_before") or "-", h.get("colours_after") or h.get("colours") or "-",
+                         f"{res.get('moved', '-')}/{res.get('frames_total', '-')}",
+                         _fmt((res.get("paused_ns") or 0) / 1e6, 3) if res else "-"))
+        self.emit(r, table(rows, ["ID", "DOMAIN", "STATUS", "ORIGIN", "FROM", "TO", "MOVED", "PAUSED(ms)"])
+                  if rows else "no swaps yet")
+        return EXIT_OK
+
+    def metrics(self):
+        r = self.call("metrics", domain=self.args.domain)
+        lines = []
+        for name, pts in sorted(r["series"].items()):
+            last = pts[-1] if pts else None
+            lines.append(f"{name}: {len(pts)} points, last MPKI {_fmt(last[1] if last else None)}")
+        self.emit(r, "\n".join(lines) or "no metrics yet")
+        return EXIT_OK
+
+    def _progress(self):
+        tty = sys.stderr.isatty() and not self.args.json and not self.args.no_progress
+        if not tty:
+            return None
+
+        def bar(p):
+            total = p.get("total") or 0
+            frac = (p.get("done", 0) / total) if total else 0.0
+            n = int(frac * 30)
+            sys.stderr.write(f"\r{p.get('phase', ''):<12} [{'#' * n}{'.' * (30 - n)}] {frac * 100:5.1f}%")
+            sys.stderr.flush()
+        return bar
+
+    def swap(self):
+        a = self.args
+        if a.colours is not None:
+            try:
+                polmod.parse_colours(a.colours)
+            except ValueError as e:
+                raise CtlError(EXIT_USAGE, f"--colours: {e}")
+        if a.direct:
+            return self.swap_direct()
+        bar = self._progress()
+        try:
+            r = self.call("swap", on_progress=bar, domain=a.domain, colours=a.colours, node=a.node,
+                          dry_run=a.dry_run, progress=bar is not None)
+        finally:
+            if bar:
+                sys.stderr.write("\n")
+        self.emit(r, self._swap_text(r))
+        return EXIT_OK
+
+    @staticmethod
+    def _swap_text(r):
+        res = r.get("result") or {}
+        verb = "would move" if r.get("status") == "dry-run" else "moved"
+        return (f"swap #{r.get('id')} of {r.get('name')}: {r.get('status')}; {verb} "
+                f"{res.get('moved')}/{res.get('frames_total')} frames, kept "
+                f"{sum((res.get('kept') or {}).values())}, paused "
+                f"{(res.get('paused_ns') or 0) / 1e6:.3f} ms; colours "
+                f"{r.get('colours_before') or '-'} -> {r.get('colours_after') or r.get('colours') or '-'}")
+
+    def swap_direct(self):
+        """One-shot swap without the daemon (the only hypercalls memswapctl makes)."""
+        a = self.args
+        try:
+            c = ctlmod.ControlClient(a.run_dir, timeout=2)
+            c.close()
+            raise CtlError(EXIT_FAIL, "memswapd is running: use `memswapctl swap` without --direct")
+        except (OSError, ValueError):
+            pass
+        import memswap
+        from . import scenario as scenmod
+        try:
+            if a.backend == "sim":
+                if not a.scenario:
+                    raise CtlError(EXIT_USAGE, "--direct --backend sim needs --scenario FILE")
+                sc = scenmod.load(a.scenario)
+                host = memswap.open_host(backend="sim", **scenmod.host_kwargs(sc["host"], memswap.open_host))
+                scenmod.build(host, sc)
+            else:
+                host = memswap.open_host(backend=a.backend)
+        except PermissionError as e:
+            raise CtlError(EXIT_PERM, f"permission denied opening the hypervisor interface: {e}")
+        except OSError as e:
+            raise CtlError(EXIT_FAIL, f"cannot open the {a.backend} host: {e}")
+        ref = int(a.domain) if a.domain.isdigit() else a.domain
+        try:
+            d = host.domain(ref)
+        except OSError as e:
+            raise CtlError(EXIT_NODOMAIN, f"no such domain: {a.domain} ({e})")
+        try:
+            colours = polmod.parse_colours(a.colours, host.geometry().nr_colours) if a.colours else None
+        except ValueError as e:
+            raise CtlError(EXIT_USAGE, f"--colours: {e}")
+        bar = self._progress()
+        try:
+            res = host.swap(d.domid, colours=colours, node=a.node, dry_run=a.dry_run,
+                            progress=(lambda ph, done, tot: bar({"phase": ph, "done": done, "total": tot}))
+                            if bar else None)
+        except PermissionError as e:
+            raise CtlError(EXIT_PERM, f"permission denied: {e}")
+        except (OSError, ValueError) as e:
+            raise CtlError(EXIT_FAIL, f"swap of {d.name} failed: {e}")
+        finally:
+            if bar:
+                sys.stderr.write("\n")
+        r = {"id": None, "name": d.name, "status": "dry-run" if a.dry_run else "ok",
+             "result": dataclasses.asdict(res), "colours": a.colours, "direct": True}
+        self.emit(r, self._swap_text(r))
+        return EXIT_OK
+
+    def policy_validate(self):
+        errors, files = [], []
+        for f in self.args.files:
+            if os.path.isdir(f):
+                files.extend(polmod.policy_files([f]))
+            else:
+                files.append(f)
+        try:
+            ps = polmod.load_files(files)
+        except polmod.PolicyError as e:
+            errors = e.errors
+        if errors:
+            if self.args.json:
+                self.emit({"ok": False, "errors": [x.as_dict() for x in errors]}, "")
+            else:
+                for x in errors:
+                    sys.stderr.write(f"{x}\n")
+            return EXIT_POLICY
+        self.emit({"ok": True, **ps.summary()},
+                  f"ok: {len(ps.policies)} policies in {len(files)} file(s)")
+        return EXIT_OK
+
+    def policy_reload(self):
+        r = self.call("policy_reload")
+        self.emit(r, f"reloaded: {len(r['policies'])} policies from {', '.join(r['files']) or 'none'}")
+        return EXIT_OK
+
+    def plot(self):
+        from . import plot as plotmod
+        try:
+            data = self.call("metrics")
+        except CtlError as e:
+            if e.code != EXIT_NODAEMON:
+                raise
+            from .state import read_json
+            sd = self.args.state_dir
+            m = read_json(os.path.join(sd, "metrics.json"), None)
+            h = read_json(os.path.join(sd, "history.json"), {})
+            if m is None:
+                raise CtlError(EXIT_NODAEMON, f"{e}; and no saved metrics in {sd}")
+            data = {"series": m.get("series", {}), "history": h.get("entries", [])}
+        out = plotmod.plot_metrics(data, self.args.output, domains=self.args.domain or None)
+        self.emit({"output": out}, f"wrote {out}")
+        return EXIT_OK
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")
+    ap = argparse.ArgumentParser(prog="memswapctl", parents=[common],
+                                 description="Control memswapd (cache-colour aware memory swaps).",
+                                 epilog="exit codes: 0 ok, 1 operation failed, 2 usage, 3 daemon not "
+                                        "running, 4 permission denied, 5 no such domain, 6 policy invalid")
+    ap.add_argument("--run-dir", default=os.environ.get("MEMSWAP_RUN_DIR", "/run/memswap"))
+    ap.add_argument("--state-dir", default=os.environ.get("MEMSWAP_STATE_DIR", "/var/lib/memswap"))
+    ap.add_argument("--timeout", type=float, default=120.0)
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+    sub.add_parser("status", parents=[common], help="daemon status, domains, recent decisions")
+    sub.add_parser("domains", parents=[common], help="domains with colours and miss rates")
+    p = sub.add_parser("counters", parents=[common], help="raw counters and rates of a domain")
+    p.add_argument("domain")
+    p = sub.add_parser("swap", parents=[common], help="swap a domain's memory now")
+    p.add_argument("domain")
+    p.add_argument("--colours", "--colors", dest="colours", metavar="LIST",
+                   help="target colours, e.g. 0-31,64 (default: planned)")
+    p.add_argument("--node", type=int)
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--direct", action="store_true",
+                   help="no daemon: make the swap hypercall from memswapctl itself")
+    p.add_argument("--backend", choices=("xen", "sim"), default="xen", help="with --direct")
+    p.add_argument("--scenario", help="with --direct --backend sim")
+    p = sub.add_parser("history", parents=[common], help="swap history")
+    p.add_argument("--limit", type=int)
+    p = sub.add_parser("metrics", parents=[common], help="recorded metric series")
+    p.add_argument("domain", nargs="?")
+    pp = sub.add_parser("policy", parents=[common], help="policy validate FILE... | policy reload")
+    psub = pp.add_subparsers(dest="pcmd", metavar="SUBCOMMAND")
+    psub.required = True
+    p = psub.add_parser("validate", parents=[common], help="check policy files (no daemon needed)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    psub.add_parser("reload", parents=[common], help="make memswapd re-read its policies")
+    p = sub.add_parser("plot", parents=[common], help="PNG of per-domain MPKI with swaps marked")
+    p.add_argument("-o", "--output", default="memswap.png")
+    p.add_argument("--domain", action="append")
+    return ap
+
+
+def main(argv=None):
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if not hasattr(args, "json"):
+        args.json = False
+    ctl = Ctl(args)
+    fn = {"status": ctl.status, "domains": ctl.domains, "counters": ctl.counters,
+          "swap": ctl.swap, "history": ctl.history, "metrics": ctl.metrics, "plot": ctl.plot}.get(args.cmd)
+    if args.cmd == "policy":
+        fn = ctl.policy_validate if args.pcmd == "validate" else ctl.policy_reload
+    try:
+        return fn()
+    except CtlError as e:
+        if args.json:
+            json.dump({"ok": False, "error": str(e), "exit": e.code}, sys.stdout)
+            sys.stdout.write("\n")
+        sys.stderr.write(f"memswapctl: {e}\n")
+        return e.code
+    except KeyboardInterrupt:
+        return EXIT_FAIL
+    except BrokenPipeError:
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""memswapctl: commands, --json, and the documented exit codes
+(0 ok, 1 failed, 2 usage, 3 daemon not running, 4 permission denied,
+5 no such domain, 6 policy invalid; 4 is covered in test_daemon)."""
+
+import json
+import os
+
+import pytest
+
+import fixtures
+from fixtures import ctl, ctl_json
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SMALL = os.path.join(HERE, "scenarios", "small.yaml")
+QUIET = os.path.join(HERE, "scenarios", "quiet.yaml")
+needs_sim = pytest.mark.skipif(not fixtures.sim_available(), reason="simulator backend not built")
+
+
+def test_no_daemon_exit_3(tmp_path):
+    for args in (["status"], ["domains", "--json"], ["history"], ["counters", "db"],
+                 ["swap", "db"], ["policy", "reload"]):
+        r = ctl(*args, run_dir=tmp_path / "nowhere")
+        assert r.returncode == 3, (args, r.stderr)
+        assert "memswapd is not running" in r.stderr
+    r = ctl("status", "--json", run_dir=tmp_path / "nowhere")
+    assert json.loads(r.stdout)["exit"] == 3
+
+
+def test_usage_exit_2(tmp_path):
+    assert ctl(run_dir=tmp_path).returncode == 2
+    assert ctl("frobnicate", run_dir=tmp_path).returncode == 2
+    assert ctl("counters", run_dir=tmp_path).returncode == 2
+    r = ctl("swap", "db", "--colours", "31-0", run_dir=tmp_path)
+    assert r.returncode == 2 and "reversed" in r.stderr
+    assert ctl("swap", "db", "--node", "x", run_dir=tmp_path).returncode == 2
+
+
+def test_policy_validate(tmp_path):
+    r = ctl("policy", "validate", os.path.join(fixtures.POLICIES, "demo.yaml"))
+    assert r.returncode == 0 and "ok: 2 policies" in r.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\npolicies:\n  - name: x\n    domains: [db]\n"
+                   "    trigger: {metric: mpki, above: lots}\n    action: swap\n")
+    r = ctl("policy", "validate", str(bad))
+    assert r.returncode == 6
+    assert f"{bad}:5:36: policies[0].trigger.above: expected a number, got string 'lots'" in r.stderr
+    r = ctl("policy", "validate", "--json", str(bad))
+    j = json.loads(r.stdout)
+    assert r.returncode == 6 and j["errors"][0]["line"] == 5 and j["errors"][0]["column"] == 36
+    assert ctl("policy", "validate", str(tmp_path / "missing.yaml")).returncode == 6
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ctl")
+    pol = tmp / "quiet.yaml"
+    # a policy that never fires, so that the tests drive every swap themselves
+    pol.write_text("version: 1\nsettings: {interval: {min: 1s, max: 2s}, window: 4s}\npolicies:\n"
+                   "  - name: never\n    domains: ['*']\n    trigger: {metric: mpki, above: 100000}\n"
+                   "    action: log\n")
+    d = fixtures.Memswapd(tmp, SMALL, str(pol), time_scale=20).start()
+    d.wait_for(lambda: all(x["mpki"] is not None for x in d.result("status")["domains"]
+                           if x["name"] != "Domain-0"), what="first rates")
+    yield d
+    d.stop()
+
+
+@needs_sim
+def test_read_commands(daemon):
+    rd = daemon.run_dir
+    st = ctl_json("status", run_dir=rd)
+    assert st["backend"] == "sim" and st["pid"] == daemon.proc.pid
+    doms = {x["name"]: x for x in ctl_json("domains", run_dir=rd)}
+    assert doms["db"]["colours"] == "0-15" and doms["web"]["colours"] == "32-47"
+    c = ctl_json("counters", "db", run_dir=rd)
+    assert c["counters"]["llc_misses"] > 0 and c["counters"]["unavailable"] == []
+    assert sum(c["colour_counts"]) > 0
+    byid = ctl_json("counters", str(doms["db"]["domid"]), run_dir=rd)
+    assert byid["domain"]["name"] == "db"
+    r = ctl("status", run_dir=rd)
+    assert r.returncode == 0 and "backend sim" in r.stdout and "db" in r.stdout
+    r = ctl("domains", run_dir=rd)
+    assert r.returncode == 0 and "COLOURS" in r.stdout
+    assert ctl("history", run_dir=rd).returncode == 0
+    assert "series" in ctl_json("metrics", run_dir=rd)
+
+
+@needs_sim
+def test_no_such_domain_exit_5(daemon):
+    for args in (["counters", "nosuch"], ["swap", "nosuch"], ["counters", "4242"]):
+        r = ctl(*args, run_dir=daemon.run_dir)
+        assert r.returncode == 5, (args, r.stderr)
+        assert "no such domain" in r.stderr
+
+
+@needs_sim
+def test_swap_commands(daemon, tmp_path):
+    rd = daemon.run_dir
+    r = ctl("swap", "web", "--dry-run", "--json", run_dir=rd)
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["status"] == "dry-run" and j["result"]["dry_run"] is True
+    assert {x["name"]: x for x in ctl_json("domains", run_dir=rd)}["web"]["colours"] == "32-47"
+    r = ctl("swap", "web", "--colours", "48-63", run_dir=rd)
+    assert r.returncode == 0, r.stderr
+    assert "swap #" in r.stdout and "-> 48-63" in r.stdout
+    assert {x["name"]: x for x in ctl_json("domains", run_dir=rd)}["web"]["colours"] == "48-63"
+    hist = ctl_json("history", run_dir=rd)["entries"]
+    assert [h["status"] for h in hist[-2:]] == ["dry-run", "ok"]
+    assert hist[-1]["origin"] == "memswapctl"
+    # out-of-range colours: usage (2); domain 0: the operation fails (1)
+    r = ctl("swap", "web", "--colours", "0-4000", run_dir=rd)
+    assert r.returncode == 2, r.stderr
+    r = ctl("swap", "0", "--colours", "40-41", run_dir=rd)
+    assert r.returncode == 1, r.stderr
+    # not enough free frames on one colour for the whole domain: refused (1)
+    r = ctl("swap", "batch", "--colours", "5", run_dir=rd)
+    assert r.returncode == 1 and "free memory short" in r.stderr
+    # --direct is refused while the daemon runs
+    r = ctl("swap", "web", "--direct", "--backend", "sim", "--scenario", SMALL, run_dir=rd)
+    assert r.returncode == 1 and "memswapd is running" in r.stderr
+    chk = daemon.result("sim_check")
+    assert chk["problems"] == 0, chk["text"]
+    out = tmp_path / "plot.png"
+    r = ctl("plot", "-o", str(out), run_dir=rd)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_sim
+def test_policy_reload_exit_codes(daemon):
+    r = ctl("policy", "reload", "--json", run_dir=daemon.run_dir)
+    assert r.returncode == 0 and json.loads(r.stdout)["policies"][0]["name"] == "never"
+
+
+@needs_sim
+def test_swap_direct_without_daemon(tmp_path):
+    r = ctl("swap", "db", "--direct", "--backend", "sim", "--scenario", SMALL, "--colours", "48-63",
+            "--json", run_dir=tmp_path / "none")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["direct"] is True and j["result"]["moved"] > 0
+    r = ctl("swap", "nosuch", "--direct", "--backend", "sim", "--scenario", SMALL,
+            run_dir=tmp_path / "none")
+    assert r.returncode == 5
+
+
+def test_plot_from_saved_state(tmp_path):
+    sd = tmp_path / "state"
+    sd.mkdir()
+    (sd / "metrics.json").write_text(json.dumps({"version": 1, "series": {
+        "db": [[100.0 + i, 20.0 if i < 5 else 1.0, 1000, 0.5, None, 2] for i in range(10)]}}))
+    (sd / "history.json").write_text(json.dumps({"version": 1, "entries": [
+        {"id": 1, "name": "db", "status": "ok", "clock": 105.0}]}))
+    out = tmp_path / "p.png"
+    r = ctl("plot", "-o", str(out), run_dir=tmp_path / "none", state_dir=sd)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    r = ctl("plot", "-o", str(out), run_dir=tmp_path / "none", state_dir=tmp_path / "empty")
+    assert r.returncode == 3
