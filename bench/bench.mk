@@ -6,3 +6,12 @@ $(BUILD)/bench/bench: bench/bench.c $(BUILD)/libmemswapsim.a
 
 bench: deps $(BUILD)/bench/bench
 	$(BUILD)/bench/bench
+
+# make bench-llc: the cache model's speed (references per second by pattern).
+$(BUILD)/bench/llc_bench: bench/llc_bench.c $(BUILD)/libmemswapsim.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libmemswapsim.a -o $@ -lm
+
+.PHONY: bench-llc
+bench-llc: deps $(BUILD)/bench/llc_bench
+	$(BUILD)/bench/llc_bench
