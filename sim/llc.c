@@ -50,7 +50,8 @@
 #define LLC_MISS_CYCLES     200
 #define LLC_ROUND           256        /* references per interleaving round */
 #define LLC_WS_FIRST_PFN    1024UL     /* working sets start at 4 MiB */
-#define LLC_TLB_ENTRIES     4096       /* per domain, direct-mapped */
+#define LLC_TLB_ENTRIES     65536      /* per domain, direct-mapped: covers 256 MiB, so the
+                                          * model runs at cache speed, not page-walk speed */
 #define LLC_EMPTY           UINT64_MAX /* invalid tag */
 
 /* ---- the pure cache ---------------------------------------------------- */
