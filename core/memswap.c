@@ -217,6 +217,39 @@ static void ms_unpause(struct memswap_ctx *ctx)
     ms_host_unpause(ctx->d);
 }
 
+/*
+ * The per-frame loops of every phase: move ctx->pos to the next indexed pfn
+ * (one of the domain's frames found in its P2M) at or after it, or return
+ * false at the end. A continuation resumes at ctx->pos.
+ */
+static bool ms_next_frame(struct memswap_ctx *ctx, struct ms_chunk **cp,
+                          unsigned int *ip)
+{
+    while ( ctx->pos < ctx->nr_pfns )
+    {
+        struct ms_chunk *c = ms_chunk_of(ctx, ctx->pos);
+        unsigned int i = ctx->pos & (MS_CHUNK - 1);
+
+        if ( !c )
+            ctx->pos = (ctx->pos | (MS_CHUNK - 1)) + 1;
+        else if ( c->cls[i] == MEMSWAP_FC_NONE )
+            ctx->pos++;
+        else
+        {
+            *cp = c;
+            *ip = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A preemption point every MS_PREEMPT_FRAMES frames of a phase's loop. */
+static bool ms_yield_point(struct memswap_ctx *ctx, unsigned long *n)
+{
+    return (++*n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx);
+}
+
 static int ms_alloc_chunk(struct memswap_ctx *ctx, unsigned long leaf)
 {
     struct ms_chunk *c = ms_host_zalloc(sizeof(*c));
@@ -518,23 +551,16 @@ static void ms_count_vcpu_holders(struct memswap_ctx *ctx)
 
 static int ms_phase_count_refs(struct memswap_ctx *ctx)
 {
+    struct ms_chunk *c;
+    unsigned int i;
     unsigned long n = 0;
 
-    for ( ; ctx->pos < ctx->nr_pfns; ctx->pos++ )
+    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
-        struct ms_chunk *c = ms_chunk_of(ctx, ctx->pos);
-        unsigned int i = ctx->pos & (MS_CHUNK - 1);
         unsigned long type_info;
         int level;
 
-        if ( !c )
-        {
-            ctx->pos |= MS_CHUNK - 1;
-            continue;
-        }
-        if ( c->cls[i] == MEMSWAP_FC_NONE )
-            continue;
-        if ( (++n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx) )
+        if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
         type_info = ms_page(c->old_mfn[i])->u.inuse.type_info;
         level = ms_level_of_type(type_info & PGT_type_mask);
@@ -615,6 +641,8 @@ static int ms_judge(const struct ms_chunk *c, unsigned int i,
 
 static int ms_phase_classify(struct memswap_ctx *ctx)
 {
+    struct ms_chunk *c;
+    unsigned int i;
     unsigned long need, have, n = 0;
 
     if ( ctx->step == 0 )
@@ -622,20 +650,11 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
         ms_host_grant_frames(ctx->d, ms_grant_cb, ctx);
         ctx->step = 1;
     }
-    for ( ; ctx->pos < ctx->nr_pfns; ctx->pos++ )
+    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
-        struct ms_chunk *c = ms_chunk_of(ctx, ctx->pos);
-        unsigned int i = ctx->pos & (MS_CHUNK - 1);
         int verdict;
 
-        if ( !c )
-        {
-            ctx->pos |= MS_CHUNK - 1;
-            continue;
-        }
-        if ( c->cls[i] == MEMSWAP_FC_NONE )
-            continue;
-        if ( (++n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx) )
+        if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
         if ( c->kept[i] == MS_NOT_KEPT )
         {
@@ -681,22 +700,17 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
 
 static int ms_phase_alloc(struct memswap_ctx *ctx)
 {
+    struct ms_chunk *c;
+    unsigned int i;
     unsigned long n = 0;
 
-    for ( ; ctx->pos < ctx->nr_pfns; ctx->pos++ )
+    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
-        struct ms_chunk *c = ms_chunk_of(ctx, ctx->pos);
-        unsigned int i = ctx->pos & (MS_CHUNK - 1);
         unsigned long mfn;
 
-        if ( !c )
-        {
-            ctx->pos |= MS_CHUNK - 1;
-            continue;
-        }
         if ( !ms_moved(c, i) || c->new_mfn[i] != MS_INVALID_MFN )
             continue;
-        if ( (++n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx) )
+        if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
         mfn = ms_host_alloc_frame(ctx->d, &ctx->req, ctx->pos);
         if ( mfn == MS_INVALID_MFN )
@@ -796,21 +810,15 @@ static void ms_copy_frame(struct memswap_ctx *ctx, int cls,
 
 static int ms_phase_copy(struct memswap_ctx *ctx)
 {
+    struct ms_chunk *c;
+    unsigned int i;
     unsigned long n = 0;
 
-    for ( ; ctx->pos < ctx->nr_pfns; ctx->pos++ )
+    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
-        struct ms_chunk *c = ms_chunk_of(ctx, ctx->pos);
-        unsigned int i = ctx->pos & (MS_CHUNK - 1);
-
-        if ( !c )
-        {
-            ctx->pos |= MS_CHUNK - 1;
-            continue;
-        }
         if ( !ms_moved(c, i) )
             continue;
-        if ( (++n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx) )
+        if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
         ms_copy_frame(ctx, c->cls[i], c->old_mfn[i], c->new_mfn[i]);
     }
@@ -824,21 +832,15 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
 
 static int ms_phase_freeze(struct memswap_ctx *ctx)
 {
+    struct ms_chunk *c;
+    unsigned int i;
     unsigned long n = 0;
 
-    for ( ; ctx->pos < ctx->nr_pfns; ctx->pos++ )
+    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
-        struct ms_chunk *c = ms_chunk_of(ctx, ctx->pos);
-        unsigned int i = ctx->pos & (MS_CHUNK - 1);
-
-        if ( !c )
-        {
-            ctx->pos |= MS_CHUNK - 1;
-            continue;
-        }
         if ( !ms_moved(c, i) )
             continue;
-        if ( (++n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx) )
+        if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
         ms_host_freeze_frame(ctx->d, c->old_mfn[i]);
         /*
@@ -926,6 +928,8 @@ static void ms_commit_holders(struct memswap_ctx *ctx)
 
 static int ms_phase_commit(struct memswap_ctx *ctx)
 {
+    struct ms_chunk *c;
+    unsigned int i;
     unsigned long n = 0;
 
     /*
@@ -934,19 +938,9 @@ static int ms_phase_commit(struct memswap_ctx *ctx)
      * and its old frames frozen, and the new frames are consistent owned
      * pages from the moment they are handed over.
      */
-    for ( ; ctx->step == 0 && ctx->pos < ctx->nr_pfns; ctx->pos++ )
+    for ( ; ctx->step == 0 && ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
-        struct ms_chunk *c = ms_chunk_of(ctx, ctx->pos);
-        unsigned int i = ctx->pos & (MS_CHUNK - 1);
-
-        if ( !c )
-        {
-            ctx->pos |= MS_CHUNK - 1;
-            continue;
-        }
-        if ( c->cls[i] == MEMSWAP_FC_NONE )
-            continue;
-        if ( (++n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx) )
+        if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
         if ( ms_moved(c, i) )
             ms_commit_frame(ctx, c, i, ctx->pos);
@@ -964,21 +958,15 @@ static int ms_phase_commit(struct memswap_ctx *ctx)
 /* FREE: old frames back to the heap while the domain runs. */
 static int ms_phase_free(struct memswap_ctx *ctx)
 {
+    struct ms_chunk *c;
+    unsigned int i;
     unsigned long n = 0;
 
-    for ( ; ctx->pos < ctx->nr_pfns; ctx->pos++ )
+    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
-        struct ms_chunk *c = ms_chunk_of(ctx, ctx->pos);
-        unsigned int i = ctx->pos & (MS_CHUNK - 1);
-
-        if ( !c )
-        {
-            ctx->pos |= MS_CHUNK - 1;
-            continue;
-        }
         if ( !ms_moved(c, i) )
             continue;
-        if ( (++n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx) )
+        if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
         ms_m2p_set(c->old_mfn[i], INVALID_M2P_ENTRY);
         ms_host_release_frame(c->old_mfn[i]);
@@ -992,22 +980,13 @@ static int ms_phase_free(struct memswap_ctx *ctx)
  */
 static void ms_rollback(struct memswap_ctx *ctx, int rc)
 {
-    unsigned long pfn, frozen_end = 0;
+    unsigned long frozen_end = ctx->phase == MEMSWAP_PH_FREEZE ? ctx->pos : 0;
+    struct ms_chunk *c;
+    unsigned int i;
 
-    if ( ctx->phase == MEMSWAP_PH_FREEZE )
-        frozen_end = ctx->pos;
-
-    for ( pfn = 0; ctx->chunk && pfn < ctx->nr_pfns; pfn++ )
+    for ( ctx->pos = 0; ctx->chunk && ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
-        struct ms_chunk *c = ms_chunk_of(ctx, pfn);
-        unsigned int i = pfn & (MS_CHUNK - 1);
-
-        if ( !c )
-        {
-            pfn |= MS_CHUNK - 1;
-            continue;
-        }
-        if ( pfn < frozen_end && ms_moved(c, i) )
+        if ( ctx->pos < frozen_end && ms_moved(c, i) )
             ms_host_thaw_frame(ctx->d, c->old_mfn[i]);
         if ( c->new_mfn[i] != MS_INVALID_MFN )
         {
