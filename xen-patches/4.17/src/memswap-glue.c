@@ -1,0 +1,814 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * memswap glue: the Xen 4.17 (x86, 64-bit PV) side of core/private.h, and
+ * XEN_DOMCTL_memswap.
+ *
+ * The swap engine (core/memswap.c, copied next to this file) decides what
+ * moves and in which order; this file gives it Xen: pausing, the guest's P2M
+ * registration in shared_info, the vCPUs' MFN holders (guest_table and
+ * guest_table_user, the vcpu_info mapping, GDT frames and their per-domain
+ * mappings), the grant table, Xen's L4 slots, colour- and node-aware frame
+ * allocation, freezing old frames, the count/type transfer and TLB flushes.
+ * It also runs the domctl: memswap_run() until done, or a hypercall
+ * continuation when the engine yields.
+ *
+ * Locking: do_domctl() holds domctl_lock and an RCU reference on the domain
+ * around every call into this file, so two memswap calls never run at once;
+ * between continuations d->memswap and d->memswap_host keep the state, and
+ * domain_kill() (also under domctl_lock) cleans up through
+ * memswap_domain_destroy(). Page list changes take d->page_alloc_lock; the
+ * grant scan runs under the grant table's read lock (common/grant_table.c).
+ *
+ * Continuation protocol: a new request has u.memswap.resume == 0. When the
+ * engine yields we write a per-swap token (random high half, sequence low
+ * half) into the caller's resume field and create a continuation; re-entry
+ * with the token resumes, anything else while a swap is in progress gets
+ * -EBUSY. On completion resume is reset to 0 and the outputs are copied back.
+ */
+
+#include <xen/domain_page.h>
+#include <xen/errno.h>
+#include <xen/event.h>
+#include <xen/guest_access.h>
+#include <xen/hypercall.h>
+#include <xen/iommu.h>
+#include <xen/lib.h>
+#include <xen/memswap.h>
+#include <xen/mm.h>
+#include <xen/nodemask.h>
+#include <xen/numa.h>
+#include <xen/paging.h>
+#include <xen/random.h>
+#include <xen/sched.h>
+#include <xen/shared.h>
+#include <xen/time.h>
+#include <xen/vmap.h>
+#include <xen/xmalloc.h>
+#include <asm/flushtlb.h>
+#include <asm/page.h>
+#include <asm/pv/mm.h>
+#include <public/domctl.h>
+
+#include "memswap.h"
+#include "private.h"
+
+/* Allocation: order-9 chunks (2 MiB), split into frames by colour. */
+#define MSH_CHUNK_ORDER     9
+/* Refills tried for one colour before any allowed colour will do. */
+#define MSH_REFILL_TRIES    8
+/* Frames of chunks with no allowed colour, held so they don't come back. */
+#define MSH_MAX_HELD        (64UL << MSH_CHUNK_ORDER)
+
+/* The glue's per-swap state: d->memswap_host. */
+struct memswap_host {
+    uint64_t token;                     /* continuation token, never 0 */
+    bool paused;                        /* we hold a domain_pause() */
+    bool order0;                        /* order-9 chunks failed: frame by frame */
+    bool drained;                       /* pool returned, nothing more to do */
+    unsigned int memflags;              /* node (exact) or the domain's affinity */
+    unsigned int nr_allowed;
+    uint16_t allowed[MEMSWAP_MAX_COLOURS];          /* ascending */
+    struct page_list_head pool[MEMSWAP_MAX_COLOURS]; /* free target frames */
+    unsigned long nr_pooled;
+    struct page_list_head held;         /* frames of no allowed colour */
+    unsigned long nr_held;
+};
+
+/* ------------------------------------------------------------------------
+ * Memory, time, preemption, domain facts.
+ */
+
+void *ms_host_zalloc(size_t bytes)
+{
+    return bytes <= PAGE_SIZE ? xzalloc_bytes(bytes) : vzalloc(bytes);
+}
+
+void ms_host_free(void *p, size_t bytes)
+{
+    if ( bytes <= PAGE_SIZE )
+        xfree(p);
+    else
+        vfree(p);
+}
+
+uint64_t ms_host_now_ns(void)
+{
+    return NOW();
+}
+
+bool ms_host_preempt_check(void)
+{
+    return hypercall_preempt_check();
+}
+
+unsigned int ms_host_domid(const struct domain *d)
+{
+    return d->domain_id;
+}
+
+unsigned long ms_host_tot_pages(const struct domain *d)
+{
+    return domain_tot_pages(d);
+}
+
+int ms_host_check_domain(struct domain *d)
+{
+    if ( is_control_domain(d) || is_hardware_domain(d) || !d->domain_id )
+        return -EACCES;
+    if ( d == current->domain )
+        return -EDEADLK;
+    if ( d->is_dying )
+        return -ENODEV;
+    if ( !is_pv_domain(d) || is_pv_32bit_domain(d) )
+        return -EOPNOTSUPP;
+    /*
+     * With an IOMMU, a PV domain's writable frames are DMA-mapped by MFN:
+     * a device would keep writing the old frames.
+     */
+    if ( is_iommu_enabled(d) )
+        return -EOPNOTSUPP;
+    /* Log-dirty (live migration) or any other paging mode in use. */
+    if ( paging_mode_enabled(d) )
+        return -EBUSY;
+    return 0;
+}
+
+/*
+ * Pause once per swap (the engine calls us once; the flag guards against a
+ * repeat across continuations and lets domain destruction undo it).
+ */
+void ms_host_pause(struct domain *d)
+{
+    struct memswap_host *h = d->memswap_host;
+    struct vcpu *v;
+    bool flush = false;
+
+    if ( !h || h->paused )
+        return;
+    domain_pause(d);
+    h->paused = true;
+
+    /*
+     * The LDT shadow mappings hold type references on guest frames. They
+     * are a cache, rebuilt on the next LDT access fault: drop them so the
+     * frames are accounted for (and movable). domain_pause() synced the
+     * vCPUs' state, as pv_destroy_ldt() wants.
+     */
+    for_each_vcpu ( d, v )
+        flush |= pv_destroy_ldt(v);
+    if ( flush )
+        flush_tlb_mask(d->dirty_cpumask);
+}
+
+void ms_host_unpause(struct domain *d)
+{
+    struct memswap_host *h = d->memswap_host;
+
+    if ( !h || !h->paused )
+        return;
+    h->paused = false;
+    domain_unpause(d);
+}
+
+/* ------------------------------------------------------------------------
+ * The guest's P2M registration (64-bit PV only: native shared_info).
+ */
+
+static struct arch_shared_info *msh_arch_shared(struct domain *d)
+{
+#ifdef CONFIG_COMPAT
+    return &d->shared_info->native.arch;
+#else
+    return &d->shared_info->arch;
+#endif
+}
+
+void ms_host_p2m_info(struct domain *d, unsigned long *fll_mfn,
+                      uint64_t *p2m_cr3, unsigned long *max_pfn)
+{
+    const struct arch_shared_info *a = msh_arch_shared(d);
+
+    *fll_mfn = ACCESS_ONCE(a->pfn_to_mfn_frame_list_list);
+    *p2m_cr3 = ACCESS_ONCE(a->p2m_cr3);
+    *max_pfn = ACCESS_ONCE(a->max_pfn);
+}
+
+void ms_host_set_p2m_info(struct domain *d, unsigned long fll_mfn,
+                          uint64_t p2m_cr3)
+{
+    struct arch_shared_info *a = msh_arch_shared(d);
+
+    write_atomic(&a->pfn_to_mfn_frame_list_list, fll_mfn);
+    write_atomic(&a->p2m_cr3, p2m_cr3);
+    /*
+     * Tell readers of the P2M (the toolstack's save/migration code re-reads
+     * when it changes) that every entry changed. +2 keeps the guest's
+     * "update in progress" parity.
+     */
+    write_atomic(&a->p2m_generation, ACCESS_ONCE(a->p2m_generation) + 2);
+}
+
+/* ------------------------------------------------------------------------
+ * vCPUs and the MFNs they hold.
+ */
+
+unsigned int ms_host_max_vcpus(const struct domain *d)
+{
+    return d->max_vcpus;
+}
+
+struct vcpu *ms_host_vcpu(struct domain *d, unsigned int i)
+{
+    return i < d->max_vcpus ? d->vcpu[i] : NULL;
+}
+
+static unsigned long msh_pagetable_mfn(pagetable_t pt)
+{
+    return pagetable_is_null(pt) ? MS_INVALID_MFN : mfn_x(pagetable_get_mfn(pt));
+}
+
+unsigned long ms_host_vcpu_guest_table(const struct vcpu *v)
+{
+    return msh_pagetable_mfn(v->arch.guest_table);
+}
+
+unsigned long ms_host_vcpu_guest_table_user(const struct vcpu *v)
+{
+    return msh_pagetable_mfn(v->arch.guest_table_user);
+}
+
+unsigned long ms_host_vcpu_info_mfn(const struct vcpu *v)
+{
+    return mfn_eq(v->vcpu_info_mfn, INVALID_MFN) ? MS_INVALID_MFN
+                                                 : mfn_x(v->vcpu_info_mfn);
+}
+
+unsigned int ms_host_vcpu_gdt_frames(const struct vcpu *v, unsigned long *mfns,
+                                     unsigned int max)
+{
+    unsigned int i, n = DIV_ROUND_UP(v->arch.pv.gdt_ents, 512);
+
+    n = min(n, min(max, (unsigned int)FIRST_RESERVED_GDT_PAGE));
+    for ( i = 0; i < n; i++ )
+        mfns[i] = v->arch.pv.gdt_frames[i];
+    return n;
+}
+
+/* Domain paused: the new tables take effect when the vCPU next runs. */
+void ms_host_vcpu_set_guest_tables(struct vcpu *v, unsigned long kernel_mfn,
+                                   unsigned long user_mfn)
+{
+    bool changed = false;
+
+    if ( kernel_mfn != MS_INVALID_MFN &&
+         kernel_mfn != msh_pagetable_mfn(v->arch.guest_table) )
+    {
+        v->arch.guest_table = pagetable_from_mfn(_mfn(kernel_mfn));
+        changed = true;
+    }
+    if ( user_mfn != MS_INVALID_MFN &&
+         user_mfn != msh_pagetable_mfn(v->arch.guest_table_user) )
+    {
+        v->arch.guest_table_user = pagetable_from_mfn(_mfn(user_mfn));
+        changed = true;
+    }
+    /* Recompute v->arch.cr3 (kernel or user table, PCID bits). */
+    if ( changed )
+        update_cr3(v);
+}
+
+/*
+ * As map_vcpu_info() does: map the new frame globally, copy the vcpu_info
+ * again (Xen may have written the old one since the copy phase), switch
+ * v->vcpu_info, unmap the old frame and mark every event pending.
+ */
+void ms_host_vcpu_move_vcpu_info(struct vcpu *v, unsigned long old_mfn,
+                                 unsigned long new_mfn)
+{
+    unsigned long offset = (unsigned long)v->vcpu_info & ~PAGE_MASK;
+    void *old_map = (void *)((unsigned long)v->vcpu_info & PAGE_MASK);
+    void *new_map;
+
+    ASSERT(mfn_x(v->vcpu_info_mfn) == old_mfn);
+
+    new_map = __map_domain_page_global(mfn_to_page(_mfn(new_mfn)));
+    if ( new_map )
+    {
+        vcpu_info_t *new_info = new_map + offset;
+
+        memcpy(new_info, v->vcpu_info, sizeof(*new_info));
+        v->vcpu_info = new_info;
+        v->vcpu_info_mfn = _mfn(new_mfn);
+        /* Set the new vcpu_info pointer before dropping the old mapping. */
+        smp_wmb();
+        unmap_domain_page_global(old_map);
+    }
+    else
+    {
+        /*
+         * No global mapping space left. The commit cannot fail, so keep the
+         * virtual address and re-point its (4k, existing) PTE instead.
+         */
+        void *p = map_domain_page(_mfn(new_mfn));
+
+        memcpy(p + offset, v->vcpu_info, sizeof(vcpu_info_t));
+        unmap_domain_page(p);
+        if ( map_pages_to_xen((unsigned long)old_map, _mfn(new_mfn), 1,
+                              __PAGE_HYPERVISOR_RW) )
+        {
+            /* Cannot happen for an existing 4k mapping; never go on blind. */
+            gprintk(XENLOG_ERR, "memswap: %pv: cannot re-map vcpu_info\n", v);
+            domain_crash(v->domain);
+        }
+        flush_tlb_one_all(old_map);
+        v->vcpu_info_mfn = _mfn(new_mfn);
+        smp_wmb();
+    }
+
+    /* Mark everything pending: the guest rescans, spurious events are fine. */
+#ifdef CONFIG_COMPAT
+    if ( !has_32bit_shinfo(v->domain) )
+        write_atomic(&v->vcpu_info->native.evtchn_pending_sel, ~0);
+    else
+#endif
+        write_atomic(&vcpu_info(v, evtchn_pending_sel), ~0);
+    vcpu_mark_events_pending(v);
+}
+
+/* The GDT frame list and the per-vCPU GDT mapping in the per-domain area. */
+void ms_host_vcpu_set_gdt_frame(struct vcpu *v, unsigned int i,
+                                unsigned long new_mfn)
+{
+    l1_pgentry_t *pl1e = pv_gdt_ptes(v);
+
+    ASSERT(i < FIRST_RESERVED_GDT_PAGE);
+    v->arch.pv.gdt_frames[i] = new_mfn;
+    l1e_write(&pl1e[i], l1e_from_pfn(new_mfn, __PAGE_HYPERVISOR_RW));
+}
+
+/* ------------------------------------------------------------------------
+ * Grants, Xen's L4 slots.
+ */
+
+void ms_host_grant_frames(struct domain *d,
+                          void (*fn)(void *arg, unsigned long mfn), void *arg)
+{
+    gnttab_memswap_frames(d, fn, arg);
+}
+
+bool ms_host_is_guest_l4_slot(const struct domain *d, unsigned int i)
+{
+    return is_guest_l4_slot(d, i);
+}
+
+/*
+ * As promote_l4_table() writes them. The RO M2P slot also depends on how
+ * the table has been used since (fill_ro_mpt()/zap_ro_mpt()): the commit
+ * copies it from the old L4, see ms_host_transfer_frame().
+ */
+void ms_host_init_xen_l4_slots(struct domain *d, ms_pte_t *l4,
+                               unsigned long l4_mfn)
+{
+    BUILD_BUG_ON(sizeof(ms_pte_t) != sizeof(l4_pgentry_t));
+    init_xen_l4_slots((l4_pgentry_t *)l4, _mfn(l4_mfn), d, INVALID_MFN,
+                      VM_ASSIST(d, m2p_strict));
+}
+
+/* ------------------------------------------------------------------------
+ * Target frames.
+ *
+ * Xen 4.17 x86 has no cache colouring in its allocator. We take order-9
+ * chunks (2 MiB) from the heap without an owner (on the requested node, or
+ * following the domain's node affinity), keep the frames whose colour is
+ * allowed in a per-colour pool and give the others back at once. Pfns are
+ * spread round-robin over the allowed colours (pfn modulo their number), so
+ * a guest-contiguous buffer covers the allowed colours evenly. A chunk with
+ * no allowed frame at all (colour stripes of 2 MiB or more) is held until
+ * the allocation phase ends so the heap does not hand it back again. The
+ * pool is returned as soon as the engine has left the allocation phase.
+ */
+
+static void msh_pool_put(struct memswap_host *h, struct page_info *pg,
+                         unsigned int colour)
+{
+    page_list_add_tail(pg, &h->pool[colour]);
+    h->nr_pooled++;
+}
+
+/* One more chunk into the pool: frames added, or -ENOMEM. */
+static long msh_refill(struct domain *d, struct memswap_host *h,
+                       const struct memswap_request *req)
+{
+    unsigned int order = h->order0 ? 0 : MSH_CHUNK_ORDER;
+    struct page_info *pg = alloc_domheap_pages(d, order, h->memflags);
+    unsigned long i, n, added = 0;
+
+    if ( !pg && order )
+    {
+        h->order0 = true;
+        order = 0;
+        pg = alloc_domheap_pages(d, order, h->memflags);
+    }
+    if ( !pg )
+        return -ENOMEM;
+
+    n = 1UL << order;
+    for ( i = 0; i < n; i++ )
+    {
+        unsigned int c = memswap_colour_of(&req->geom, mfn_x(page_to_mfn(pg + i)));
+
+        if ( memswap_colour_allowed(req, c) )
+            added++;
+    }
+
+    if ( !added && h->nr_held + n > MSH_MAX_HELD )
+    {
+        free_domheap_pages(pg, order);
+        return -ENOMEM;
+    }
+
+    for ( i = 0; i < n; i++ )
+    {
+        unsigned int c = memswap_colour_of(&req->geom, mfn_x(page_to_mfn(pg + i)));
+
+        if ( memswap_colour_allowed(req, c) )
+            msh_pool_put(h, pg + i, c);
+        else if ( !added )
+        {
+            page_list_add_tail(pg + i, &h->held);
+            h->nr_held++;
+        }
+        else
+            free_domheap_page(pg + i);
+    }
+    return added;
+}
+
+static struct page_info *msh_take_any(struct memswap_host *h)
+{
+    unsigned int i;
+
+    for ( i = 0; i < h->nr_allowed; i++ )
+    {
+        struct page_info *pg = page_list_remove_head(&h->pool[h->allowed[i]]);
+
+        if ( pg )
+            return pg;
+    }
+    return NULL;
+}
+
+unsigned long ms_host_alloc_frame(struct domain *d,
+                                  const struct memswap_request *req,
+                                  unsigned long pfn)
+{
+    struct memswap_host *h = d->memswap_host;
+    unsigned int want, tries;
+    struct page_info *pg;
+
+    if ( !h || !h->nr_allowed )
+        return MS_INVALID_MFN;
+    h->drained = false;
+    want = h->allowed[pfn % h->nr_allowed];
+
+    for ( tries = 0; ; tries++ )
+    {
+        long rc;
+
+        pg = page_list_remove_head(&h->pool[want]);
+        if ( pg )
+            break;
+        rc = tries < MSH_REFILL_TRIES ? msh_refill(d, h, req) : 0;
+        if ( rc < 0 || tries >= MSH_REFILL_TRIES )
+        {
+            /* The wanted colour is scarce: any allowed colour will do. */
+            pg = msh_take_any(h);
+            if ( !pg && rc >= 0 && msh_refill(d, h, req) > 0 )
+                pg = msh_take_any(h);
+            if ( !pg )
+                return MS_INVALID_MFN;
+            break;
+        }
+    }
+    h->nr_pooled--;
+    return mfn_x(page_to_mfn(pg));
+}
+
+/* A frame from ms_host_alloc_frame() that never became the domain's. */
+void ms_host_free_frame(unsigned long mfn)
+{
+    struct page_info *pg = mfn_to_page(_mfn(mfn));
+
+    ASSERT(!page_get_owner(pg));
+    free_domheap_page(pg);
+}
+
+/* Give the pool back to the heap. */
+static void msh_drain(struct memswap_host *h)
+{
+    struct page_info *pg;
+    unsigned int i;
+
+    if ( h->drained )
+        return;
+    for ( i = 0; i < h->nr_allowed; i++ )
+        while ( (pg = page_list_remove_head(&h->pool[h->allowed[i]])) )
+            free_domheap_page(pg);
+    while ( (pg = page_list_remove_head(&h->held)) )
+        free_domheap_page(pg);
+    h->nr_pooled = h->nr_held = 0;
+    h->drained = true;
+}
+
+/*
+ * Free frames usable for @req: free memory (of the node) times the share
+ * of allowed colours. An estimate: the heap does not count by colour.
+ */
+unsigned long ms_host_free_frames(struct domain *d,
+                                  const struct memswap_request *req)
+{
+    unsigned long avail, nr = req->geom.nr_colours ?: 1;
+    unsigned int c, allowed = 0;
+
+    if ( req->node == MEMSWAP_NODE_ANY )
+        avail = avail_domheap_pages();
+    else if ( req->node < MAX_NUMNODES && node_online(req->node) )
+        avail = avail_node_heap_pages(req->node);
+    else
+        return 0;
+
+    for ( c = 0; c < nr && c < MEMSWAP_MAX_COLOURS; c++ )
+        allowed += memswap_colour_allowed(req, c);
+
+    return (avail / nr) * allowed + (avail % nr) * allowed / nr;
+}
+
+/* ------------------------------------------------------------------------
+ * Freeze, transfer, release, flush.
+ */
+
+/*
+ * A frozen frame has no owner: get_page(pg, d) - foreign and grant mapping,
+ * get_page_from_gfn() - fails on it. get_page() takes its reference before
+ * it reads the owner, so after the barrier any reference that succeeded is
+ * visible to the engine's re-check of the counts.
+ */
+void ms_host_freeze_frame(struct domain *d, unsigned long mfn)
+{
+    struct page_info *pg = mfn_to_page(_mfn(mfn));
+
+    ASSERT(page_get_owner(pg) == d);
+    page_set_owner(pg, NULL);
+    smp_mb();
+}
+
+void ms_host_thaw_frame(struct domain *d, unsigned long mfn)
+{
+    struct page_info *pg = mfn_to_page(_mfn(mfn));
+
+    ASSERT(!page_get_owner(pg));
+    page_set_owner(pg, d);
+    smp_wmb();
+}
+
+/*
+ * The new frame takes the old one's place: owner, page list, reference
+ * counts and flags (PGC_allocated, PGC_page_table, the general count), type
+ * and type count, and the per-page PV page-table state that shares the
+ * TLB-flush timestamp's word (linear_pt_count, validation progress). The
+ * old frame is left with no owner, no references and no type.
+ */
+void ms_host_transfer_frame(struct domain *d, unsigned long old_mfn,
+                            unsigned long new_mfn, unsigned long count_info,
+                            unsigned long type_info)
+{
+    const unsigned long carried = PGC_allocated | PGC_page_table |
+                                  PGC_extra | PGC_count_mask;
+    struct page_info *old = mfn_to_page(_mfn(old_mfn));
+    struct page_info *new = mfn_to_page(_mfn(new_mfn));
+
+    ASSERT(!page_get_owner(new));
+
+    if ( (type_info & PGT_type_mask) == PGT_l4_page_table )
+    {
+        /* Xen's RO M2P slot as the old L4 had it (m2p_strict use). */
+        const l4_pgentry_t *ol4 = map_domain_page(_mfn(old_mfn));
+        l4_pgentry_t *nl4 = map_domain_page(_mfn(new_mfn));
+        unsigned int slot = l4_table_offset(RO_MPT_VIRT_START);
+
+        l4e_write(&nl4[slot], ol4[slot]);
+        unmap_domain_page(nl4);
+        unmap_domain_page(ol4);
+    }
+
+    spin_lock(&d->page_alloc_lock);
+
+    page_list_del(old, page_to_list(d, old));
+
+    new->u.inuse.type_info = type_info;
+    new->tlbflush_timestamp = old->tlbflush_timestamp;
+    page_set_owner(new, d);
+    /* The owner must be visible before the counts (as assign_pages()). */
+    smp_wmb();
+    new->count_info = (new->count_info & ~carried) | (count_info & carried);
+    page_list_add_tail(new, page_to_list(d, new));
+
+    old->u.inuse.type_info = 0;
+    old->count_info &= ~carried;
+    page_set_owner(old, NULL);
+
+    spin_unlock(&d->page_alloc_lock);
+}
+
+/* An old frame after the commit: back to the heap (scrubbed, unowned). */
+void ms_host_release_frame(unsigned long mfn)
+{
+    struct page_info *pg = mfn_to_page(_mfn(mfn));
+
+    ASSERT(!page_get_owner(pg));
+    ASSERT(!(pg->count_info & PGC_count_mask));
+    ASSERT(!(pg->u.inuse.type_info & PGT_count_mask));
+    free_domheap_page(pg);
+}
+
+/*
+ * Every CPU that may hold a translation through the domain's page tables,
+ * including guest-global ones, and the XPTI per-CPU root tables.
+ */
+void ms_host_flush_tlbs(struct domain *d)
+{
+    flush_mask(d->dirty_cpumask, FLUSH_TLB_GLOBAL |
+               (d->arch.pv.xpti ? FLUSH_ROOT_PGTBL : 0));
+}
+
+/* ------------------------------------------------------------------------
+ * The domctl.
+ */
+
+static uint64_t msh_new_token(void)
+{
+    static uint32_t seq;
+    uint64_t token = ((uint64_t)get_random() << 32) | ++seq;
+
+    return token ?: 1;
+}
+
+static void msh_free_host(struct domain *d)
+{
+    struct memswap_host *h = d->memswap_host;
+
+    if ( !h )
+        return;
+    msh_drain(h);
+    if ( h->paused )
+    {
+        /* The engine unpauses before it finishes; never leave one behind. */
+        h->paused = false;
+        domain_unpause(d);
+    }
+    d->memswap_host = NULL;
+    ms_host_free(h, sizeof(*h));
+}
+
+/* Validate a new request, build the engine's, set up the glue's state. */
+static int msh_prepare(struct domain *d, const struct xen_domctl_memswap *ms,
+                       struct memswap_request *req)
+{
+    struct memswap_host *h;
+    unsigned int c, words;
+
+    if ( ms->pad || (ms->flags & ~XEN_DOMCTL_MEMSWAP_F_DRY_RUN) )
+        return -EINVAL;
+    if ( !ms->nr_colours || ms->nr_colours > MEMSWAP_MAX_COLOURS ||
+         (ms->nr_colours & (ms->nr_colours - 1)) || ms->colour_shift > 32 )
+        return -EINVAL;
+    if ( ms->node != XEN_DOMCTL_MEMSWAP_NODE_ANY &&
+         (ms->node >= MAX_NUMNODES || !node_online(ms->node)) )
+        return -EINVAL;
+
+    memset(req, 0, sizeof(*req));
+    req->domid = d->domain_id;
+    req->flags = ms->flags;
+    req->node = ms->node;
+    req->geom.nr_colours = ms->nr_colours;
+    req->geom.colour_shift = ms->colour_shift;
+    words = DIV_ROUND_UP(ms->nr_colours, 64);
+    if ( !guest_handle_is_null(ms->colours) &&
+         copy_from_guest(req->colours, ms->colours, words) )
+        return -EFAULT;
+
+    h = ms_host_zalloc(sizeof(*h));
+    if ( !h )
+        return -ENOMEM;
+    for ( c = 0; c < MEMSWAP_MAX_COLOURS; c++ )
+        INIT_PAGE_LIST_HEAD(&h->pool[c]);
+    INIT_PAGE_LIST_HEAD(&h->held);
+    for ( c = 0; c < ms->nr_colours; c++ )
+        if ( memswap_colour_allowed(req, c) )
+            h->allowed[h->nr_allowed++] = c;
+    h->memflags = MEMF_no_owner | MEMF_no_scrub;
+    if ( ms->node != XEN_DOMCTL_MEMSWAP_NODE_ANY )
+        h->memflags |= MEMF_node(ms->node) | MEMF_exact_node;
+    h->drained = true;
+    h->token = msh_new_token();
+    d->memswap_host = h;
+    return 0;
+}
+
+static void msh_report(const struct memswap_ctx *ctx, int rc,
+                       struct xen_domctl_memswap *ms)
+{
+    const struct memswap_result *r = memswap_result(ctx);
+    unsigned int i;
+
+    ms->resume = 0;
+    ms->frames_total = r->frames_total;
+    ms->frames_moved = r->frames_moved;
+    for ( i = 0; i < XEN_DOMCTL_MEMSWAP_KEPT_NR; i++ )
+        ms->frames_kept[i] = r->frames_kept[i];
+    ms->bytes_copied = r->bytes_copied;
+    ms->paused_ns = r->paused_ns;
+    ms->continuations = r->continuations;
+    ms->extra_bytes_peak = r->extra_bytes_peak;
+    ms->failed_phase = rc ? r->failed_phase : 0;
+}
+
+long memswap_domctl(struct domain *d, struct xen_domctl *op,
+                    XEN_GUEST_HANDLE_PARAM(xen_domctl_t) u_domctl,
+                    bool *copyback)
+{
+    struct xen_domctl_memswap *ms = &op->u.memswap;
+    struct memswap_request req;
+    int rc;
+
+    BUILD_BUG_ON(sizeof(*ms) != XEN_DOMCTL_MEMSWAP_SIZE);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_NR != MEMSWAP_KEPT_NR);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_GRANTED != MEMSWAP_KEPT_GRANTED);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_FOREIGN != MEMSWAP_KEPT_FOREIGN);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_UNEXPLAINED != MEMSWAP_KEPT_UNEXPLAINED);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_NOT_IN_P2M != MEMSWAP_KEPT_NOT_IN_P2M);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_MAX_COLOURS != MEMSWAP_MAX_COLOURS);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_F_DRY_RUN != MEMSWAP_F_DRY_RUN);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_NODE_ANY != MEMSWAP_NODE_ANY);
+
+    if ( ms->resume )
+    {
+        /* Our continuation, or a stale/foreign token. */
+        if ( !d->memswap || !d->memswap_host ||
+             ms->resume != d->memswap_host->token )
+            return d->memswap ? -EBUSY : d->is_dying ? -ENODEV : -EINVAL;
+    }
+    else
+    {
+        if ( d->memswap || d->memswap_host )
+            return -EBUSY;
+        /* Refuse the domain before looking at the request. */
+        if ( (rc = ms_host_check_domain(d)) )
+            return rc;
+        if ( (rc = msh_prepare(d, ms, &req)) )
+            return rc;
+        rc = memswap_begin(d, &req, &d->memswap);
+        if ( rc )
+        {
+            d->memswap = NULL;
+            msh_free_host(d);
+            return rc;
+        }
+    }
+
+    rc = memswap_run(d->memswap);
+    if ( memswap_phase(d->memswap) > MEMSWAP_PH_ALLOC )
+        msh_drain(d->memswap_host);
+
+    if ( rc == MEMSWAP_PREEMPTED )
+    {
+        ms->resume = d->memswap_host->token;
+        if ( !__copy_field_to_guest(u_domctl, op, u.memswap.resume) )
+            return hypercall_create_continuation(__HYPERVISOR_domctl, "h",
+                                                 u_domctl);
+        /* The caller cannot resume: roll back (or finish, if committed). */
+        memswap_abort(d->memswap);
+        rc = -EFAULT;
+    }
+
+    msh_report(d->memswap, rc, ms);
+    memswap_end(d->memswap);
+    d->memswap = NULL;
+    msh_free_host(d);
+    *copyback = true;
+
+    return rc;
+}
+
+void memswap_domain_destroy(struct domain *d)
+{
+    if ( d->memswap )
+    {
+        gprintk(XENLOG_INFO, "memswap: %pd dies during a swap (phase %s)\n",
+                d, memswap_phase_name(memswap_phase(d->memswap)));
+        memswap_abort(d->memswap);
+        memswap_end(d->memswap);
+        d->memswap = NULL;
+    }
+    msh_free_host(d);
+}
