@@ -38,6 +38,12 @@
 #include "memswap.h"
 #include "private.h"
 
+/*
+ * Linux x86-64 clones L4 slots from pgd_index(PAGE_OFFSET) = 273 up of its
+ * kernel page directory into every new one (pgd_ctor).
+ */
+#define MS_LINUX_KERNEL_PGD_FIRST 273
+
 /* Per-pfn engine state lives in chunks of one P2M leaf (512 pfns). */
 #define MS_CHUNK_SHIFT      9
 #define MS_CHUNK            (1UL << MS_CHUNK_SHIFT)
@@ -90,6 +96,15 @@ struct memswap_ctx {
     unsigned long nr_allocated;
 
     uint64_t t_phase, t_pause;
+
+    /*
+     * The kernel half of the running kernel's L4 (a vCPU's guest_table),
+     * to recognise Linux page directories under construction; see
+     * ms_unpinned_pgd().
+     */
+    bool have_kernel_l4;
+    unsigned int kernel_l4_probe;
+    ms_pte_t kernel_l4[MS_PTES_PER_PAGE - MS_LINUX_KERNEL_PGD_FIRST];
     uint64_t meta_bytes;
 };
 
@@ -698,6 +713,51 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
  * ALLOC and COPY: everything is written into new frames only.
  */
 
+/*
+ * A PV guest's page tables hold MFNs, and Xen (so the engine) only knows
+ * them as tables once they are pinned or in use. Linux builds a new mm's
+ * tables (fork) and tears an old one down (exit) as plain writable pages:
+ * copied raw, they would keep old MFNs and break the guest when it pins
+ * them. Such a tree always has its pgd, and a Linux pgd carries the kernel
+ * half of the running kernel's L4: a data page with exactly those entries
+ * is one. Seeing it, the swap is given up (-EAGAIN: retry once the guest
+ * has finished the fork, or suspend it first so that it pins everything).
+ */
+static void ms_note_kernel_l4(struct memswap_ctx *ctx)
+{
+    unsigned int v, s;
+
+    for ( v = 0; v < ms_host_max_vcpus(ctx->d) && !ctx->have_kernel_l4; v++ )
+    {
+        struct vcpu *vc = ms_host_vcpu(ctx->d, v);
+        unsigned long l4 = vc ? ms_host_vcpu_guest_table(vc) : MS_INVALID_MFN;
+        const ms_pte_t *t;
+
+        if ( l4 == MS_INVALID_MFN || !ms_own_frame(ctx, l4) )
+            continue;
+        t = ms_map(l4);
+        ms_memcpy(ctx->kernel_l4, t + MS_LINUX_KERNEL_PGD_FIRST, sizeof(ctx->kernel_l4));
+        ms_unmap(t);
+        /* The first present kernel slot (Linux: the direct map) is the quick test. */
+        for ( s = 0; s < MS_PTES_PER_PAGE - MS_LINUX_KERNEL_PGD_FIRST; s++ )
+            if ( ctx->kernel_l4[s] & MS_PAGE_PRESENT )
+            {
+                ctx->kernel_l4_probe = s;
+                ctx->have_kernel_l4 = true;
+                break;
+            }
+    }
+}
+
+static bool ms_unpinned_pgd(const struct memswap_ctx *ctx, const ms_pte_t *page)
+{
+    const ms_pte_t *half = page + MS_LINUX_KERNEL_PGD_FIRST;
+
+    return ctx->have_kernel_l4 &&
+           half[ctx->kernel_l4_probe] == ctx->kernel_l4[ctx->kernel_l4_probe] &&
+           !ms_memcmp(half, ctx->kernel_l4, sizeof(ctx->kernel_l4));
+}
+
 static int ms_phase_alloc(struct memswap_ctx *ctx)
 {
     struct ms_chunk *c;
@@ -719,6 +779,7 @@ static int ms_phase_alloc(struct memswap_ctx *ctx)
         ctx->nr_allocated++;
     }
     ctx->res.extra_bytes_peak = ctx->meta_bytes + (uint64_t)ctx->nr_allocated * 4096;
+    ms_note_kernel_l4(ctx);
     ms_enter(ctx, MEMSWAP_PH_COPY);
     return 0;
 }
@@ -785,11 +846,12 @@ static void ms_translate_p2m(struct memswap_ctx *ctx, uint64_t *dst,
     }
 }
 
-static void ms_copy_frame(struct memswap_ctx *ctx, int cls,
-                          unsigned long old_mfn, unsigned long new_mfn)
+static int ms_copy_frame(struct memswap_ctx *ctx, int cls,
+                         unsigned long old_mfn, unsigned long new_mfn)
 {
     const void *src = ms_map(old_mfn);
     void *dst = ms_map(new_mfn);
+    int rc = 0;
 
     switch ( cls )
     {
@@ -801,11 +863,14 @@ static void ms_copy_frame(struct memswap_ctx *ctx, int cls,
         break;
     default:
         ms_copy_page(dst, src);
+        if ( ms_unpinned_pgd(ctx, src) )
+            rc = -EAGAIN;
         break;
     }
     ms_unmap(dst);
     ms_unmap(src);
     ctx->res.bytes_copied += 4096;
+    return rc;
 }
 
 static int ms_phase_copy(struct memswap_ctx *ctx)
@@ -813,6 +878,7 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
     struct ms_chunk *c;
     unsigned int i;
     unsigned long n = 0;
+    int rc;
 
     for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
@@ -820,7 +886,8 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
             continue;
         if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
-        ms_copy_frame(ctx, c->cls[i], c->old_mfn[i], c->new_mfn[i]);
+        if ( (rc = ms_copy_frame(ctx, c->cls[i], c->old_mfn[i], c->new_mfn[i])) )
+            return rc;
     }
     ms_enter(ctx, MEMSWAP_PH_FREEZE);
     return 0;

@@ -39,6 +39,7 @@ static inline void ms_m2p_set(unsigned long mfn, unsigned long pfn) { set_gpfn_f
 static inline void ms_copy_page(void *dst, const void *src) { copy_page(dst, src); }
 #define ms_memset memset
 #define ms_memcpy memcpy
+#define ms_memcmp memcmp
 /* Frame-number bits of a PTE (Xen's PADDR_MASK also covers the flag bits). */
 #define MS_PADDR_MASK       (PADDR_MASK & PAGE_MASK)
 #define ms_log(fmt, ...)    gdprintk(XENLOG_INFO, "memswap: " fmt, ## __VA_ARGS__)
@@ -90,6 +91,7 @@ static inline void ms_copy_page(void *dst, const void *src)
 }
 #define ms_memset memset
 #define ms_memcpy memcpy
+#define ms_memcmp memcmp
 #define MS_PADDR_MASK       0x000ffffffffff000ULL
 #define ms_log(fmt, ...)    sim_log("memswap: " fmt, ## __VA_ARGS__)
 

@@ -634,6 +634,49 @@ TEST(engine_keeps_foreign_mapped_frames)
     sim_host_destroy();
 }
 
+/*
+ * A Linux page directory under construction (fork) is a plain page holding
+ * MFNs: the engine recognises it by the kernel half Linux clones into it
+ * and gives up with -EAGAIN, changing nothing; once it is gone, the swap
+ * goes through.
+ */
+TEST(engine_refuses_while_a_pgd_is_under_construction)
+{
+    struct memswap_request req;
+    struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true, .preempt_every = 3 };
+    struct memswap_result res;
+    struct snapshot s;
+    struct domain *d;
+    uint64_t *pgd, saved[512];
+    const uint64_t *kl4;
+    int domid, rc;
+
+    CHECK(host(256 * MiB, 1, 31) == 0);
+    domid = guest("forking", 32 * MiB, 1, 2, 31);
+    d = sim_domain_lookup(domid);
+    pgd = sim_guest_va_ptr(d, sim_pfn_va(d->user_pfn[0][2]), true);
+    CHECK(pgd != NULL);
+    memcpy(saved, pgd, sizeof(saved));
+    kl4 = sim_map_frame(d->vcpu[0].guest_table);
+    memset(pgd, 0, 4096);
+    memcpy(pgd + 273, kl4 + 273, (512 - 273) * sizeof(*pgd));
+
+    request(&req, domid);
+    sim_domain_pause(domid);
+    snapshot_take(&s, domid);
+    rc = sim_swap(&req, &opts, &res);
+    CHECKF(rc == -EAGAIN, "rc=%d", rc);
+    CHECK(res.failed_phase == MEMSWAP_PH_COPY);
+    CHECK(check_unchanged(&s) == 0);
+    snapshot_free(&s);
+
+    /* The fork finished (here: the page is data again): the swap goes through. */
+    memcpy(pgd, saved, sizeof(saved));
+    sim_domain_unpause(domid);
+    CHECK(swap_and_check(domid, &req, &opts, &res, true) == 0);
+    sim_host_destroy();
+}
+
 TEST(engine_refuses_bad_requests)
 {
     struct memswap_request req;
