@@ -17,7 +17,7 @@ import subprocess
 from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-XEN_PKGS = ['xencontrol', 'xenstore', 'xencall', 'xenforeignmemory']
+XEN_PKGS = ['xencontrol', 'xenguest', 'xenstore', 'xencall', 'xenforeignmemory']
 
 
 def pkg_config(*args):

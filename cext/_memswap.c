@@ -65,7 +65,10 @@ static PyMethodDef methods[] = {
       "xen_physinfo() -> dict(total_pages, free_pages, nr_nodes, nr_cpus, ...)" },
     { "xen_swap", FN(ms_xen_swap), KW,
       "xen_swap(domid, colours=None, nr_colours=1, colour_shift=0, node=None,\n"
-      "         dry_run=False) -> result dict (XEN_DOMCTL_memswap)" },
+      "         dry_run=False, cooperative=False, suspend_timeout_ms=10000,\n"
+      "         retries=0, force_suspend=False) -> result dict (XEN_DOMCTL_memswap)\n"
+      "cooperative: suspend the guest (control/shutdown=suspend), swap, resume it\n"
+      "cancelled; result has suspend_ns, resume_ns, retries (EAGAIN retries)." },
     { "xen_p2m", ms_xen_p2m, METH_VARARGS,
       "xen_p2m(domid) -> [mfn of pfn] (64-bit PV guests, 3-level p2m tree)" },
     { "xen_xs_read", ms_xen_xs_read, METH_VARARGS, "xen_xs_read(path) -> str or None" },

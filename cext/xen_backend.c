@@ -23,13 +23,17 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <xenctrl.h>
+#include <xenguest.h>
 #include <xencall.h>
 #include <xenforeignmemory.h>
 #include <xenstore.h>
@@ -298,27 +302,396 @@ static int memswap_hypercall(unsigned int domid, int dry_run, uint32_t node,
     return rc;
 }
 
+/* ---- the cooperative swap: suspend, swap, cancel the suspend --------------- */
+
+/*
+ * A Linux PV guest keeps the page tables of an mm under construction (fork)
+ * or teardown unpinned: plain writable pages holding MFNs that Xen does not
+ * see as page tables, which a swap cannot translate (the engine refuses with
+ * EAGAIN when it sees one). Suspending the guest the way `xl save -c` does
+ * makes Linux freeze its processes and pin every page table before it
+ * issues SCHEDOP_shutdown(SHUTDOWN_suspend); after the swap the domain is
+ * resumed "cancelled" (xc_domain_resume(fast=1): the guest's suspend
+ * hypercall returns 1 and it carries on with its devices still connected),
+ * and xenstored is told the domain runs again (xs_resume_domain).
+ *
+ * Protocol (as the toolstack drives it): write "suspend" to
+ * /local/domain/<id>/control/shutdown; the guest's watch acknowledges by
+ * clearing the node, then suspends. Linux advertises the request with
+ * control/feature-suspend = 1 (drivers/xen/manage.c writes feature-<cmd>
+ * for poweroff, reboot and, with CONFIG_HIBERNATE_CALLBACKS, suspend).
+ *
+ * Everything here runs with the GIL released. The libxenctrl handle is used
+ * under xen_lock, one call at a time, so the lock is never held across a
+ * wait.
+ */
+
+#define SUSPEND_POLL_MIN_US   500
+#define SUSPEND_POLL_MAX_US   5000
+#define RETRY_BACKOFF_MIN_MS  10
+#define RETRY_BACKOFF_MAX_MS  250
+
+struct swap_req {
+    unsigned int domid, nr_colours, shift, retries;
+    unsigned int suspend_timeout_ms;
+    int dry_run, cooperative, force_suspend;
+    uint32_t node;
+    const unsigned long long *bm;
+};
+
+struct swap_out {
+    struct ms_domctl *dc;       /* the last attempt's buffer (results) */
+    int err;                    /* errno of the failure, 0 on success */
+    const char *call;           /* the failing call */
+    char msg[200];              /* explanation ("" for strerror only) */
+    int swap_err;               /* the domctl's errno when resume failed after it */
+    int suspended;              /* the swap ran with the guest suspended */
+    unsigned int retries;
+    uint64_t suspend_ns, resume_ns;
+    int xs_resume_failed;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_us(unsigned int us)
+{
+    struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 };
+
+    while ( nanosleep(&ts, &ts) && errno == EINTR )
+        ;
+}
+
+static void set_fail(struct swap_out *o, int err, const char *call, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_fail(struct swap_out *o, int err, const char *call, const char *fmt, ...)
+{
+    va_list ap;
+
+    o->err = err ? err : EIO;
+    o->call = call;
+    o->msg[0] = 0;
+    if ( fmt )
+    {
+        va_start(ap, fmt);
+        vsnprintf(o->msg, sizeof(o->msg), fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* 0 and *info, or an errno (ESRCH: no such domain). Takes xen_lock. */
+static int get_dominfo(unsigned int domid, xc_domaininfo_t *info)
+{
+    int n, err = 0;
+
+    pthread_mutex_lock(&xen_lock);
+    n = xc_domain_getinfolist(xch, domid, 1, info);
+    if ( n < 0 )
+        err = errno ? errno : EIO;
+    else if ( n != 1 || info->domain != domid )
+        err = ESRCH;
+    pthread_mutex_unlock(&xen_lock);
+    return err;
+}
+
+static unsigned int shutdown_reason(const xc_domaininfo_t *info)
+{
+    return (info->flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask;
+}
+
+static int is_suspended(const xc_domaininfo_t *info)
+{
+    return (info->flags & XEN_DOMINF_shutdown) && shutdown_reason(info) == SHUTDOWN_suspend;
+}
+
+/* Take back our request if the guest has not acknowledged it yet.
+ * Returns 1 if it was still pending (now removed), 0 if the guest took it. */
+static int withdraw_request(const char *path)
+{
+    for ( ;; )
+    {
+        xs_transaction_t t = xs_transaction_start(xsh);
+        unsigned int len = 0;
+        char *v;
+        int pending;
+
+        if ( t == XBT_NULL )
+            return 0;
+        v = xs_read(xsh, t, path, &len);
+        pending = v && len == 7 && !memcmp(v, "suspend", 7);
+        free(v);
+        if ( pending )
+            xs_rm(xsh, t, path);
+        if ( xs_transaction_end(xsh, t, false) )
+            return pending;
+        if ( errno != EAGAIN )
+            return 0;
+    }
+}
+
+/* Cancel-resume a suspended domain; 0 or an errno (o->call set). */
+static int resume_guest(unsigned int domid, struct swap_out *o)
+{
+    uint64_t t0 = now_ns();
+    int rc, err = 0;
+
+    pthread_mutex_lock(&xen_lock);
+    rc = xc_domain_resume(xch, domid, 1);
+    if ( rc )
+        err = errno ? errno : EIO;
+    pthread_mutex_unlock(&xen_lock);
+    if ( err )
+    {
+        o->call = "xc_domain_resume";
+        return err;
+    }
+    /* xenstored marked the domain shut down; without this it would not
+     * fire @releaseDomain for the domain's next (real) shutdown. */
+    if ( !xs_resume_domain(xsh, domid) )
+        o->xs_resume_failed = 1;
+    o->resume_ns += now_ns() - t0;
+    return 0;
+}
+
+/* Suspend the guest; 0, or -1 with o->err/call/msg set (guest left running). */
+static int suspend_guest(const struct swap_req *rq, struct swap_out *o)
+{
+    char base[64], path[96];
+    xc_domaininfo_t info;
+    uint64_t t0, deadline;
+    unsigned int poll_us = SUSPEND_POLL_MIN_US;
+    unsigned int len = 0;
+    char *v;
+    char **ents;
+    int err;
+
+    snprintf(base, sizeof(base), "/local/domain/%u/control", rq->domid);
+    if ( (err = get_dominfo(rq->domid, &info)) )
+    {
+        set_fail(o, err, "xc_domain_getinfolist", NULL);
+        return -1;
+    }
+    if ( info.flags & XEN_DOMINF_dying )
+    {
+        set_fail(o, ENODEV, "suspend", "domain %u is dying", rq->domid);
+        return -1;
+    }
+    if ( info.flags & XEN_DOMINF_hvm_guest )
+    {
+        set_fail(o, EOPNOTSUPP, "suspend", "domain %u is HVM: memswap moves PV domains only",
+                 rq->domid);
+        return -1;
+    }
+    if ( info.flags & XEN_DOMINF_shutdown )
+    {
+        set_fail(o, EBUSY, "suspend", "domain %u is already shut down (reason %u): "
+                 "another toolstack operation (save/migrate?) is in progress",
+                 rq->domid, shutdown_reason(&info));
+        return -1;
+    }
+    if ( info.flags & XEN_DOMINF_paused )
+    {
+        set_fail(o, EBUSY, "suspend", "domain %u is paused and cannot suspend itself: "
+                 "unpause it, or swap without suspending", rq->domid);
+        return -1;
+    }
+    if ( !rq->force_suspend )
+    {
+        unsigned int n = 0;
+
+        ents = xs_directory(xsh, XBT_NULL, base, &n);
+        if ( !ents )
+        {
+            set_fail(o, EOPNOTSUPP, "suspend", "%s does not exist: the guest has no "
+                     "PV shutdown driver to suspend it", base);
+            return -1;
+        }
+        free(ents);
+        snprintf(path, sizeof(path), "%s/feature-suspend", base);
+        v = xs_read(xsh, XBT_NULL, path, &len);
+        if ( !v || len == 0 || strtoul(v, NULL, 10) == 0 )
+        {
+            free(v);
+            set_fail(o, EOPNOTSUPP, "suspend", "the guest does not advertise %s = 1: "
+                     "it cannot be suspended cooperatively", path);
+            return -1;
+        }
+        free(v);
+    }
+
+    snprintf(path, sizeof(path), "%s/shutdown", base);
+    t0 = now_ns();
+    if ( !xs_write(xsh, XBT_NULL, path, "suspend", 7) )
+    {
+        set_fail(o, errno, "xs_write", "cannot write %s", path);
+        return -1;
+    }
+    deadline = t0 + (uint64_t)rq->suspend_timeout_ms * 1000000ull;
+    for ( ;; )
+    {
+        if ( (err = get_dominfo(rq->domid, &info)) )
+        {
+            withdraw_request(path);
+            set_fail(o, err, "xc_domain_getinfolist", "domain %u vanished while suspending",
+                     rq->domid);
+            return -1;
+        }
+        if ( is_suspended(&info) )
+            break;
+        if ( info.flags & (XEN_DOMINF_shutdown | XEN_DOMINF_dying) )
+        {
+            set_fail(o, EIO, "suspend", "domain %u shut down with reason %u instead of "
+                     "suspending", rq->domid, shutdown_reason(&info));
+            return -1;
+        }
+        if ( now_ns() >= deadline )
+        {
+            uint64_t grace;
+
+            if ( withdraw_request(path) )
+            {
+                /* The guest never saw it: nothing will happen. */
+                set_fail(o, ETIMEDOUT, "suspend", "domain %u did not suspend within %u ms "
+                         "(request withdrawn)", rq->domid, rq->suspend_timeout_ms);
+                return -1;
+            }
+            /* The guest acknowledged and is on its way: it cannot be called
+             * back. Give it as long again; if it suspends, cancel that at once
+             * so that it is never left suspended. */
+            grace = now_ns() + (uint64_t)(rq->suspend_timeout_ms ? rq->suspend_timeout_ms
+                                                                 : 1000) * 1000000ull;
+            while ( now_ns() < grace )
+            {
+                if ( get_dominfo(rq->domid, &info) || is_suspended(&info) ||
+                     (info.flags & (XEN_DOMINF_shutdown | XEN_DOMINF_dying)) )
+                    break;
+                sleep_us(SUSPEND_POLL_MAX_US);
+            }
+            if ( !get_dominfo(rq->domid, &info) && is_suspended(&info) )
+            {
+                struct swap_out tmp = { 0 };
+
+                if ( (err = resume_guest(rq->domid, &tmp)) )
+                {
+                    set_fail(o, err, tmp.call, "domain %u suspended after the timeout and "
+                             "could not be resumed: it is left suspended", rq->domid);
+                    return -1;
+                }
+            }
+            set_fail(o, ETIMEDOUT, "suspend", "domain %u acknowledged the suspend request "
+                     "but did not suspend within %u ms", rq->domid, rq->suspend_timeout_ms);
+            return -1;
+        }
+        sleep_us(poll_us);
+        if ( poll_us < SUSPEND_POLL_MAX_US )
+            poll_us *= 2;
+    }
+    o->suspend_ns += now_ns() - t0;
+    return 0;
+}
+
+/* The whole operation, GIL released. 0, or -1 with o->err etc. set. */
+static int do_swap(const struct swap_req *rq, struct swap_out *o)
+{
+    unsigned int attempt;
+    int rc, err;
+
+    for ( attempt = 0; ; attempt++ )
+    {
+        int coop = rq->cooperative && !rq->dry_run;
+
+        if ( o->dc )
+        {
+            pthread_mutex_lock(&xen_lock);
+            xencall_free_buffer(xcall, o->dc);
+            pthread_mutex_unlock(&xen_lock);
+            o->dc = NULL;
+        }
+        if ( coop && suspend_guest(rq, o) )
+            return -1;
+        o->suspended = coop;
+        err = 0;
+        pthread_mutex_lock(&xen_lock);
+        rc = memswap_hypercall(rq->domid, rq->dry_run, rq->node, rq->nr_colours, rq->shift,
+                               rq->bm, &o->dc, &err);
+        pthread_mutex_unlock(&xen_lock);
+        if ( coop )
+        {
+            int rerr = resume_guest(rq->domid, o);
+
+            if ( rerr )
+            {
+                o->swap_err = rc < 0 ? err : 0;
+                set_fail(o, rerr, o->call, "domain %u is left suspended: the swap %s, "
+                         "then its cancelled resume failed", rq->domid,
+                         rc < 0 ? "failed" : "succeeded");
+                return -1;
+            }
+        }
+        if ( !o->dc )
+        {
+            set_fail(o, err, "xencall_alloc_buffer", NULL);
+            return -1;
+        }
+        if ( rc >= 0 )
+            return 0;
+        if ( err == EAGAIN && attempt < rq->retries )
+        {
+            unsigned int ms = RETRY_BACKOFF_MIN_MS << (attempt < 5 ? attempt : 5);
+
+            o->retries++;
+            sleep_us((ms < RETRY_BACKOFF_MAX_MS ? ms : RETRY_BACKOFF_MAX_MS) * 1000);
+            continue;
+        }
+        if ( err == ENOSYS )
+            set_fail(o, err, "XEN_DOMCTL_memswap",
+                     "this hypervisor has no memswap domctl: boot the patched Xen");
+        else if ( err == EAGAIN )
+            set_fail(o, err, "XEN_DOMCTL_memswap", "the guest kept unpinned page tables "
+                     "after %u retr%s (nothing was moved)%s", o->retries,
+                     o->retries == 1 ? "y" : "ies",
+                     rq->cooperative ? "" : ": try a cooperative (suspending) swap");
+        else
+            set_fail(o, err, "XEN_DOMCTL_memswap", NULL);
+        return -1;
+    }
+}
+
 PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "domid", "colours", "nr_colours", "colour_shift",
-                              "node", "dry_run", NULL };
+                              "node", "dry_run", "cooperative", "suspend_timeout_ms",
+                              "retries", "force_suspend", NULL };
     unsigned int domid, nr_colours = 1, shift = 0;
     PyObject *col_o = Py_None, *node_o = Py_None;
-    int dry_run = 0, rc = 0, err = 0;
+    int dry_run = 0, cooperative = 0, force_suspend = 0, rc = 0;
+    int timeout_ms = 10000, retries = 0;
     unsigned long long bm[MS_XEN_COLOUR_WORDS];
-    struct ms_domctl *dc;
+    struct swap_req rq;
+    struct swap_out o;
     struct xen_domctl_memswap *ms;
     uint32_t node = XEN_DOMCTL_MEMSWAP_NODE_ANY;
     PyObject *kept, *ret;
 
-    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OIIOp", kwlist, &domid, &col_o,
-                                      &nr_colours, &shift, &node_o, &dry_run) )
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OIIOppiip", kwlist, &domid, &col_o,
+                                      &nr_colours, &shift, &node_o, &dry_run,
+                                      &cooperative, &timeout_ms, &retries, &force_suspend) )
         return NULL;
     if ( nr_colours == 0 || (nr_colours & (nr_colours - 1)) ||
          nr_colours > XEN_DOMCTL_MEMSWAP_MAX_COLOURS )
         return PyErr_Format(PyExc_ValueError,
                             "nr_colours must be a power of two <= %u",
                             (unsigned int)(MS_XEN_COLOUR_WORDS * 64));
+    if ( timeout_ms <= 0 || timeout_ms > 3600 * 1000 )
+        return PyErr_Format(PyExc_ValueError,
+                            "suspend_timeout_ms must be 1..3600000, not %d", timeout_ms);
+    if ( retries < 0 || retries > 100 )
+        return PyErr_Format(PyExc_ValueError, "retries must be 0..100, not %d", retries);
     if ( ms_colours_from_py(col_o, nr_colours, bm, MS_XEN_COLOUR_WORDS) )
         return NULL;
     if ( node_o != Py_None )
@@ -331,32 +704,49 @@ PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
             return PyErr_Format(PyExc_ValueError, "node %ld out of range", n);
         node = (uint32_t)n;
     }
-    if ( need_xc("xencall1") )
+    if ( need_xc("xencall1") || need_xs("xs_write") )
         return NULL;
 
-    XEN_RUN(rc = memswap_hypercall(domid, dry_run, node, nr_colours, shift, bm,
-                                   &dc, &err));
-    if ( !dc )
-        return ms_raise(err, "xencall_alloc_buffer");
+    memset(&rq, 0, sizeof(rq));
+    memset(&o, 0, sizeof(o));
+    rq.domid = domid;
+    rq.nr_colours = nr_colours;
+    rq.shift = shift;
+    rq.retries = (unsigned int)retries;
+    rq.suspend_timeout_ms = (unsigned int)timeout_ms;
+    rq.dry_run = dry_run;
+    rq.cooperative = cooperative;
+    rq.force_suspend = force_suspend;
+    rq.node = node;
+    rq.bm = bm;
+
+    Py_BEGIN_ALLOW_THREADS
+    rc = do_swap(&rq, &o);
+    Py_END_ALLOW_THREADS
+
     if ( rc < 0 )
     {
-        if ( err == ENOSYS )
-            ms_raise_msg(err, "XEN_DOMCTL_memswap",
-                         "this hypervisor has no memswap domctl: boot the patched Xen");
+        if ( o.msg[0] )
+            ms_raise_msg(o.err, o.call, "%s", o.msg);
         else
-            ms_raise(err, "XEN_DOMCTL_memswap");
-        ms_error_set_attr("phase", PyUnicode_FromString(
-            memswap_phase_name(dc->u.memswap.failed_phase)));
-        XEN_RUN(xencall_free_buffer(xcall, dc));
+            ms_raise(o.err, o.call);
+        if ( o.dc && !strcmp(o.call, "XEN_DOMCTL_memswap") )
+            ms_error_set_attr("phase", PyUnicode_FromString(
+                memswap_phase_name(o.dc->u.memswap.failed_phase)));
+        ms_error_set_attr("retries", PyLong_FromUnsignedLong(o.retries));
+        if ( o.swap_err )
+            ms_error_set_attr("swap_errno", PyLong_FromLong(o.swap_err));
+        if ( o.dc )
+            XEN_RUN(xencall_free_buffer(xcall, o.dc));
         return NULL;
     }
-    ms = &dc->u.memswap;
+    ms = &o.dc->u.memswap;
     kept = Py_BuildValue("{sKsKsKsK}",
                          "granted", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_GRANTED],
                          "foreign", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_FOREIGN],
                          "unexplained", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_UNEXPLAINED],
                          "not_in_p2m", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_NOT_IN_P2M]);
-    ret = kept ? Py_BuildValue("{sKsKsNsKsKsKsKs{}s{}sO}",
+    ret = kept ? Py_BuildValue("{sKsKsNsKsKsKsKs{}s{}sOsOsKsKsIsO}",
                                "frames_total", (unsigned long long)ms->frames_total,
                                "moved", (unsigned long long)ms->frames_moved,
                                "kept", kept,
@@ -365,8 +755,14 @@ PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
                                "continuations", (unsigned long long)ms->continuations,
                                "extra_bytes_peak", (unsigned long long)ms->extra_bytes_peak,
                                "by_class", "phase_ns",
-                               "dry_run", dry_run ? Py_True : Py_False) : NULL;
-    XEN_RUN(xencall_free_buffer(xcall, dc));
+                               "dry_run", dry_run ? Py_True : Py_False,
+                               "cooperative", o.suspended ? Py_True : Py_False,
+                               "suspend_ns", (unsigned long long)o.suspend_ns,
+                               "resume_ns", (unsigned long long)o.resume_ns,
+                               "retries", o.retries,
+                               "xs_resume_failed", o.xs_resume_failed ? Py_True : Py_False)
+               : NULL;
+    XEN_RUN(xencall_free_buffer(xcall, o.dc));
     return ret;
 }
 

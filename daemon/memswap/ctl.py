@@ -179,7 +179,7 @@ class Ctl:
         bar = self._progress()
         try:
             r = self.call("swap", on_progress=bar, domain=a.domain, colours=a.colours, node=a.node,
-                          dry_run=a.dry_run, progress=bar is not None)
+                          dry_run=a.dry_run, progress=bar is not None, suspend=not a.no_suspend)
         finally:
             if bar:
                 sys.stderr.write("\n")
@@ -190,10 +190,18 @@ class Ctl:
     def _swap_text(r):
         res = r.get("result") or {}
         verb = "would move" if r.get("status") == "dry-run" else "moved"
+        coop = ""
+        if res.get("cooperative"):
+            coop = (f", guest suspend {(res.get('suspend_ns') or 0) / 1e6:.3f} ms, resume "
+                    f"{(res.get('resume_ns') or 0) / 1e6:.3f} ms")
+        elif r.get("suspend") is False:
+            coop = ", guest not suspended"
+        if res.get("retries"):
+            coop += f", {res['retries']} retr{'y' if res['retries'] == 1 else 'ies'} after EAGAIN"
         return (f"swap #{r.get('id')} of {r.get('name')}: {r.get('status')}; {verb} "
                 f"{res.get('moved')}/{res.get('frames_total')} frames, kept "
                 f"{sum((res.get('kept') or {}).values())}, paused "
-                f"{(res.get('paused_ns') or 0) / 1e6:.3f} ms; colours "
+                f"{(res.get('paused_ns') or 0) / 1e6:.3f} ms{coop}; colours "
                 f"{r.get('colours_before') or '-'} -> {r.get('colours_after') or r.get('colours') or '-'}")
 
     def swap_direct(self):
@@ -233,7 +241,7 @@ class Ctl:
         try:
             res = host.swap(d.domid, colours=colours, node=a.node, dry_run=a.dry_run,
                             progress=(lambda ph, done, tot: bar({"phase": ph, "done": done, "total": tot}))
-                            if bar else None)
+                            if bar else None, cooperative=not a.no_suspend)
         except PermissionError as e:
             raise CtlError(EXIT_PERM, f"permission denied: {e}")
         except (OSError, ValueError) as e:
@@ -242,7 +250,8 @@ class Ctl:
             if bar:
                 sys.stderr.write("\n")
         r = {"id": None, "name": d.name, "status": "dry-run" if a.dry_run else "ok",
-             "result": dataclasses.asdict(res), "colours": a.colours, "direct": True}
+             "result": dataclasses.asdict(res), "colours": a.colours, "direct": True,
+             "suspend": not a.no_suspend}
         self.emit(r, self._swap_text(r))
         return EXIT_OK
 
@@ -315,6 +324,9 @@ def build_parser():
                    help="target colours, e.g. 0-31,64 (default: planned)")
     p.add_argument("--node", type=int)
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--no-suspend", action="store_true",
+                   help="do not suspend the guest around the swap (default on Xen: suspend it "
+                        "like `xl save -c` so that Linux pins every page table, then resume it)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--direct", action="store_true",
                    help="no daemon: make the swap hypercall from memswapctl itself")

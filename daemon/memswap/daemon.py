@@ -489,10 +489,21 @@ class Daemon:
         dry = self.dry_run or p.action.dry_run
         self.decide("swap" if not dry else "dry-run", d.name,
                     f"{why}; to colours {polmod.format_colours(plan.colours)}"
-                    f"{'' if plan.node is None else f' node {plan.node}'} ({plan.reason})",
-                    policy=p.name)
+                    f"{'' if plan.node is None else f' node {plan.node}'} ({plan.reason}); "
+                    f"{self.suspend_note(p.action.suspend, dry)}",
+                    policy=p.name, suspend=p.action.suspend)
         self.execute_swap(d, plan.colours, plan.node, dry, origin=f"policy:{p.name}",
-                          reason=why, cooldown=p.cooldown)
+                          reason=why, cooldown=p.cooldown, suspend=p.action.suspend)
+
+    def suspend_note(self, suspend, dry=False):
+        """The cooperative-swap choice, for decision reasons."""
+        if not suspend:
+            return "no guest suspend (suspend: false)"
+        if dry:
+            return "guest suspend on (skipped for a dry run)"
+        if self.host.backend == "sim":
+            return "guest suspend on (the simulator ignores it)"
+        return "guest suspended around the swap"
 
     def occupancy(self, doms):
         occ = {}
@@ -515,12 +526,15 @@ class Daemon:
                                  colours=colours, max_colours=max_colours,
                                  margin=self.settings.free_margin)
 
-    def execute_swap(self, d, colours, node, dry_run, origin, reason, cooldown=None, progress=None):
-        """Swap with an intent record first; never leaves the domain paused."""
+    def execute_swap(self, d, colours, node, dry_run, origin, reason, cooldown=None, progress=None,
+                     suspend=True):
+        """Swap with an intent record first; never leaves the domain paused.
+        suspend: a cooperative swap (the guest suspended around it)."""
         before = self.occupancy([d]).get(d.domid)
         rec = {"domid": d.domid, "name": d.name, "origin": origin, "reason": reason,
                "colours": polmod.format_colours(colours) if colours else None, "node": node,
-               "dry_run": bool(dry_run), "ts": time.time(), "clock": self.clock.now(),
+               "dry_run": bool(dry_run), "suspend": bool(suspend),
+               "ts": time.time(), "clock": self.clock.now(),
                "was_paused": d.state == "paused",
                "colours_before": polmod.format_colours(planner.used_colours(before)) if before else None}
         sid = self.state.begin_swap(rec)
@@ -542,7 +556,8 @@ class Daemon:
                 progress(phase, done, total)
         entry = dict(rec, id=sid)
         try:
-            res = self.host.swap(d.domid, colours=colours, node=node, dry_run=bool(dry_run), progress=cb)
+            res = self.host.swap(d.domid, colours=colours, node=node, dry_run=bool(dry_run), progress=cb,
+                                 cooperative=bool(suspend))
             entry.update(status="dry-run" if dry_run else "ok", result=dataclasses.asdict(res))
         except OSError as e:
             entry.update(status="failed", error=str(e), errno=getattr(e, "errno", None))
@@ -561,9 +576,13 @@ class Daemon:
         self.state.end_swap(entry)
         if entry["status"] == "ok":
             r = entry["result"]
-            log.info("swap #%d of %s done: %s/%s frames moved, paused %.3f ms, now on colours %s",
+            coop = (f", suspended {(r.get('suspend_ns') or 0) / 1e6:.3f} ms + resumed "
+                    f"{(r.get('resume_ns') or 0) / 1e6:.3f} ms" if r.get("cooperative") else "")
+            if r.get("retries"):
+                coop += f", {r['retries']} EAGAIN retries"
+            log.info("swap #%d of %s done: %s/%s frames moved, paused %.3f ms%s, now on colours %s",
                      sid, d.name, r.get("moved"), r.get("frames_total"),
-                     (r.get("paused_ns") or 0) / 1e6, entry.get("colours_after"))
+                     (r.get("paused_ns") or 0) / 1e6, coop, entry.get("colours_after"))
         elif entry["status"] == "dry-run":
             log.info("dry-run swap #%d of %s: would move %s of %s frames", sid, d.name,
                      entry["result"].get("moved"), entry["result"].get("frames_total"))
@@ -713,6 +732,9 @@ class Daemon:
                                  node >= max(1, self.geometry.nr_nodes)):
             raise DaemonError("EINVAL", f"node {node} out of range (host has "
                               f"{self.geometry.nr_nodes} nodes)")
+        suspend = req.get("suspend", True)
+        if not isinstance(suspend, bool):
+            raise DaemonError("EINVAL", "suspend must be true or false")
         if self.state.inflight:
             raise DaemonError("EBUSY", "another swap is in flight")
         dry = bool(req.get("dry_run")) or self.dry_run
@@ -722,13 +744,15 @@ class Daemon:
             raise DaemonError("EFAIL", f"swap of {d.name} refused: {plan.reason}")
         self.decide("swap" if not dry else "dry-run", d.name,
                     f"requested by memswapctl (pid {c.pid}); to colours "
-                    f"{polmod.format_colours(plan.colours)} ({plan.reason})")
+                    f"{polmod.format_colours(plan.colours)} ({plan.reason}); "
+                    f"{self.suspend_note(suspend, dry)}", suspend=suspend)
 
         def prog(phase, done, total):
             if req.get("progress"):
                 c.send({"progress": {"phase": phase, "done": done, "total": total}})
         entry = self.execute_swap(d, plan.colours, plan.node, dry, origin="memswapctl",
-                                  reason=f"requested by pid {c.pid}", progress=prog)
+                                  reason=f"requested by pid {c.pid}", progress=prog,
+                                  suspend=suspend)
         if entry["status"] == "failed":
             raise DaemonError("EFAIL", f"swap of {d.name} failed: {entry.get('error')}")
         return entry

@@ -13,7 +13,11 @@ same thing (swap); the simulated one can also build and drive domains.
 Errors are memswap.MemswapError, an OSError with .errno, .strerror and
 .call (the failing call), e.g. ESRCH for an unknown domain, EACCES for
 dom0, ENODEV for a dying domain, EOPNOTSUPP for HVM, ENOMEM for too few
-free frames on the requested colours/node, EBUSY for a swap in progress.
+free frames on the requested colours/node, EBUSY for a swap in progress,
+EAGAIN when the guest had unpinned page tables (nothing moved: retry, or
+swap cooperatively), and, for a cooperative swap (Xen), call='suspend' with
+ETIMEDOUT (the guest did not suspend in time), EOPNOTSUPP (it does not
+advertise control/feature-suspend) or EBUSY (it is paused or shut down).
 """
 import errno
 import os
@@ -79,7 +83,10 @@ class SwapResult:
 
     kept: frames left in place by reason (granted, foreign, unexplained,
     not_in_p2m); phase_ns: time per engine phase (simulator only; {} on
-    Xen); by_class: moved frames per class (simulator only)."""
+    Xen); by_class: moved frames per class (simulator only).
+    cooperative: the guest was suspended around the swap (Xen), with
+    suspend_ns from the request to the guest's suspend and resume_ns for
+    the cancelled resume; retries: domctl attempts repeated after EAGAIN."""
     frames_total: int
     moved: int
     kept: dict
@@ -91,6 +98,10 @@ class SwapResult:
     by_class: dict = field(default_factory=dict)
     ptes_translated: int = 0
     extra_bytes_peak: int = 0
+    cooperative: bool = False
+    suspend_ns: int = 0
+    resume_ns: int = 0
+    retries: int = 0
 
     @classmethod
     def _from(cls, d, dry_run):
@@ -99,7 +110,10 @@ class SwapResult:
                    continuations=d['continuations'], phase_ns=dict(d.get('phase_ns', {})),
                    dry_run=bool(dry_run), by_class=dict(d.get('by_class', {})),
                    ptes_translated=d.get('ptes_translated', 0),
-                   extra_bytes_peak=d.get('extra_bytes_peak', 0))
+                   extra_bytes_peak=d.get('extra_bytes_peak', 0),
+                   cooperative=bool(d.get('cooperative', False)),
+                   suspend_ns=d.get('suspend_ns', 0), resume_ns=d.get('resume_ns', 0),
+                   retries=d.get('retries', 0))
 
 
 def _domain_info(d):
@@ -142,11 +156,19 @@ class Host:
     def counters(self, domid):
         raise NotImplementedError
 
-    def swap(self, domid, colours=None, node=None, dry_run=False, progress=None):
+    def swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
+             cooperative=None, retries=None):
         """Move the domain's memory to frames of the given colours (iterable of
         ints, None: any) on the given NUMA node (None: any). progress, if given,
-        is called as progress(phase, done, total) while the swap runs. Returns
-        a SwapResult; raises MemswapError."""
+        is called as progress(phase, done, total) while the swap runs.
+
+        cooperative: suspend the guest around the swap (as `xl save -c` does:
+        Linux freezes its processes and pins every page table, so none is
+        left unpinned holding MFNs the swap cannot see), then resume it with
+        the suspend cancelled. None: the backend's default (True on Xen).
+        retries: how often to retry after EAGAIN (an unpinned page table seen,
+        nothing moved), the domain running in between. Returns a SwapResult;
+        raises MemswapError."""
         raise NotImplementedError
 
     def close(self):
@@ -224,10 +246,15 @@ class SimHost(Host):
         return Counters(c['instructions'], c['llc_references'], c['llc_misses'], c['cycles'])
 
     def swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
-             preempt_every=0):
+             preempt_every=0, cooperative=None, retries=None):
         """See Host.swap. The simulated dom0 daemons and backends keep running
         during the swap (as on Xen); preempt_every=N forces a continuation at
-        every Nth preemption check."""
+        every Nth preemption check.
+
+        cooperative and retries are accepted and ignored: the simulated guest
+        keeps no unpinned page tables (every table it builds is pinned), so
+        the engine never refuses with EAGAIN and there is nothing a suspend
+        would fix; the result says cooperative=False."""
         d = _memswap.sim_swap(self._resolve(domid), colours=_list(colours), node=node,
                               dry_run=bool(dry_run), progress=progress,
                               preempt_every=preempt_every)
@@ -395,15 +422,33 @@ class XenHost(Host):
         """LLC occupancy in bytes (Intel CMT); MemswapError(EOPNOTSUPP) without it."""
         return _memswap.xen_psr_cmt(self._resolve(domid))
 
-    def swap(self, domid, colours=None, node=None, dry_run=False, progress=None):
+    SUSPEND_TIMEOUT = 10.0       # seconds a guest gets to suspend itself
+    RETRIES = 3                  # EAGAIN retries by default
+
+    def swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
+             cooperative=None, retries=None, suspend_timeout=None, force_suspend=False):
         """See Host.swap. The hypercall preempts itself inside Xen; progress is
-        called once at the start and once at the end."""
+        called once at the start and once at the end.
+
+        cooperative (default True): write control/shutdown = suspend, wait up
+        to suspend_timeout seconds for the guest to suspend, swap, then resume
+        it cancelled (its suspend hypercall returns 1), also when the swap
+        fails. Refused with MemswapError(EOPNOTSUPP, call='suspend') when the
+        guest does not advertise control/feature-suspend, unless
+        force_suspend. A dry run never suspends. retries (default 3): EAGAIN
+        retries, each one a new suspend when cooperative."""
         g = self.geometry()
         domid = self._resolve(domid)
+        cooperative = True if cooperative is None else bool(cooperative)
+        retries = self.RETRIES if retries is None else int(retries)
+        timeout = self.SUSPEND_TIMEOUT if suspend_timeout is None else float(suspend_timeout)
         if progress:
             progress('swap', 0, 1)
         d = _memswap.xen_swap(domid, colours=_list(colours), nr_colours=g.nr_colours,
-                              colour_shift=g.colour_shift, node=node, dry_run=bool(dry_run))
+                              colour_shift=g.colour_shift, node=node, dry_run=bool(dry_run),
+                              cooperative=cooperative and not dry_run,
+                              suspend_timeout_ms=max(1, int(timeout * 1000)),
+                              retries=retries, force_suspend=bool(force_suspend))
         if progress:
             progress('swap', 1, 1)
         return SwapResult._from(d, dry_run)

@@ -68,6 +68,7 @@ class Action:
     node: int | None = None       # None: any / planner decides
     max_colours: int | None = None
     dry_run: bool = False
+    suspend: bool = True          # cooperative swap: suspend the guest around it (Xen)
 
 
 @dataclass
@@ -123,7 +124,8 @@ class PolicySet:
         return {"files": list(self.files),
                 "policies": [{"name": p.name, "file": p.file, "line": p.line,
                               "metric": p.trigger.metric, "above": p.trigger.above,
-                              "action": p.action.type} for p in self.policies],
+                              "action": p.action.type, "suspend": p.action.suspend}
+                             for p in self.policies],
                 "settings": self.settings.as_dict()}
 
 
@@ -269,7 +271,10 @@ def _number(ctx, node, path, minimum=None, maximum=None, integer=False, exclusiv
 
 def _bool(ctx, node, path):
     if not isinstance(node, yaml.ScalarNode) or node.tag != T_BOOL:
-        ctx.err(node, path, f"expected true or false, got {_kind(node)}")
+        got = _kind(node)
+        if isinstance(node, yaml.ScalarNode) and node.tag == T_STR:
+            got = f"a string '{node.value}'"
+        ctx.err(node, path, f"expected true or false, got {got}")
         return None
     return ctx.value(node)
 
@@ -418,7 +423,8 @@ def _parse_action(ctx, node, path):
     if isinstance(node, yaml.ScalarNode):
         t = _string(ctx, node, path, ACTIONS)
         return Action(type=t) if t else None
-    m = _mapping(ctx, node, path, {"type", "colours", "colors", "node", "max_colours", "dry_run"},
+    m = _mapping(ctx, node, path, {"type", "colours", "colors", "node", "max_colours", "dry_run",
+                                   "suspend"},
                  required=("type",))
     if m is None:
         return None
@@ -461,6 +467,11 @@ def _parse_action(ctx, node, path):
     if "dry_run" in m:
         v = _bool(ctx, m["dry_run"][1], path + ".dry_run")
         a.dry_run = bool(v)
+    if "suspend" in m:
+        v = _bool(ctx, m["suspend"][1], path + ".suspend")
+        if v is None:
+            return None
+        a.suspend = v
     if t is None:
         return None
     return a

@@ -103,6 +103,7 @@ class FakeHost:
         self.doms = {0: _Dom(0, "Domain-0", 256, 1, list(range(nr_colours)))}
         self.next = 1
         self.swaps = []
+        self.swap_kwargs = []      # (cooperative, retries) of every swap call
         self.fail_next_swap = None
         self.swap_hook = None
 
@@ -190,7 +191,9 @@ class FakeHost:
             if d.state == "running":
                 d.io += 1
 
-    def swap(self, domid, colours=None, node=None, dry_run=False, progress=None):
+    def swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
+             cooperative=None, retries=None):
+        self.swap_kwargs.append((cooperative, retries))
         d = self._get(domid, "swap")
         if self.fail_next_swap:
             e, self.fail_next_swap = self.fail_next_swap, None
