@@ -575,11 +575,369 @@ static void guest_net(struct domain *d, bool rx_event)
     }
 }
 
+/* ---- the guest forks (Linux PV dup_mmap / exit_mmap) ---------------------- */
+
+#define FORK_PTE_UTABLE (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_US | SIM_PTE_A)
+#define FORK_PTE_COW    (SIM_PTE_P | SIM_PTE_US | SIM_PTE_A | SIM_PTE_NX)  /* read-only */
+#define FORK_IDX(va, shift) ((unsigned int)(((va) >> (shift)) & 511))
+
+void sim_fork_init(struct domain *d)
+{
+    struct sim_fork *f = &d->fork;
+    unsigned int i;
+
+    memset(f, 0, sizeof(*f));
+    for ( i = 0; i < SIM_FORK_POOL; i++ )
+        f->pool[i] = MS_INVALID_MFN;
+    f->pgd = f->l3 = f->l2 = f->l1 = MS_INVALID_MFN;
+    f->next_start = 1;
+}
+
+/* pfn -> mfn as Linux's pfn_to_mfn() reads it: through its own P2M. */
+static unsigned long fork_mfn(struct domain *d, unsigned long pfn)
+{
+    uint64_t e = sim_guest_p2m_entry(d, pfn);
+
+    return e == SIM_P2M_INVALID || (e & (SIM_P2M_IDENTITY | SIM_P2M_FOREIGN)) ?
+           MS_INVALID_MFN : (unsigned long)e;
+}
+
+/* A plain write access to one of its pages, through its direct map. */
+static uint64_t *fork_page(struct domain *d, unsigned long pfn)
+{
+    return sim_guest_va_ptr(d, sim_pfn_va(pfn), true);
+}
+
+static void fork_error(struct domain *d, const char *what, int rc)
+{
+    sim_log("d%u: fork: %s (%d)", d->domid, what, rc);
+    d->io.pt_errors++;
+}
+
+/* A zeroed page from the pool, or MS_INVALID_MFN. */
+static unsigned long fork_alloc(struct domain *d)
+{
+    struct sim_fork *f = &d->fork;
+    unsigned int i;
+    uint64_t *p;
+
+    for ( i = 0; i < SIM_FORK_POOL; i++ )
+        if ( f->pool[i] != MS_INVALID_MFN && !f->pool_used[i] )
+            break;
+    if ( i == SIM_FORK_POOL || !(p = fork_page(d, f->pool[i])) )
+        return MS_INVALID_MFN;
+    memset(p, 0, PAGE_SIZE);
+    f->pool_used[i] = true;
+    return f->pool[i];
+}
+
+/*
+ * Back to the pool, zeroed. Linux frees page-table pages without clearing
+ * them (unless init_on_free=1): a freed pgd keeps its kernel half until the
+ * page is reused. Zeroing here keeps the model from dragging stale pgds
+ * around; a stale one would only make a swap give up, never break it.
+ */
+static void fork_free(struct domain *d, unsigned long *pfn)
+{
+    struct sim_fork *f = &d->fork;
+    unsigned int i;
+    uint64_t *p;
+
+    if ( *pfn == MS_INVALID_MFN )
+        return;
+    if ( (p = fork_page(d, *pfn)) )
+        memset(p, 0, PAGE_SIZE);
+    else
+        fork_error(d, "freeing a table page it cannot write", -EFAULT);
+    for ( i = 0; i < SIM_FORK_POOL; i++ )
+        if ( f->pool[i] == *pfn )
+            f->pool_used[i] = false;
+    *pfn = MS_INVALID_MFN;
+}
+
+/* xen_pgd_pin: every table of the tree read-only in the direct map, then
+ * MMUEXT_PIN_L4_TABLE, which validates the whole tree. */
+static int fork_pin(struct domain *d)
+{
+    struct sim_fork *f = &d->fork;
+    unsigned long t[4] = { f->l1, f->l2, f->l3, f->pgd };
+    unsigned int i;
+    int rc;
+
+    for ( i = 0; i < 4; i++ )
+        if ( t[i] != MS_INVALID_MFN && (rc = sim_guest_directmap_rw(d, t[i], false)) )
+            return rc;
+    return sim_pin_table(d, fork_mfn(d, f->pgd), 4);
+}
+
+/* xen_pgd_unpin: MMUEXT_UNPIN_TABLE, then the pages writable again. */
+static int fork_unpin(struct domain *d)
+{
+    struct sim_fork *f = &d->fork;
+    unsigned long t[4] = { f->pgd, f->l3, f->l2, f->l1 };
+    unsigned int i;
+    int rc = sim_unpin_table(d, fork_mfn(d, f->pgd));
+
+    for ( i = 0; i < 4; i++ )
+        if ( t[i] != MS_INVALID_MFN )
+        {
+            int r = sim_guest_directmap_rw(d, t[i], true);
+
+            rc = rc ? rc : r;
+        }
+    return rc;
+}
+
+/* The child is given up (the guest "crashed" it): tables back to the pool. */
+static void fork_abandon(struct domain *d)
+{
+    struct sim_fork *f = &d->fork;
+    unsigned long t[4] = { f->pgd, f->l3, f->l2, f->l1 };
+    unsigned int i;
+
+    for ( i = 0; i < 4; i++ )
+        if ( t[i] != MS_INVALID_MFN )
+            sim_guest_directmap_rw(d, t[i], true);
+    fork_free(d, &f->l1);
+    fork_free(d, &f->l2);
+    fork_free(d, &f->l3);
+    fork_free(d, &f->pgd);
+    f->stage = SIM_FORK_IDLE;
+}
+
+/* A new table under @parent_pfn[@idx]: the entry holds its MFN. */
+static bool fork_add_table(struct domain *d, unsigned long *pfn, unsigned long parent_pfn,
+                           unsigned int idx)
+{
+    uint64_t *parent = fork_page(d, parent_pfn);
+    unsigned long mfn;
+
+    *pfn = fork_alloc(d);
+    mfn = *pfn == MS_INVALID_MFN ? MS_INVALID_MFN : fork_mfn(d, *pfn);
+    if ( !parent || mfn == MS_INVALID_MFN )
+        return false;
+    parent[idx] = sim_pte(mfn, FORK_PTE_UTABLE);
+    return true;
+}
+
+/* One stage of the child's life; returns false if the guest gave it up. */
+static bool fork_advance(struct domain *d)
+{
+    struct sim_fork *f = &d->fork;
+    const uint64_t va = SIM_GUEST_USER_VA;
+    struct vcpu *v = &d->vcpu[f->vcpu];
+    uint64_t *p;
+    unsigned int i;
+    int rc;
+
+    switch ( f->stage )
+    {
+    case SIM_FORK_IDLE:
+    {
+        /* pgd_alloc -> pgd_ctor: clone_pgd_range() of the kernel half. */
+        const uint64_t *kl4 = sim_guest_va_ptr(d, sim_pfn_va(d->kernel_l4_pfn[0]), false);
+
+        f->vcpu = d->nr_vcpus - 1;
+        f->pgd = fork_alloc(d);
+        if ( f->pgd == MS_INVALID_MFN || !kl4 || !(p = fork_page(d, f->pgd)) )
+            goto fail;
+        memcpy(p + SIM_LINUX_KERNEL_PGD_FIRST, kl4 + SIM_LINUX_KERNEL_PGD_FIRST,
+               (512 - SIM_LINUX_KERNEL_PGD_FIRST) * sizeof(*p));
+        f->stage = SIM_FORK_PGD;
+        return true;
+    }
+    case SIM_FORK_PGD:                  /* dup_mmap -> copy_page_range */
+        if ( !fork_add_table(d, &f->l3, f->pgd, FORK_IDX(va, 39)) )
+            goto fail;
+        f->stage = SIM_FORK_L3;
+        return true;
+    case SIM_FORK_L3:
+        if ( !fork_add_table(d, &f->l2, f->l3, FORK_IDX(va, 30)) )
+            goto fail;
+        f->stage = SIM_FORK_L2;
+        return true;
+    case SIM_FORK_L2:
+        if ( !fork_add_table(d, &f->l1, f->l2, FORK_IDX(va, 21)) )
+            goto fail;
+        f->stage = SIM_FORK_L1;
+        return true;
+    case SIM_FORK_L1:
+    case SIM_FORK_PTES_LO:
+    {
+        /* The parent's user pages, copy-on-write: read-only in the child. */
+        unsigned int first = f->stage == SIM_FORK_L1 ? 0 : SIM_USER_PAGES / 2;
+
+        if ( !(p = fork_page(d, f->l1)) )
+            goto fail;
+        for ( i = first; i < first + SIM_USER_PAGES / 2; i++ )
+        {
+            unsigned long mfn = fork_mfn(d, d->user_pfn[0][i]);
+
+            if ( mfn == MS_INVALID_MFN )
+                goto fail;
+            p[FORK_IDX(va, 12) + i] = sim_pte(mfn, FORK_PTE_COW);
+        }
+        f->stage++;
+        return true;
+    }
+    case SIM_FORK_PTES_HI:              /* xen_dup_mmap: pin the new pgd */
+        if ( (rc = fork_pin(d)) )
+        {
+            fork_error(d, "pinning the child's pgd failed", rc);
+            fork_abandon(d);
+            return false;
+        }
+        f->stage = SIM_FORK_PINNED;
+        return true;
+    case SIM_FORK_PINNED:
+        /* The child runs: CR3 = its pgd; it reads its pages through it. */
+        if ( (rc = sim_set_guest_table(v, fork_mfn(d, f->pgd), false)) )
+        {
+            fork_error(d, "switching to the child's pgd failed", rc);
+            f->stage = SIM_FORK_RUNNING;    /* torn down as usual */
+            return false;
+        }
+        for ( i = 0; i < SIM_USER_PAGES; i++ )
+        {
+            unsigned long mfn = sim_walk(v->guest_table, va + (uint64_t)i * PAGE_SIZE, NULL);
+            const uint64_t *w = mfn == MS_INVALID_MFN ? NULL : sim_map_frame(mfn);
+
+            if ( !w || sim_mfn_to_page(mfn)->owner != d ||
+                 w[0] != sim_data_word0(d, d->user_pfn[0][i]) )
+            {
+                fork_error(d, "the child maps a wrong frame", (int)i);
+                break;
+            }
+        }
+        f->stage = SIM_FORK_RUNNING;
+        return true;
+    case SIM_FORK_RUNNING:              /* exit: back to the parent, exit_mmap */
+        if ( v->guest_table != fork_mfn(d, d->kernel_l4_pfn[v->as]) &&
+             (rc = sim_set_guest_table(v, fork_mfn(d, d->kernel_l4_pfn[v->as]), false)) )
+            fork_error(d, "switching back to the parent failed", rc);
+        if ( (rc = fork_unpin(d)) )
+            fork_error(d, "unpinning the child's pgd failed", rc);
+        f->stage = SIM_FORK_UNPINNED;
+        return true;
+    case SIM_FORK_UNPINNED:             /* free_pgtables */
+        if ( (p = fork_page(d, f->pgd)) )
+            p[FORK_IDX(va, 39)] = 0;
+        fork_free(d, &f->l1);
+        fork_free(d, &f->l2);
+        fork_free(d, &f->l3);
+        f->stage = SIM_FORK_PGD_ONLY;
+        return true;
+    case SIM_FORK_PGD_ONLY:             /* pgd_free */
+        fork_free(d, &f->pgd);
+        f->stage = SIM_FORK_IDLE;
+        f->forks_done++;
+        return true;
+    }
+    return false;
+
+fail:
+    fork_error(d, "building the child's tables failed", -EFAULT);
+    fork_abandon(d);
+    return false;
+}
+
+static void guest_fork(struct domain *d)
+{
+    struct sim_fork *f = &d->fork;
+
+    f->steps++;
+    if ( f->stage == SIM_FORK_IDLE )
+    {
+        if ( f->steps < f->next_start )
+            return;
+        f->next_start = f->steps + SIM_FORK_PERIOD;
+    }
+    fork_advance(d);
+}
+
+int sim_domain_fork_state(unsigned int domid)
+{
+    struct domain *d = sim_domain_lookup(domid);
+
+    if ( !d || d->is_dom0 )
+        return -ESRCH;
+    switch ( d->fork.stage )
+    {
+    case SIM_FORK_IDLE:
+        return 0;
+    case SIM_FORK_PINNED:
+    case SIM_FORK_RUNNING:
+        return 2;
+    default:
+        return d->fork.suspend_pinned ? 2 : 1;
+    }
+}
+
+int sim_domain_suspend(unsigned int domid)
+{
+    struct domain *d = sim_domain_lookup(domid);
+    struct sim_fork *f;
+    int rc;
+
+    if ( !d || d->is_dom0 )
+        return -ESRCH;
+    if ( d->suspended )
+        return -EINVAL;
+    f = &d->fork;
+    sim_current_domid = d->domid;
+    /* freeze_processes(): a fork in progress completes (and pins its pgd). */
+    while ( f->stage >= SIM_FORK_PGD && f->stage < SIM_FORK_PINNED )
+        if ( !fork_advance(d) )
+            break;
+    /* xen_mm_pin_all(): every pgd not pinned yet is pinned now. */
+    if ( f->stage == SIM_FORK_UNPINNED || f->stage == SIM_FORK_PGD_ONLY )
+    {
+        if ( (rc = fork_pin(d)) )
+        {
+            fork_error(d, "xen_mm_pin_all: pinning a pgd failed", rc);
+            fork_abandon(d);
+        }
+        else
+            f->suspend_pinned = true;
+    }
+    sim_current_domid = 0;
+    d->suspended = true;
+    d->pause_count++;
+    return 0;
+}
+
+int sim_domain_resume_cancelled(unsigned int domid)
+{
+    struct domain *d = sim_domain_lookup(domid);
+    int rc;
+
+    if ( !d || d->is_dom0 )
+        return -ESRCH;
+    if ( !d->suspended )
+        return -EINVAL;
+    sim_current_domid = d->domid;
+    /* xen_mm_unpin_all(): what suspend pinned, from the P2M as it is now. */
+    if ( d->fork.suspend_pinned )
+    {
+        if ( (rc = fork_unpin(d)) )
+            fork_error(d, "xen_mm_unpin_all: unpinning a pgd failed", rc);
+        d->fork.suspend_pinned = false;
+    }
+    sim_current_domid = 0;
+    /* Nothing else of the guest caches MFNs across steps: its TLB goes. */
+    sim_tlb_flush(d);
+    sim_llc_flush_translations(d->domid);
+    d->suspended = false;
+    return sim_domain_unpause(domid);
+}
+
 static void guest_step(struct domain *d)
 {
     uint64_t sel0 = guest_events(d);
 
     guest_touch(d);
+    if ( d->forks )
+        guest_fork(d);
     if ( !d->with_devices )
         return;
     guest_console(d);

@@ -373,7 +373,7 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
     unsigned long nleaves, nmids, n1, n2, np1, li, i, pfn;
     unsigned long missing, identity, midmiss, top, *mids = NULL, *leaf_pfn = NULL;
     unsigned long dl3, *dl2 = NULL, *dl1 = NULL, pl3, pl2, *pl1 = NULL;
-    unsigned long ul3[SIM_MAX_AS], ul2[SIM_MAX_AS], ul1[SIM_MAX_AS];
+    unsigned long ul3[SIM_MAX_AS], ul2[SIM_MAX_AS], ul1[SIM_MAX_AS], kimg_l3;
     unsigned int a, v;
     int rc;
 
@@ -388,6 +388,8 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
     d->nr_vcpus = cfg->nr_vcpus;
     d->nr_as = cfg->nr_address_spaces ? cfg->nr_address_spaces : 1;
     d->with_devices = cfg->with_devices;
+    d->forks = cfg->forks;
+    sim_fork_init(d);
     d->console_evtchn = 2;
     d->store_evtchn = 1;
     d->g.rng = d->seed;
@@ -467,6 +469,11 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
             d->net_rx_buf_pfn[i] = take(b, SIM_ROLE_NET_BUF);
         }
     }
+    /* Taken last so that the other roles keep their pfns. */
+    kimg_l3 = d->kimg_l3_pfn = take(b, SIM_ROLE_PT);
+    if ( cfg->forks )
+        for ( i = 0; i < SIM_FORK_POOL; i++ )
+            d->fork.pool[i] = take(b, SIM_ROLE_POOL);
     if ( b->next >= b->nr_ram )
         goto out;                               /* too small for its own tables */
 
@@ -504,6 +511,9 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
     /* Kernel half: direct map and the linear p2m list. */
     for ( i = 0; i < n2; i++ )
         tab(b, dl3)[i] = sim_pte(mfn_of(b, dl2[i]), PTE_TABLE);
+    /* The kernel image at __START_KERNEL_map (L4 511, L3 510): its first
+     * 1 GiB of physical memory, through the direct map's first L2. */
+    tab(b, kimg_l3)[L3_IDX(SIM_GUEST_KIMG_VA)] = sim_pte(mfn_of(b, dl2[0]), PTE_TABLE);
     for ( i = 0; i < n1; i++ )
         tab(b, dl2[i / 512])[i % 512] = sim_pte(mfn_of(b, dl1[i]), PTE_TABLE);
     for ( pfn = 0; pfn < d->p2m_size; pfn++ )
@@ -538,6 +548,7 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
             sim_pte(mfn_of(b, ul3[a]), PTE_UTABLE);
         kl4[L4_IDX(SIM_GUEST_PAGE_OFFSET)] = sim_pte(mfn_of(b, dl3), PTE_TABLE);
         kl4[L4_IDX(SIM_GUEST_P2M_VA)] = sim_pte(mfn_of(b, pl3), PTE_TABLE);
+        kl4[L4_IDX(SIM_GUEST_KIMG_VA)] = sim_pte(mfn_of(b, kimg_l3), PTE_TABLE);
         sim_init_xen_l4_slots(kl4, mfn_of(b, d->kernel_l4_pfn[a]));
         sim_init_xen_l4_slots(ul4, mfn_of(b, d->user_l4_pfn[a]));
     }
@@ -620,6 +631,32 @@ out:
     free(b->p2m);
     free(b->ram);
     return rc;
+}
+
+/* ---- the guest's own direct map ------------------------------------------- */
+
+int sim_guest_directmap_rw(struct domain *d, unsigned long pfn, bool rw)
+{
+    uint64_t va = sim_pfn_va(pfn), p2m = sim_guest_p2m_entry(d, pfn);
+    unsigned long mfn = d->vcpu[0].guest_table;
+    int shift;
+
+    if ( p2m == SIM_P2M_INVALID || (p2m & (SIM_P2M_IDENTITY | SIM_P2M_FOREIGN)) )
+        return -EINVAL;
+    /* Down to the L1 that maps @va, read as the guest reads its tables. */
+    for ( shift = 39; shift > 12; shift -= 9 )
+    {
+        uint64_t e;
+
+        if ( !sim_mfn_valid(mfn) )
+            return -EFAULT;
+        e = ((const uint64_t *)sim_map_frame(mfn))[(va >> shift) & 511];
+        if ( !(e & SIM_PTE_P) )
+            return -EFAULT;
+        mfn = sim_pte_mfn(e);
+    }
+    return sim_mmu_update(d, ((uint64_t)mfn << PAGE_SHIFT) + L1_IDX(va) * 8,
+                          sim_pte((unsigned long)p2m, rw ? PTE_DATA : PTE_RO));
 }
 
 /* ---- teardown (domain_relinquish_resources) ------------------------------- */

@@ -61,6 +61,7 @@ struct sim_guest_config {
     bool hvm;                   /* an HVM domain: swap refused */
     bool with_devices;          /* console + xenstore rings, netfront, grants */
     uint64_t seed;              /* contents and layout */
+    bool forks;                 /* run the fork actor (sim/actors.c); off by default */
 };
 
 /* Build a PV guest the way Linux builds itself; returns the domid (>0). */
@@ -116,8 +117,37 @@ struct sim_io_stats {
     uint64_t net_rx_ok;         /* packets the guest received intact */
     uint64_t net_tx_ok;         /* packets the backend received intact */
     uint64_t io_errors;         /* anything that arrived wrong */
+    uint64_t pt_errors;         /* fork actor: pin failed / a child PTE maps a wrong frame */
 };
 int sim_domain_io_stats(unsigned int domid, struct sim_io_stats *st);
+
+/*
+ * The fork actor of a guest created with .forks: every SIM_FORK_PERIOD
+ * steps of its own the guest builds a child address space the way Linux PV
+ * does (dup_mmap): a pgd from its spare pfns with the kernel half (L4 slots
+ * 273..511) cloned from its kernel L4, then L3/L2/L1 and PTEs (MFNs read
+ * through its P2M) over the next steps, all as plain writes to writable
+ * pages; then it pins the pgd (xen_dup_mmap), runs the child on a vCPU for
+ * a step, unpins (exit_mmap) and frees the tables. A pin that fails or a
+ * child PTE mapping a wrong frame counts in pt_errors.
+ *
+ * sim_domain_fork_state(): 0 idle, 1 an unpinned pgd exists (being built
+ * or torn down), 2 the child's tables are pinned; -ESRCH.
+ */
+#define SIM_FORK_PERIOD 16
+int sim_domain_fork_state(unsigned int domid);
+
+/*
+ * A cooperative suspend, as Linux's xen_suspend path sees it: processes are
+ * frozen (a fork in progress completes first and pins its pgd), every pgd
+ * still unpinned is pinned (xen_mm_pin_all), then the domain is paused and
+ * marked suspended. sim_domain_resume_cancelled() is the cancelled resume:
+ * unpin what suspend pinned, drop whatever the guest derived from its P2M
+ * (TLB), unpause. Returns 0 or -ESRCH / -EINVAL (already / not suspended).
+ * sim_swap() works on a suspended domain.
+ */
+int sim_domain_suspend(unsigned int domid);
+int sim_domain_resume_cancelled(unsigned int domid);
 
 /* ---- audit -------------------------------------------------------------- */
 

@@ -52,6 +52,8 @@ static inline uint64_t sim_pte(unsigned long mfn, uint64_t flags) { return ((uin
 /* Guest virtual layout (Linux x86-64). */
 #define SIM_GUEST_P2M_VA    0xffffc90000000000ULL  /* vmalloc area: linear p2m list */
 #define SIM_GUEST_USER_VA   0x0000000000400000ULL  /* user private pages */
+#define SIM_GUEST_KIMG_VA   0xffffffff80000000ULL  /* __START_KERNEL_map */
+#define SIM_LINUX_KERNEL_PGD_FIRST 273             /* pgd_index(PAGE_OFFSET) */
 #define SIM_USER_PAGES      8
 
 /* Linux PV P2M entry markers. */
@@ -73,6 +75,31 @@ enum sim_pfn_role {
     SIM_ROLE_NET_RING,
     SIM_ROLE_NET_BUF,
     SIM_ROLE_USER,              /* user-space private data */
+    SIM_ROLE_POOL,              /* spare pfns the fork actor builds tables in */
+};
+
+/* The fork actor (sim/actors.c): stages of one child address space. */
+#define SIM_FORK_POOL       8          /* spare pfns reserved by the builder */
+enum sim_fork_stage {
+    SIM_FORK_IDLE = 0,
+    SIM_FORK_PGD,                      /* pgd allocated, kernel half cloned */
+    SIM_FORK_L3, SIM_FORK_L2, SIM_FORK_L1,
+    SIM_FORK_PTES_LO, SIM_FORK_PTES_HI,/* user PTEs written, in two steps */
+    SIM_FORK_PINNED,                   /* xen_dup_mmap: pgd pinned */
+    SIM_FORK_RUNNING,                  /* a vCPU runs on the child pgd */
+    SIM_FORK_UNPINNED,                 /* exit_mmap: unpinned, tables linked */
+    SIM_FORK_PGD_ONLY,                 /* lower tables freed, pgd left */
+};
+struct sim_fork {
+    enum sim_fork_stage stage;
+    uint64_t steps;                    /* guest steps seen */
+    uint64_t next_start;
+    unsigned long pool[SIM_FORK_POOL]; /* pfns */
+    bool pool_used[SIM_FORK_POOL];
+    unsigned long pgd, l3, l2, l1;     /* pfns of the child's tables, or ~0 */
+    unsigned int vcpu;                 /* the vCPU that runs the child */
+    bool suspend_pinned;               /* sim_domain_suspend pinned the pgd */
+    uint64_t forks_done;
 };
 
 /* ---- Xen-side and guest-side shared layouts (our own rendering) ---------- */
@@ -252,6 +279,10 @@ struct domain {
     unsigned long foreign_mfn[2];
     int foreign_gmap[2];
     unsigned long console_evtchn, store_evtchn;
+    unsigned long kimg_l3_pfn;         /* kernel image mapping: L4 slot 511 */
+
+    bool forks, suspended;
+    struct sim_fork fork;
 
     struct sim_guest_state g;
     struct sim_backend_state be;
@@ -371,6 +402,10 @@ uint64_t sim_data_word0(const struct domain *d, unsigned long pfn);
 void sim_actors_connect(struct domain *d);
 void sim_actors_disconnect(struct domain *d);
 void sim_xen_write_vcpu_info(struct vcpu *v, bool deliver_event);
+void sim_fork_init(struct domain *d);
+/* The guest's direct map PTE of @pfn made read-only or writable again
+ * (xen_pin_page / xen_unpin_page do this through update_va_mapping). */
+int sim_guest_directmap_rw(struct domain *d, unsigned long pfn, bool rw);
 
 /* ---- glue.c / swap.c ---------------------------------------------------- */
 
