@@ -69,6 +69,14 @@ struct ms_chunk {
     uint8_t kept[MS_CHUNK];             /* enum memswap_kept_reason or MS_NOT_KEPT */
 };
 
+/* The kernel half of an L4 of the running kernel, to compare pages with. */
+#define MS_LINUX_USER_PGD_SLOTS 256
+struct ms_l4_half {
+    bool valid;
+    unsigned int probe;                 /* first present slot: the quick test */
+    ms_pte_t slot[MS_PTES_PER_PAGE - MS_LINUX_KERNEL_PGD_FIRST];
+};
+
 struct memswap_ctx {
     struct domain *d;
     struct memswap_request req;
@@ -98,13 +106,10 @@ struct memswap_ctx {
     uint64_t t_phase, t_pause;
 
     /*
-     * The kernel half of the running kernel's L4 (a vCPU's guest_table),
-     * to recognise Linux page directories under construction; see
-     * ms_unpinned_pgd().
+     * The kernel halves of the running kernel's L4s, to recognise Linux
+     * page directories Xen does not know about; see ms_fix_unpinned_pgd().
      */
-    bool have_kernel_l4;
-    unsigned int kernel_l4_probe;
-    ms_pte_t kernel_l4[MS_PTES_PER_PAGE - MS_LINUX_KERNEL_PGD_FIRST];
+    struct ms_l4_half pgd_ref[2];       /* kernel and user L4 of the running kernel */
     uint64_t meta_bytes;
 };
 
@@ -716,46 +721,53 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
 /*
  * A PV guest's page tables hold MFNs, and Xen (so the engine) only knows
  * them as tables once they are pinned or in use. Linux builds a new mm's
- * tables (fork) and tears an old one down (exit) as plain writable pages:
- * copied raw, they would keep old MFNs and break the guest when it pins
- * them. Such a tree always has its pgd, and a Linux pgd carries the kernel
- * half of the running kernel's L4: a data page with exactly those entries
- * is one. Seeing it, the swap is given up (-EAGAIN: retry once the guest
- * has finished the fork, or suspend it first so that it pins everything).
+ * tables (fork) and tears an old one down (exit) as plain writable pages.
+ * Such a tree always has its page directory, and a Linux pgd carries the
+ * kernel half (slots 273..511) of the running kernel's L4; on 64-bit PV
+ * each mm also has a user pgd whose kernel half is the running user L4's
+ * (the vsyscall slot). A data page with exactly one of those kernel halves
+ * is such a directory:
+ *  - its user half empty (just allocated, or already torn down and freed,
+ *    as Linux leaves freed pgds): the kernel half is translated like the
+ *    live L4's, so the pgd is right whenever Linux goes on to use it;
+ *  - its user half in use (copy_page_range or exit_mmap in progress): the
+ *    tree below is unknown, so the swap is given up with -EAGAIN before the
+ *    point of no return: retry, or suspend the guest first so that Linux
+ *    pins every table (the cooperative swap).
  */
-static void ms_note_kernel_l4(struct memswap_ctx *ctx)
+static void ms_note_l4_half(struct memswap_ctx *ctx, struct ms_l4_half *h,
+                            unsigned long l4)
 {
-    unsigned int v, s;
+    const ms_pte_t *t;
+    unsigned int s;
 
-    for ( v = 0; v < ms_host_max_vcpus(ctx->d) && !ctx->have_kernel_l4; v++ )
-    {
-        struct vcpu *vc = ms_host_vcpu(ctx->d, v);
-        unsigned long l4 = vc ? ms_host_vcpu_guest_table(vc) : MS_INVALID_MFN;
-        const ms_pte_t *t;
-
-        if ( l4 == MS_INVALID_MFN || !ms_own_frame(ctx, l4) )
-            continue;
-        t = ms_map(l4);
-        ms_memcpy(ctx->kernel_l4, t + MS_LINUX_KERNEL_PGD_FIRST, sizeof(ctx->kernel_l4));
-        ms_unmap(t);
-        /* The first present kernel slot (Linux: the direct map) is the quick test. */
-        for ( s = 0; s < MS_PTES_PER_PAGE - MS_LINUX_KERNEL_PGD_FIRST; s++ )
-            if ( ctx->kernel_l4[s] & MS_PAGE_PRESENT )
-            {
-                ctx->kernel_l4_probe = s;
-                ctx->have_kernel_l4 = true;
-                break;
-            }
-    }
+    if ( h->valid || l4 == MS_INVALID_MFN || !ms_own_frame(ctx, l4) )
+        return;
+    t = ms_map(l4);
+    ms_memcpy(h->slot, t + MS_LINUX_KERNEL_PGD_FIRST, sizeof(h->slot));
+    ms_unmap(t);
+    for ( s = 0; s < MS_PTES_PER_PAGE - MS_LINUX_KERNEL_PGD_FIRST; s++ )
+        if ( h->slot[s] & MS_PAGE_PRESENT )
+        {
+            h->probe = s;
+            h->valid = true;
+            return;
+        }
 }
 
-static bool ms_unpinned_pgd(const struct memswap_ctx *ctx, const ms_pte_t *page)
+static void ms_note_linux_pgds(struct memswap_ctx *ctx)
 {
-    const ms_pte_t *half = page + MS_LINUX_KERNEL_PGD_FIRST;
+    unsigned int v;
 
-    return ctx->have_kernel_l4 &&
-           half[ctx->kernel_l4_probe] == ctx->kernel_l4[ctx->kernel_l4_probe] &&
-           !ms_memcmp(half, ctx->kernel_l4, sizeof(ctx->kernel_l4));
+    for ( v = 0; v < ms_host_max_vcpus(ctx->d); v++ )
+    {
+        struct vcpu *vc = ms_host_vcpu(ctx->d, v);
+
+        if ( !vc )
+            continue;
+        ms_note_l4_half(ctx, &ctx->pgd_ref[0], ms_host_vcpu_guest_table(vc));
+        ms_note_l4_half(ctx, &ctx->pgd_ref[1], ms_host_vcpu_guest_table_user(vc));
+    }
 }
 
 static int ms_phase_alloc(struct memswap_ctx *ctx)
@@ -779,7 +791,7 @@ static int ms_phase_alloc(struct memswap_ctx *ctx)
         ctx->nr_allocated++;
     }
     ctx->res.extra_bytes_peak = ctx->meta_bytes + (uint64_t)ctx->nr_allocated * 4096;
-    ms_note_kernel_l4(ctx);
+    ms_note_linux_pgds(ctx);
     ms_enter(ctx, MEMSWAP_PH_COPY);
     return 0;
 }
@@ -846,6 +858,32 @@ static void ms_translate_p2m(struct memswap_ctx *ctx, uint64_t *dst,
     }
 }
 
+static bool ms_l4_half_matches(const struct ms_l4_half *h, const ms_pte_t *page)
+{
+    const ms_pte_t *half = page + MS_LINUX_KERNEL_PGD_FIRST;
+
+    return h->valid && half[h->probe] == h->slot[h->probe] &&
+           !ms_memcmp(half, h->slot, sizeof(h->slot));
+}
+
+/* After copying data frame @src to @dst (at @dst_mfn): 0, or -EAGAIN. */
+static int ms_fix_unpinned_pgd(struct memswap_ctx *ctx, ms_pte_t *dst,
+                               const ms_pte_t *src, unsigned long dst_mfn)
+{
+    unsigned int i;
+
+    if ( !ms_l4_half_matches(&ctx->pgd_ref[0], src) &&
+         !ms_l4_half_matches(&ctx->pgd_ref[1], src) )
+        return 0;
+    for ( i = 0; i < MS_LINUX_USER_PGD_SLOTS; i++ )
+        if ( src[i] & MS_PAGE_PRESENT )
+            return -EAGAIN;
+    /* As a kept L4 is translated: guest slots only, Xen's left as they are. */
+    ms_translate_table(ctx, dst, dst, 4, false, dst_mfn);
+    ctx->res.unpinned_pgds++;
+    return 0;
+}
+
 static int ms_copy_frame(struct memswap_ctx *ctx, int cls,
                          unsigned long old_mfn, unsigned long new_mfn)
 {
@@ -863,8 +901,7 @@ static int ms_copy_frame(struct memswap_ctx *ctx, int cls,
         break;
     default:
         ms_copy_page(dst, src);
-        if ( ms_unpinned_pgd(ctx, src) )
-            rc = -EAGAIN;
+        rc = ms_fix_unpinned_pgd(ctx, dst, src, new_mfn);
         break;
     }
     ms_unmap(dst);

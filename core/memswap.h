@@ -94,6 +94,7 @@ struct memswap_result {
     uint64_t phase_ns[MEMSWAP_PH_NR];
     uint64_t continuations;      /* times the engine was preempted and resumed */
     uint64_t extra_bytes_peak;   /* new frames + engine metadata at the peak */
+    uint64_t unpinned_pgds;      /* Linux page directories Xen did not know, translated */
     uint32_t failed_phase;       /* enum memswap_phase, when rc != 0 */
     uint32_t pad;
 };

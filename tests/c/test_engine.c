@@ -108,6 +108,17 @@ static uint64_t canonical_word(struct domain *d, uint64_t w, bool pte)
     return own_frame(d, (unsigned long)w) ? sim_m2p_get((unsigned long)w) | (1ULL << 61) : w;
 }
 
+/*
+ * A page directory Xen does not know (unpinned, so typed as data) holds
+ * MFNs too: recognised, as Linux builds them, by the kernel L4's kernel half.
+ */
+static bool pgd_shaped(struct domain *d, const uint64_t *w)
+{
+    const uint64_t *kl4 = sim_map_frame(d->vcpu[0].guest_table);
+
+    return w != kl4 && memcmp(w + 273, kl4 + 273, (512 - 273) * sizeof(*w)) == 0;
+}
+
 static void canonical_sums(unsigned int domid, uint64_t *sums, unsigned long nr)
 {
     struct domain *d = sim_domain_lookup(domid);
@@ -120,21 +131,22 @@ static void canonical_sums(unsigned int domid, uint64_t *sums, unsigned long nr)
         unsigned long type;
         uint64_t h = 0xcbf29ce484222325ULL;
         unsigned int i;
-        bool pte, p2m;
+        bool pte, p2m, l4;
 
         sums[pfn] = 0;
         if ( mfn == MS_INVALID_MFN )
             continue;
         w = sim_map_frame(mfn);
         type = sim_mfn_to_page(mfn)->u.inuse.type_info & PGT_type_mask;
-        pte = sim_pt_level(type) != 0;
+        l4 = type == PGT_l4_page_table || pgd_shaped(d, w);
+        pte = sim_pt_level(type) != 0 || l4;
         p2m = d->pfn_role[pfn] == SIM_ROLE_P2M;
         for ( i = 0; i < 512; i++ )
         {
             uint64_t x = w[i];
 
-            if ( pte && type == PGT_l4_page_table && i >= SIM_XEN_L4_FIRST && i <= SIM_XEN_L4_LAST )
-                continue;   /* Xen's slots: Xen's to regenerate */
+            if ( l4 && i >= SIM_XEN_L4_FIRST && i <= SIM_XEN_L4_LAST )
+                continue;   /* Xen's slots: Xen's to regenerate (stale in an unpinned pgd) */
             if ( pte || p2m )
                 x = canonical_word(d, x, pte);
             h = (h ^ x) * 0x100000001b3ULL;
@@ -635,12 +647,13 @@ TEST(engine_keeps_foreign_mapped_frames)
 }
 
 /*
- * A Linux page directory under construction (fork) is a plain page holding
- * MFNs: the engine recognises it by the kernel half Linux clones into it
- * and gives up with -EAGAIN, changing nothing; once it is gone, the swap
- * goes through.
+ * Linux page directories Xen does not know (unpinned: a fork or an exit in
+ * progress, or a freed one) are plain pages holding MFNs. The engine knows
+ * one by the kernel half Linux clones into it: with an empty user half it
+ * translates that kernel half; with user entries (a tree it cannot see) it
+ * gives up with -EAGAIN, changing nothing.
  */
-TEST(engine_refuses_while_a_pgd_is_under_construction)
+TEST(engine_handles_unpinned_page_directories)
 {
     struct memswap_request req;
     struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true, .preempt_every = 3 };
@@ -649,18 +662,22 @@ TEST(engine_refuses_while_a_pgd_is_under_construction)
     struct domain *d;
     uint64_t *pgd, saved[512];
     const uint64_t *kl4;
+    unsigned long pgd_pfn;
     int domid, rc;
 
     CHECK(host(256 * MiB, 1, 31) == 0);
     domid = guest("forking", 32 * MiB, 1, 2, 31);
     d = sim_domain_lookup(domid);
-    pgd = sim_guest_va_ptr(d, sim_pfn_va(d->user_pfn[0][2]), true);
+    pgd_pfn = d->user_pfn[0][2];
+    pgd = sim_guest_va_ptr(d, sim_pfn_va(pgd_pfn), true);
     CHECK(pgd != NULL);
     memcpy(saved, pgd, sizeof(saved));
     kl4 = sim_map_frame(d->vcpu[0].guest_table);
     memset(pgd, 0, 4096);
     memcpy(pgd + 273, kl4 + 273, (512 - 273) * sizeof(*pgd));
 
+    /* User half in use: the tree below is unknown, so no swap now. */
+    pgd[0] = kl4[0];
     request(&req, domid);
     sim_domain_pause(domid);
     snapshot_take(&s, domid);
@@ -670,10 +687,15 @@ TEST(engine_refuses_while_a_pgd_is_under_construction)
     CHECK(check_unchanged(&s) == 0);
     snapshot_free(&s);
 
-    /* The fork finished (here: the page is data again): the swap goes through. */
-    memcpy(pgd, saved, sizeof(saved));
+    /* User half empty (fresh or freed pgd): its kernel half follows the kernel's L4. */
+    pgd[0] = 0;
     sim_domain_unpause(domid);
     CHECK(swap_and_check(domid, &req, &opts, &res, true) == 0);
+    CHECK(res.unpinned_pgds == 1);
+    pgd = sim_guest_va_ptr(d, sim_pfn_va(pgd_pfn), true);
+    kl4 = sim_map_frame(d->vcpu[0].guest_table);
+    CHECK(memcmp(pgd + 273, kl4 + 273, (512 - 273) * sizeof(*pgd)) == 0);
+    memcpy(pgd, saved, sizeof(saved));
     sim_host_destroy();
 }
 
