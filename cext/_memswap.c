@@ -53,7 +53,9 @@ static PyMethodDef methods[] = {
       "                            net_tx_ok, io_errors)" },
     { "sim_swap", FN(ms_sim_swap), KW,
       "sim_swap(domid, colours=None, node=None, dry_run=False, progress=None,\n"
-      "         preempt_every=0) -> result dict\n"
+      "         preempt_every=0, cooperative=False, retries=0) -> result dict\n"
+      "cooperative: suspend the guest (forks finish, every table pinned), swap,\n"
+      "resume it cancelled; EAGAIN is retried up to retries times.\n"
       "progress(phase, done, total) is called from the swap (GIL reacquired)." },
     /* Xen */
     { "xen_open", ms_xen_open, METH_NOARGS,

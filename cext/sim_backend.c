@@ -204,18 +204,18 @@ PyObject *ms_sim_domain_create(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "name", "mem_bytes", "vcpus", "address_spaces",
                               "node", "colours", "hvm", "with_devices", "seed",
-                              NULL };
+                              "forks", NULL };
     const char *name;
     unsigned long long mem, seed = 0;
     unsigned int vcpus = 1, aspaces = 2;
     PyObject *node_o = Py_None, *col_o = Py_None;
-    int hvm = 0, devices = 1, rc, i;
+    int hvm = 0, devices = 1, forks = 0, rc, i;
     unsigned long long bm[MEMSWAP_COLOUR_WORDS];
     struct sim_guest_config cfg;
 
-    if ( !PyArg_ParseTupleAndKeywords(args, kw, "sK|IIOOppK", kwlist, &name, &mem,
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "sK|IIOOppKp", kwlist, &name, &mem,
                                       &vcpus, &aspaces, &node_o, &col_o, &hvm,
-                                      &devices, &seed) )
+                                      &devices, &seed, &forks) )
         return NULL;
     SIM_ENTER("sim_domain_create");
     if ( strlen(name) >= SIM_NAME_LEN )
@@ -234,6 +234,7 @@ PyObject *ms_sim_domain_create(PyObject *self, PyObject *args, PyObject *kw)
     cfg.hvm = hvm;
     cfg.with_devices = devices;
     cfg.seed = seed;
+    cfg.forks = forks;
     SIM_RUN(rc = sim_domain_create(&cfg));
     if ( rc < 0 )
         return ms_raise(-rc, "sim_domain_create");
@@ -541,12 +542,13 @@ PyObject *ms_sim_io_stats(PyObject *self, PyObject *args)
     SIM_RUN(rc = sim_domain_io_stats(domid, &st));
     if ( rc < 0 )
         return ms_raise(-rc, "sim_domain_io_stats");
-    return Py_BuildValue("{sKsKsKsKsK}",
+    return Py_BuildValue("{sKsKsKsKsKsK}",
                          "console_lines", (unsigned long long)st.console_lines,
                          "xenstore_replies", (unsigned long long)st.xenstore_replies,
                          "net_rx_ok", (unsigned long long)st.net_rx_ok,
                          "net_tx_ok", (unsigned long long)st.net_tx_ok,
-                         "io_errors", (unsigned long long)st.io_errors);
+                         "io_errors", (unsigned long long)st.io_errors,
+                         "pt_errors", (unsigned long long)st.pt_errors);
 }
 
 #define AUDIT_BUF (64 * 1024)
@@ -650,7 +652,7 @@ static PyObject *result_dict(const struct memswap_result *r, int dry_run)
         Py_XDECREF(phases);
         return NULL;
     }
-    d = Py_BuildValue("{sKsKsNsNsKsKsKsNsKsKsO}",
+    d = Py_BuildValue("{sKsKsNsNsKsKsKsNsKsKsKsO}",
                       "frames_total", (unsigned long long)r->frames_total,
                       "moved", (unsigned long long)r->frames_moved,
                       "kept", kept,
@@ -661,29 +663,42 @@ static PyObject *result_dict(const struct memswap_result *r, int dry_run)
                       "phase_ns", phases,
                       "ptes_translated", (unsigned long long)r->ptes_translated,
                       "extra_bytes_peak", (unsigned long long)r->extra_bytes_peak,
+                      "unpinned_pgds", (unsigned long long)r->unpinned_pgds,
                       "dry_run", dry_run ? Py_True : Py_False);
     return d;
+}
+
+static int dict_set_u64(PyObject *d, const char *key, unsigned long long v)
+{
+    PyObject *o = PyLong_FromUnsignedLongLong(v);
+    int rc = o ? PyDict_SetItemString(d, key, o) : -1;
+
+    Py_XDECREF(o);
+    return rc;
 }
 
 PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "domid", "colours", "node", "dry_run", "progress",
-                              "preempt_every", NULL };
-    unsigned int domid, preempt_every = 0;
-    PyObject *col_o = Py_None, *node_o = Py_None, *prog_o = Py_None;
-    int dry_run = 0, rc, i;
+                              "preempt_every", "cooperative", "retries", NULL };
+    unsigned int domid, preempt_every = 0, retries = 0, attempt, step;
+    PyObject *col_o = Py_None, *node_o = Py_None, *prog_o = Py_None, *d;
+    int dry_run = 0, cooperative = 0, rc, src = 0, i;
     unsigned long long bm[MEMSWAP_COLOUR_WORDS];
     struct memswap_request req;
     struct sim_swap_opts opts;
     struct memswap_result res;
     struct progress prog;
 
-    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OOpOI", kwlist, &domid, &col_o,
-                                      &node_o, &dry_run, &prog_o, &preempt_every) )
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OOpOIpI", kwlist, &domid, &col_o,
+                                      &node_o, &dry_run, &prog_o, &preempt_every,
+                                      &cooperative, &retries) )
         return NULL;
     SIM_ENTER("sim_swap");
     if ( prog_o != Py_None && !PyCallable_Check(prog_o) )
         return PyErr_Format(PyExc_TypeError, "progress must be callable or None");
+    if ( retries > 100 )
+        return PyErr_Format(PyExc_ValueError, "retries must be 0..100");
 
     memset(&req, 0, sizeof(req));
     req.domid = domid;
@@ -694,6 +709,8 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     for ( i = 0; i < MEMSWAP_COLOUR_WORDS; i++ )
         req.colours[i] = bm[i];
+    if ( dry_run )
+        cooperative = 0;     /* a plan never disturbs the guest */
 
     memset(&opts, 0, sizeof(opts));
     opts.preempt_every = preempt_every;
@@ -707,10 +724,24 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
         opts.progress = progress_cb;
         opts.progress_arg = &prog;
     }
-    memset(&res, 0, sizeof(res));
 
+    /*
+     * As the Xen backend does: a cooperative swap suspends the guest (it
+     * finishes forks and pins every table), swaps and always resumes it
+     * cancelled; EAGAIN (a table under construction, a reference taken
+     * during the swap) is retried after letting the guest run a little.
+     */
     Py_INCREF(prog_o);   /* keep the callable alive while the GIL is released */
-    SIM_RUN(rc = sim_swap(&req, &opts, &res));
+    for ( attempt = 0; ; attempt++ )
+    {
+        memset(&res, 0, sizeof(res));
+        SIM_RUN(src = cooperative ? sim_domain_suspend(domid) : 0;
+                rc = src ? src : sim_swap(&req, &opts, &res);
+                if ( cooperative && !src ) sim_domain_resume_cancelled(domid));
+        if ( src || rc != -EAGAIN || attempt >= retries || prog.exc_type )
+            break;
+        SIM_RUN(for ( step = 0; step < 4u << attempt && step < 64; step++ ) sim_world_step());
+    }
     Py_DECREF(prog_o);
 
     if ( prog.exc_type )
@@ -720,12 +751,19 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
         PyErr_Restore(prog.exc_type, prog.exc_value, prog.exc_tb);
         return NULL;
     }
+    if ( src < 0 )
+        return ms_raise(-src, "sim_domain_suspend");
     if ( rc < 0 )
     {
         ms_raise(-rc, "sim_swap");
         ms_error_set_attr("phase",
                           PyUnicode_FromString(memswap_phase_name(res.failed_phase)));
+        ms_error_set_attr("retries", PyLong_FromUnsignedLong(attempt));
         return NULL;
     }
-    return result_dict(&res, dry_run);
+    d = result_dict(&res, dry_run);
+    if ( d && (PyDict_SetItemString(d, "cooperative", cooperative ? Py_True : Py_False) ||
+               dict_set_u64(d, "retries", attempt)) )
+        Py_CLEAR(d);
+    return d;
 }

@@ -98,6 +98,7 @@ class SwapResult:
     by_class: dict = field(default_factory=dict)
     ptes_translated: int = 0
     extra_bytes_peak: int = 0
+    unpinned_pgds: int = 0
     cooperative: bool = False
     suspend_ns: int = 0
     resume_ns: int = 0
@@ -113,7 +114,7 @@ class SwapResult:
                    extra_bytes_peak=d.get('extra_bytes_peak', 0),
                    cooperative=bool(d.get('cooperative', False)),
                    suspend_ns=d.get('suspend_ns', 0), resume_ns=d.get('resume_ns', 0),
-                   retries=d.get('retries', 0))
+                   retries=d.get('retries', 0), unpinned_pgds=d.get('unpinned_pgds', 0))
 
 
 def _domain_info(d):
@@ -251,13 +252,15 @@ class SimHost(Host):
         during the swap (as on Xen); preempt_every=N forces a continuation at
         every Nth preemption check.
 
-        cooperative and retries are accepted and ignored: the simulated guest
-        keeps no unpinned page tables (every table it builds is pinned), so
-        the engine never refuses with EAGAIN and there is nothing a suspend
-        would fix; the result says cooperative=False."""
+        cooperative (default False here, True on Xen): suspend the simulated
+        guest first (it finishes a fork in progress and pins every page table,
+        as Linux does), swap, resume it cancelled. retries (default 3): EAGAIN
+        retries, the guest running a little in between."""
         d = _memswap.sim_swap(self._resolve(domid), colours=_list(colours), node=node,
                               dry_run=bool(dry_run), progress=progress,
-                              preempt_every=preempt_every)
+                              preempt_every=preempt_every,
+                              cooperative=bool(cooperative),
+                              retries=3 if retries is None else int(retries))
         return SwapResult._from(d, dry_run)
 
     def p2m(self, domid):
@@ -272,13 +275,15 @@ class SimHost(Host):
         return _memswap.sim_checksums(self._resolve(domid))
 
     def create_domain(self, name, mem_mb, vcpus=1, colours=None, node=None,
-                      with_devices=True, seed=0, hvm=False, address_spaces=2):
+                      with_devices=True, seed=0, hvm=False, address_spaces=2, forks=False):
         """Build a PV guest of mem_mb MiB (>= 16); colours/node restrict where
-        its frames come from. Returns the domid."""
+        its frames come from; forks: it keeps forking (unpinned page tables
+        under construction, as Linux builds them). Returns the domid."""
         return _memswap.sim_domain_create(name, int(mem_mb) * MiB, vcpus=vcpus,
                                           address_spaces=address_spaces, node=node,
                                           colours=_list(colours), hvm=bool(hvm),
-                                          with_devices=bool(with_devices), seed=seed)
+                                          with_devices=bool(with_devices), seed=seed,
+                                          forks=bool(forks))
 
     def destroy_domain(self, domid):
         _memswap.sim_domain_destroy(self._resolve(domid))
