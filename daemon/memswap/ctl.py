@@ -326,7 +326,9 @@ def build_parser():
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--no-suspend", action="store_true",
                    help="do not suspend the guest around the swap (default on Xen: suspend it "
-                        "like `xl save -c` so that Linux pins every page table, then resume it)")
+                        "like `xl save -c` so that Linux pins every page table, then resume it). "
+                        "Without the guest's cooperation a Linux PV guest may be caught in the "
+                        "middle of a page-table update that the swap cannot see: use with care")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--direct", action="store_true",
                    help="no daemon: make the swap hypercall from memswapctl itself")
