@@ -7,7 +7,13 @@
  * /dev/xen/privcmd ioctls:
  *
  *   swap DOMID [--dry-run] [--node N] [--nr-colours N] [--shift S]
- *        [--colours LIST]            issue XEN_DOMCTL_memswap, print result
+ *        [--colours LIST] [--cooperative] [--suspend-timeout MS]
+ *                                     issue XEN_DOMCTL_memswap, print result;
+ *                                     --cooperative: ask the guest to suspend
+ *                                     first (xenstore control/shutdown =
+ *                                     suspend), swap while it is suspended,
+ *                                     resume it with the suspend cancelled
+ *                                     (as `xl save -c` does)
  *   info DOMID                        getdomaininfo (tot_pages, flags)
  *   physinfo                          free/total/scrub pages of the host
  *   p2m DOMID FILE                    write the guest's P2M ("pfn mfn" hex),
@@ -49,6 +55,7 @@
 #include <xen/xen.h>
 #include <xen/domctl.h>
 #include <xen/sysctl.h>
+#include <xen/sched.h>
 
 /* The memswap domctl ABI, published by the patch series in core/. */
 #include "xen_domctl_memswap.h"
@@ -139,6 +146,8 @@ static const char *errname(long e)
     case ENOSYS: return "ENOSYS";
     case EFAULT: return "EFAULT";
     case EAGAIN: return "EAGAIN";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case ESHUTDOWN: return "ESHUTDOWN";
     default: return "E?";
     }
 }
@@ -515,8 +524,9 @@ static int cmd_compare(const char *fb, const char *fa, struct colours *c,
 
 /* ---- the swap ---------------------------------------------------------- */
 
-static int cmd_swap(unsigned int domid, unsigned int flags, uint32_t node,
-                    struct colours *c)
+/* Issue the domctl and print its "swap:" line; returns 0 or -errno. */
+static long do_swap(unsigned int domid, unsigned int flags, uint32_t node,
+                    struct colours *c, double *wall_ms)
 {
     struct xen_domctl *d = hbuf();
     struct xen_domctl_memswap *m = (void *)&d->u;
@@ -558,6 +568,202 @@ static int cmd_swap(unsigned int domid, unsigned int flags, uint32_t node,
            (uint64_t)m->continuations, (uint64_t)m->extra_bytes_peak,
            m->failed_phase);
     fflush(stdout);
+    munmap(d, PAGE);
+    if ( wall_ms )
+        *wall_ms = t1 - t0;
+    return rc;
+}
+
+static int cmd_swap(unsigned int domid, unsigned int flags, uint32_t node,
+                    struct colours *c)
+{
+    long rc = do_swap(domid, flags, node, c, NULL);
+
+    return rc ? (int)-rc : 0;
+}
+
+/* ---- cooperative swap: suspend, swap, resume (cancelled suspend) -------- */
+
+/*
+ * xenstore through the dom0 image's xenstore-read/-write (xenstored is
+ * local; a few ms per call even under TCG). Paths and values are ours.
+ */
+static int xs_write(const char *path, const char *val)
+{
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "xenstore-write '%s' '%s'", path, val);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* 1 and the value in @buf if the node exists, 0 if not. */
+static int xs_read(const char *path, char *buf, size_t len)
+{
+    char cmd[512];
+    FILE *p;
+    size_t n = 0;
+    int st;
+
+    snprintf(cmd, sizeof(cmd), "xenstore-read '%s' 2>/dev/null", path);
+    p = popen(cmd, "r");
+    if ( !p )
+        return 0;
+    if ( fgets(buf, len, p) )
+        n = strlen(buf);
+    while ( n && (buf[n - 1] == '\n' || buf[n - 1] == '\r') )
+        buf[--n] = 0;
+    if ( !n )
+        buf[0] = 0;
+    st = pclose(p);
+    return st == 0;
+}
+
+/* The domain's shutdown state: -1 gone/dying, 0 running, else 1 + reason. */
+static int shutdown_state(unsigned int domid)
+{
+    struct xen_domctl_getdomaininfo i;
+
+    if ( getdomaininfo(domid, &i) || (i.flags & XEN_DOMINF_dying) )
+        return -1;
+    if ( !(i.flags & XEN_DOMINF_shutdown) )
+        return 0;
+    return 1 + (int)((i.flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask);
+}
+
+/*
+ * Resume a domain suspended with SHUTDOWN_suspend so that its suspend
+ * hypercall returns 1 ("cancelled": same domain, same memory, nothing to
+ * rebuild but what Linux always redoes), as libxc's modify_returncode +
+ * XEN_DOMCTL_resumedomain do for `xl save -c`. The context is read after
+ * the swap, so its frames (cr3, GDT) are the new ones.
+ */
+static long resume_cancelled(unsigned int domid)
+{
+    size_t len = (sizeof(vcpu_guest_context_t) + PAGE - 1) & ~(PAGE - 1);
+    struct xen_domctl *d = hbuf();
+    vcpu_guest_context_t *ctx;
+    long rc;
+
+    ctx = mmap(NULL, len, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+    if ( ctx == MAP_FAILED )
+        die("mmap vcpu context");
+    memset(ctx, 0, len);
+    d->cmd = XEN_DOMCTL_getvcpucontext;
+    d->domain = domid;
+    d->u.vcpucontext.vcpu = 0;
+    set_xen_guest_handle(d->u.vcpucontext.ctxt, ctx);
+    rc = do_domctl(d);
+    if ( rc == 0 )
+    {
+        ctx->user_regs.rax = 1;
+        memset(d, 0, PAGE);
+        d->cmd = XEN_DOMCTL_setvcpucontext;
+        d->domain = domid;
+        d->u.vcpucontext.vcpu = 0;
+        set_xen_guest_handle(d->u.vcpucontext.ctxt, ctx);
+        rc = do_domctl(d);
+        if ( rc )
+            fprintf(stderr, "memswap-e2e-tool: setvcpucontext d%u: %s\n", domid, errname(-rc));
+    }
+    else
+        fprintf(stderr, "memswap-e2e-tool: getvcpucontext d%u: %s\n", domid, errname(-rc));
+    /* Resume even if the return code could not be set: a guest that sees
+     * 0 rebuilds as after a migration, which is still better than staying
+     * suspended forever. */
+    memset(d, 0, PAGE);
+    d->cmd = XEN_DOMCTL_resumedomain;
+    d->domain = domid;
+    {
+        long r2 = do_domctl(d);
+
+        if ( r2 )
+            fprintf(stderr, "memswap-e2e-tool: resumedomain d%u: %s\n", domid, errname(-r2));
+        if ( !rc )
+            rc = r2;
+    }
+    munmap(ctx, len);
+    munmap(d, PAGE);
+    return rc;
+}
+
+/* Wait up to @ms for SHUTDOWN_suspend; returns the last shutdown_state(). */
+static int wait_suspended(unsigned int domid, double ms)
+{
+    const struct timespec poll = { 0, 5 * 1000 * 1000 };
+    double end = now_ms() + ms;
+    int st;
+
+    for ( ;; )
+    {
+        st = shutdown_state(domid);
+        if ( st != 0 || now_ms() >= end )
+            return st;
+        nanosleep(&poll, NULL);
+    }
+}
+
+static int cmd_swap_cooperative(unsigned int domid, unsigned int flags, uint32_t node,
+                                struct colours *c, double timeout_ms)
+{
+    char key[128], val[64];
+    double t0, t1, t2 = 0, t3 = 0, swap_wall = 0;
+    long src = 0, rrc = 0, rc;
+    int st, swapped = 0;
+
+    snprintf(key, sizeof(key), "/local/domain/%u/control/shutdown", domid);
+    st = shutdown_state(domid);
+    if ( st != 0 )
+    {
+        rc = st < 0 ? -ESRCH : -ESHUTDOWN;
+        printf("coop: domid=%u errno=%s stage=precheck shutdown_state=%d\n",
+               domid, errname(-rc), st);
+        return (int)-rc;
+    }
+    t0 = now_ms();
+    if ( xs_write(key, "suspend") )
+    {
+        printf("coop: domid=%u errno=EIO stage=request (xenstore-write %s failed)\n",
+               domid, key);
+        return EIO;
+    }
+    st = wait_suspended(domid, timeout_ms);
+    t1 = now_ms();
+    if ( st == 0 )
+    {
+        /* No suspend: withdraw the request (clear it, as libxl does: the
+         * node keeps the guest-writable permissions libxl gave it), then
+         * give a guest that acknowledged at the last moment a short grace
+         * period, and resume it if it did suspend after all. */
+        int acked = xs_read(key, val, sizeof(val)) && strcmp(val, "suspend");
+
+        xs_write(key, "");
+        st = wait_suspended(domid, acked ? 5000 : 500);
+        if ( st == 1 + SHUTDOWN_suspend )
+            rrc = resume_cancelled(domid);
+        printf("coop: domid=%u errno=ETIMEDOUT stage=suspend suspend_ms=%.1f acked=%d "
+               "late_suspend=%d resume_errno=%s\n", domid, t1 - t0, acked,
+               st == 1 + SHUTDOWN_suspend, errname(-rrc));
+        return ETIMEDOUT;
+    }
+    if ( st != 1 + SHUTDOWN_suspend )
+    {
+        rc = st < 0 ? -ESRCH : -ESHUTDOWN;
+        printf("coop: domid=%u errno=%s stage=suspend suspend_ms=%.1f shutdown_state=%d "
+               "(shut down for another reason; not swapped, not resumed)\n",
+               domid, errname(-rc), t1 - t0, st);
+        return (int)-rc;
+    }
+    src = do_swap(domid, flags, node, c, &swap_wall);
+    swapped = 1;
+    t2 = now_ms();
+    rrc = resume_cancelled(domid);           /* always, even if the swap failed */
+    t3 = now_ms();
+    rc = src ? src : rrc;
+    printf("coop: domid=%u errno=%s stage=done suspend_ms=%.1f swap_ms=%.1f resume_ms=%.1f "
+           "coop_wall_ms=%.1f swap_errno=%s resume_errno=%s swapped=%d\n",
+           domid, errname(-rc), t1 - t0, swap_wall, t3 - t2, t3 - t0,
+           errname(-src), errname(-rrc), swapped);
     return rc ? (int)-rc : 0;
 }
 
@@ -655,6 +861,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: memswap-e2e-tool swap DOMID [--dry-run] [--node N] [--nr-colours N]\n"
             "                                  [--shift S] [--colours LIST] [--flags F]\n"
+            "                                  [--cooperative [--suspend-timeout MS]]\n"
             "       memswap-e2e-tool info DOMID | physinfo | p2m DOMID FILE | hold DOMID\n"
             "       memswap-e2e-tool watch CONSOLE-LOG\n"
             "       memswap-e2e-tool compare BEFORE AFTER [--nr-colours N] [--shift S]\n"
@@ -668,8 +875,8 @@ int main(int argc, char **argv)
     const char *list = NULL, *expect = NULL;
     unsigned int flags = 0;
     uint32_t node = XEN_DOMCTL_MEMSWAP_NODE_ANY;
-    double min_moved = 0;
-    int i, npos = 0;
+    double min_moved = 0, suspend_timeout = 20000;
+    int i, npos = 0, coop = 0;
     char *pos[4];
 
     if ( argc < 2 )
@@ -681,6 +888,10 @@ int main(int argc, char **argv)
             flags |= XEN_DOMCTL_MEMSWAP_F_DRY_RUN;
         else if ( !strcmp(argv[i], "--flags") && i + 1 < argc )
             flags |= strtoul(argv[++i], NULL, 0);
+        else if ( !strcmp(argv[i], "--cooperative") )
+            coop = 1;
+        else if ( !strcmp(argv[i], "--suspend-timeout") && i + 1 < argc )
+            suspend_timeout = strtod(argv[++i], NULL);
         else if ( !strcmp(argv[i], "--node") && i + 1 < argc )
             node = strtoul(argv[++i], NULL, 0);
         else if ( !strcmp(argv[i], "--nr-colours") && i + 1 < argc )
@@ -710,6 +921,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if ( !strcmp(argv[1], "swap") && npos == 1 && coop )
+        return cmd_swap_cooperative(strtoul(pos[0], NULL, 0), flags, node, &c,
+                                    suspend_timeout);
     if ( !strcmp(argv[1], "swap") && npos == 1 )
         return cmd_swap(strtoul(pos[0], NULL, 0), flags, node, &c);
     if ( !strcmp(argv[1], "info") && npos == 1 )
