@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include "sim/sim_internal.h"
 #include "harness.h"
+#include "guest_view.h"
 
 #define MiB (1ULL << 20)
 
@@ -82,77 +83,13 @@ struct snapshot {
     struct sim_io_stats io;
 };
 
-static bool own_frame(struct domain *d, unsigned long mfn);
-
-/*
- * What the guest sees at each pfn, in a form that does not depend on where
- * its memory lives: bytes read through its own page tables, with every
- * MFN-bearing word of a page table or P2M frame that names one of its own
- * frames replaced by that frame's pfn (what save/restore calls
- * canonicalisation). Equal before and after a swap iff data was copied and
- * tables and P2M were translated right.
- */
-static uint64_t canonical_word(struct domain *d, uint64_t w, bool pte)
-{
-    unsigned long mfn;
-
-    if ( pte )
-    {
-        if ( !(w & SIM_PTE_P) )
-            return w;
-        mfn = sim_pte_mfn(w);
-        return own_frame(d, mfn) ? (w & ~SIM_PTE_ADDR) | ((uint64_t)sim_m2p_get(mfn) << PAGE_SHIFT) | (1ULL << 62) : w;
-    }
-    if ( w == SIM_P2M_INVALID || (w & (SIM_P2M_FOREIGN | SIM_P2M_IDENTITY)) )
-        return w;
-    return own_frame(d, (unsigned long)w) ? sim_m2p_get((unsigned long)w) | (1ULL << 61) : w;
-}
-
-/*
- * A page directory Xen does not know (unpinned, so typed as data) holds
- * MFNs too: recognised, as Linux builds them, by the kernel L4's kernel half.
- */
-static bool pgd_shaped(struct domain *d, const uint64_t *w)
-{
-    const uint64_t *kl4 = sim_map_frame(d->vcpu[0].guest_table);
-
-    return w != kl4 && memcmp(w + 273, kl4 + 273, (512 - 273) * sizeof(*w)) == 0;
-}
-
 static void canonical_sums(unsigned int domid, uint64_t *sums, unsigned long nr)
 {
     struct domain *d = sim_domain_lookup(domid);
     unsigned long pfn;
 
     for ( pfn = 0; pfn < nr; pfn++ )
-    {
-        unsigned long mfn = sim_walk(d->vcpu[0].guest_table, sim_pfn_va(pfn), NULL);
-        const uint64_t *w;
-        unsigned long type;
-        uint64_t h = 0xcbf29ce484222325ULL;
-        unsigned int i;
-        bool pte, p2m, l4;
-
-        sums[pfn] = 0;
-        if ( mfn == MS_INVALID_MFN )
-            continue;
-        w = sim_map_frame(mfn);
-        type = sim_mfn_to_page(mfn)->u.inuse.type_info & PGT_type_mask;
-        l4 = type == PGT_l4_page_table || pgd_shaped(d, w);
-        pte = sim_pt_level(type) != 0 || l4;
-        p2m = d->pfn_role[pfn] == SIM_ROLE_P2M;
-        for ( i = 0; i < 512; i++ )
-        {
-            uint64_t x = w[i];
-
-            if ( l4 && i >= SIM_XEN_L4_FIRST && i <= SIM_XEN_L4_LAST )
-                continue;   /* Xen's slots: Xen's to regenerate (stale in an unpinned pgd) */
-            if ( pte || p2m )
-                x = canonical_word(d, x, pte);
-            h = (h ^ x) * 0x100000001b3ULL;
-        }
-        sums[pfn] = h;
-    }
+        sums[pfn] = guest_canonical_hash(d, pfn);
 }
 
 static void snapshot_take(struct snapshot *s, unsigned int domid)
@@ -179,10 +116,6 @@ static void snapshot_free(struct snapshot *s)
     free(s->sum);
 }
 
-static bool own_frame(struct domain *d, unsigned long mfn)
-{
-    return mfn < sim_nr_frames && page_get_owner(sim_mfn_to_page(mfn)) == d;
-}
 
 /* Frames of @d that someone outside holds: granted, or foreign-mapped by dom0. */
 static int outside_reason(struct domain *d, unsigned long mfn)
@@ -241,7 +174,7 @@ static int check_swap(const struct snapshot *s, const struct memswap_request *re
         unsigned long old = s->mfn[pfn], now = sim_domain_pfn_to_mfn(s->domid, pfn);
         int why;
 
-        if ( old == MS_INVALID_MFN || !own_frame(d, now) )
+        if ( old == MS_INVALID_MFN || !guest_owns(d, now) )
             continue;
         why = outside_reason(d, old);
         if ( now != old )

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include "sim/sim_internal.h"
 #include "harness.h"
+#include "guest_view.h"
 
 #define MiB (1ULL << 20)
 
@@ -84,57 +85,6 @@ static bool run_to_stage(struct domain *d, enum sim_fork_stage stage)
 
 /* ---- what a swap must preserve (as tests/c/test_engine.c checks it) ----- */
 
-static bool own(struct domain *d, unsigned long mfn)
-{
-    return mfn < sim_nr_frames && page_get_owner(sim_mfn_to_page(mfn)) == d;
-}
-
-/* A page's bytes with every MFN of an own frame in a table or P2M page
- * replaced by its pfn: equal before and after a correct swap. */
-/*
- * A page directory Xen does not know (unpinned, so typed as data) holds
- * MFNs too: recognised, as Linux builds them, by the kernel L4's kernel half.
- */
-static bool pgd_shaped(struct domain *d, const uint64_t *w)
-{
-    const uint64_t *kl4 = sim_map_frame(d->vcpu[0].guest_table);
-
-    return w != kl4 && memcmp(w + 273, kl4 + 273, (512 - 273) * sizeof(*w)) == 0;
-}
-
-static uint64_t canonical_sum(struct domain *d, unsigned long pfn)
-{
-    unsigned long mfn = sim_walk(d->vcpu[0].guest_table, sim_pfn_va(pfn), NULL);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    unsigned long type;
-    const uint64_t *w;
-    unsigned int i;
-    bool pte, p2m, l4;
-
-    if ( mfn == MS_INVALID_MFN )
-        return 0;
-    w = sim_map_frame(mfn);
-    type = sim_mfn_to_page(mfn)->u.inuse.type_info & PGT_type_mask;
-    l4 = type == PGT_l4_page_table || pgd_shaped(d, w);
-    pte = sim_pt_level(type) != 0 || l4;
-    p2m = d->pfn_role[pfn] == SIM_ROLE_P2M;
-    for ( i = 0; i < 512; i++ )
-    {
-        uint64_t x = w[i];
-
-        /* Xen's slots: regenerated on validation (stale in an unpinned pgd). */
-        if ( l4 && i >= SIM_XEN_L4_FIRST && i <= SIM_XEN_L4_LAST )
-            continue;
-        if ( pte && (x & SIM_PTE_P) && own(d, sim_pte_mfn(x)) )
-            x = (x & ~SIM_PTE_ADDR) | ((uint64_t)sim_m2p_get(sim_pte_mfn(x)) << PAGE_SHIFT) | (1ULL << 62);
-        else if ( p2m && x != SIM_P2M_INVALID && !(x & (SIM_P2M_FOREIGN | SIM_P2M_IDENTITY)) &&
-                  own(d, (unsigned long)x) )
-            x = sim_m2p_get((unsigned long)x) | (1ULL << 61);
-        h = (h ^ x) * 0x100000001b3ULL;
-    }
-    return h;
-}
-
 struct snap {
     unsigned int domid;
     unsigned long nr, free_frames;
@@ -157,7 +107,7 @@ static void snap_take(struct snap *s, unsigned int domid)
     for ( pfn = 0; pfn < s->nr; pfn++ )
     {
         s->mfn[pfn] = sim_domain_pfn_to_mfn(domid, pfn);
-        s->sum[pfn] = canonical_sum(d, pfn);
+        s->sum[pfn] = guest_canonical_hash(d, pfn);
     }
 }
 
@@ -194,7 +144,7 @@ static int check_swapped(const struct snap *s, const struct memswap_result *res)
     {
         unsigned long old = s->mfn[pfn], now = sim_domain_pfn_to_mfn(s->domid, pfn);
 
-        if ( old == MS_INVALID_MFN || !own(d, now) )
+        if ( old == MS_INVALID_MFN || !guest_owns(d, now) )
             continue;
         if ( now != old )
         {
@@ -202,7 +152,7 @@ static int check_swapped(const struct snap *s, const struct memswap_result *res)
             if ( !page_state_is(sim_mfn_to_page(old), free) )
                 BAD("old frame %#lx of pfn %#lx not freed\n", old, pfn);
         }
-        if ( !written_from_outside(d, pfn) && canonical_sum(d, pfn) != s->sum[pfn] )
+        if ( !written_from_outside(d, pfn) && guest_canonical_hash(d, pfn) != s->sum[pfn] )
             BAD("pfn %#lx (role %d) differs after the swap\n", pfn, d->pfn_role[pfn]);
     }
     if ( res->frames_moved != moved )
@@ -229,7 +179,7 @@ static int check_unchanged(const struct snap *s)
 
     for ( pfn = 0; pfn < s->nr; pfn++ )
         if ( sim_domain_pfn_to_mfn(s->domid, pfn) != s->mfn[pfn] ||
-             (!written_from_outside(d, pfn) && canonical_sum(d, pfn) != s->sum[pfn]) )
+             (!written_from_outside(d, pfn) && guest_canonical_hash(d, pfn) != s->sum[pfn]) )
             bad++;
     if ( d->tot_pages != s->tot_pages || sim_host_free_frames(-1, NULL) != s->free_frames )
         bad++;

@@ -8,11 +8,11 @@ TESTC_BINS  := $(TESTC_SRCS:tests/c/%.c=$(BUILD)/tests/%)
 TESTC_FIXT  := $(filter-out $(TESTC_SRCS),$(wildcard tests/c/*.c))
 TESTC_FOBJS := $(TESTC_FIXT:%.c=$(BUILD)/%.o)
 
-$(BUILD)/tests/c/%.o: tests/c/%.c tests/c/harness.h tests/c/naive_swap.h $(SIM_HDRS)
+$(BUILD)/tests/c/%.o: tests/c/%.c $(wildcard tests/c/*.h) $(SIM_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/test_%: tests/c/test_%.c tests/c/harness.h $(TESTC_FOBJS) $(BUILD)/libmemswapsim.a $(SIM_HDRS)
+$(BUILD)/tests/test_%: tests/c/test_%.c $(wildcard tests/c/*.h) $(TESTC_FOBJS) $(BUILD)/libmemswapsim.a $(SIM_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(TESTC_FOBJS) $(BUILD)/libmemswapsim.a -o $@ -lm
 
@@ -31,3 +31,4 @@ test-c-sanitize:
 	@fail=0; for t in $(TESTC_BINS:$(BUILD)/%=$(SAN_BUILD)/%); do \
 	    echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t || fail=1; \
 	done; exit $$fail
+.SECONDARY:

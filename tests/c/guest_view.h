@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * What a guest sees, independent of where its memory lives: the C tests'
+ * yardstick for "every pfn's bytes are identical after a swap".
+ */
+#ifndef TESTS_GUEST_VIEW_H
+#define TESTS_GUEST_VIEW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct domain;
+
+/* The frame belongs to @d. */
+bool guest_owns(struct domain *d, unsigned long mfn);
+
+/*
+ * Hash of @pfn's bytes read through the guest's own page tables (0 if it
+ * does not translate), with every MFN-bearing word of a page table, a page
+ * directory Xen does not know, or a P2M frame that names one of the guest's
+ * own frames replaced by that frame's pfn (save/restore's canonical form).
+ * Equal before and after a swap iff data was copied and tables and P2M were
+ * translated right.
+ */
+uint64_t guest_canonical_hash(struct domain *d, unsigned long pfn);
+
+#endif /* TESTS_GUEST_VIEW_H */
