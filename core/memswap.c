@@ -49,6 +49,9 @@
 #define MS_CHUNK            (1UL << MS_CHUNK_SHIFT)
 #define MS_NOT_KEPT         0xff
 
+/* How far ahead the scan prefetches frame metadata, in P2M entries. */
+#define MS_PREFETCH_AHEAD   8
+
 /* How often the phases ask whether to yield, in frames. */
 #define MS_PREEMPT_FRAMES   64
 #define MS_PREEMPT_LEAVES   8
@@ -292,6 +295,18 @@ static int ms_alloc_chunk(struct memswap_ctx *ctx, unsigned long leaf)
  * SCAN: the guest's P2M tree and the index of own frames.
  */
 
+static int ms_level_of_type(unsigned long type)
+{
+    switch ( type )
+    {
+    case PGT_l1_page_table: return 1;
+    case PGT_l2_page_table: return 2;
+    case PGT_l3_page_table: return 3;
+    case PGT_l4_page_table: return 4;
+    }
+    return 0;
+}
+
 /* Step 0: read the registration, check every frame of the tree is ours. */
 static int ms_scan_tree(struct memswap_ctx *ctx)
 {
@@ -360,7 +375,7 @@ static int ms_scan_leaves(struct memswap_ctx *ctx)
         const uint64_t *ent;
         unsigned int i;
         bool any = false;
-        int rc;
+        int rc, level;
 
         if ( (leaf % MS_PREEMPT_LEAVES) == 0 && leaf && ms_should_yield(ctx) )
             return MEMSWAP_PREEMPTED;
@@ -376,6 +391,15 @@ static int ms_scan_leaves(struct memswap_ctx *ctx)
 
             if ( pfn >= ctx->nr_pfns )
                 break;
+            /*
+             * Guest frames are spread over colours and nodes, so their
+             * frame-table entries and M2P slots are scattered: ask for the
+             * ones a few entries ahead while this one is checked.
+             */
+            if ( i + MS_PREFETCH_AHEAD < MS_P2M_PER_PAGE &&
+                 ms_p2m_entry_is_mfn(ent[i + MS_PREFETCH_AHEAD]) &&
+                 ms_mfn_valid((unsigned long)ent[i + MS_PREFETCH_AHEAD]) )
+                ms_prefetch_frame((unsigned long)ent[i + MS_PREFETCH_AHEAD]);
             if ( !ms_p2m_entry_is_mfn(ent[i]) )
                 continue;
             mfn = (unsigned long)ent[i];
@@ -388,7 +412,9 @@ static int ms_scan_leaves(struct memswap_ctx *ctx)
             }
             c = ctx->chunk[leaf];
             c->old_mfn[i] = mfn;
-            c->cls[i] = MEMSWAP_FC_DATA;
+            /* Tables by their Xen type (read with the owner, one cache line). */
+            level = ms_level_of_type(ms_page(mfn)->u.inuse.type_info & PGT_type_mask);
+            c->cls[i] = level ? MEMSWAP_FC_L1 + level - 1 : MEMSWAP_FC_DATA;
             ctx->nr_indexed++;
             any = true;
         }
@@ -411,7 +437,10 @@ static int ms_mark_p2m_frame(struct memswap_ctx *ctx, unsigned long mfn,
         return -EINVAL;
     c = ctx->chunk[pfn >> MS_CHUNK_SHIFT];
     i = pfn & (MS_CHUNK - 1);
-    /* A frame may be a leaf many times over (shared leaves), not two things. */
+    /*
+     * A frame may be a leaf many times over (shared leaves), not two things
+     * (in particular not also a page table: refuse such a guest).
+     */
     if ( c->cls[i] != MEMSWAP_FC_DATA && c->cls[i] != cls )
         return -EINVAL;
     c->cls[i] = cls;
@@ -506,17 +535,6 @@ static void ms_expect(struct memswap_ctx *ctx, unsigned long mfn,
     c->exp_typ[pfn & (MS_CHUNK - 1)] += typ;
 }
 
-static int ms_level_of_type(unsigned long type)
-{
-    switch ( type )
-    {
-    case PGT_l1_page_table: return 1;
-    case PGT_l2_page_table: return 2;
-    case PGT_l3_page_table: return 3;
-    case PGT_l4_page_table: return 4;
-    }
-    return 0;
-}
 
 /*
  * The references a validated table holds, as Xen took them: an L1 entry
@@ -573,27 +591,21 @@ static int ms_phase_count_refs(struct memswap_ctx *ctx)
 {
     struct ms_chunk *c;
     unsigned int i;
-    unsigned long n = 0;
 
     for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
         unsigned long type_info;
-        int level;
 
-        if ( ms_yield_point(ctx, &n) )
-            return MEMSWAP_PREEMPTED;
-        type_info = ms_page(c->old_mfn[i])->u.inuse.type_info;
-        level = ms_level_of_type(type_info & PGT_type_mask);
-        if ( !level )
+        if ( c->cls[i] < MEMSWAP_FC_L1 || c->cls[i] > MEMSWAP_FC_L4 )
             continue;
-        /* A P2M frame cannot also be a page table: refuse such a guest. */
-        if ( c->cls[i] != MEMSWAP_FC_DATA )
-            return -EINVAL;
-        c->cls[i] = MEMSWAP_FC_L1 + level - 1;
+        /* A table is 512 entries of work: a preemption point each. */
+        if ( ms_should_yield(ctx) )
+            return MEMSWAP_PREEMPTED;
         /* Tables not (fully) validated hold no references yet: CLASSIFY keeps them. */
+        type_info = ms_page(c->old_mfn[i])->u.inuse.type_info;
         if ( (type_info & (PGT_validated | PGT_partial)) != PGT_validated )
             continue;
-        ms_count_table(ctx, c->old_mfn[i], level);
+        ms_count_table(ctx, c->old_mfn[i], c->cls[i] - MEMSWAP_FC_L1 + 1);
     }
     ms_count_vcpu_holders(ctx);
     ms_enter(ctx, MEMSWAP_PH_CLASSIFY);

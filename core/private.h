@@ -37,6 +37,11 @@ static inline void ms_unmap(const void *p) { unmap_domain_page(p); }
 static inline unsigned long ms_m2p_get(unsigned long mfn) { return get_gpfn_from_mfn(mfn); }
 static inline void ms_m2p_set(unsigned long mfn, unsigned long pfn) { set_gpfn_from_mfn(mfn, pfn); }
 static inline void ms_copy_page(void *dst, const void *src) { copy_page(dst, src); }
+static inline void ms_prefetch_frame(unsigned long mfn)
+{
+    prefetch(mfn_to_page(_mfn(mfn)));
+    prefetch(&machine_to_phys_mapping[mfn]);
+}
 #define ms_memset memset
 #define ms_memcpy memcpy
 #define ms_memcmp memcmp
@@ -64,6 +69,11 @@ static inline struct domain *ms_page_owner(const struct page_info *pg) { return 
 static inline void *ms_map(unsigned long mfn) { return sim_map_frame(mfn); }
 static inline void ms_unmap(const void *p) { (void)p; }
 static inline unsigned long ms_m2p_get(unsigned long mfn) { return sim_m2p_get(mfn); }
+static inline void ms_prefetch_frame(unsigned long mfn)
+{
+    __builtin_prefetch(sim_mfn_to_page(mfn));
+    __builtin_prefetch(&sim_m2p[mfn]);
+}
 static inline void ms_m2p_set(unsigned long mfn, unsigned long pfn) { sim_m2p_set(mfn, pfn); }
 /*
  * Like Xen's copy_page() (movnti): non-temporal stores, so that copying a

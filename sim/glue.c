@@ -188,6 +188,9 @@ unsigned long ms_host_free_frames(struct domain *d, const struct memswap_request
     return sim_host_free_frames(req_node(req), req->colours);
 }
 
+static uint16_t alloc_colours[MEMSWAP_MAX_COLOURS];
+static unsigned int alloc_nr_colours;
+
 unsigned long ms_host_alloc_frame(struct domain *d, const struct memswap_request *req, unsigned long pfn)
 {
     const struct sim_swap_opts *o = sim_swap_cur_opts;
@@ -198,7 +201,21 @@ unsigned long ms_host_alloc_frame(struct domain *d, const struct memswap_request
         return MS_INVALID_MFN;
     if ( req->node != MEMSWAP_NODE_ANY && req->node >= sim_host_nr_nodes() )
         return MS_INVALID_MFN;
-    return sim_heap_alloc_any(req_node(req), req->colours, pfn);
+    /*
+     * The allowed colours are listed once per swap (sim_swap_allocs restarts
+     * at 0 with each one): the engine asks for every frame with the same
+     * request, and sorting it out each time would cost more than the pop.
+     */
+    if ( n == 0 || !alloc_nr_colours )
+    {
+        unsigned int c;
+
+        alloc_nr_colours = 0;
+        for ( c = 0; c < req->geom.nr_colours && c < MEMSWAP_MAX_COLOURS; c++ )
+            if ( memswap_colour_allowed(req, c) )
+                alloc_colours[alloc_nr_colours++] = (uint16_t)c;
+    }
+    return sim_heap_alloc_from(req_node(req), alloc_colours, alloc_nr_colours, pfn);
 }
 
 void ms_host_free_frame(unsigned long mfn)

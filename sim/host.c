@@ -199,7 +199,7 @@ unsigned long sim_heap_alloc_any(int node, const uint64_t *colours, unsigned lon
     static uint16_t list[MEMSWAP_MAX_COLOURS];
     static unsigned int nlist;
     bool any = true;
-    unsigned int i, k;
+    unsigned int i;
 
     if ( colours )
         for ( i = 0; i < MEMSWAP_COLOUR_WORDS; i++ )
@@ -218,8 +218,14 @@ unsigned long sim_heap_alloc_any(int node, const uint64_t *colours, unsigned lon
         cached_nr_colours = sim_nr_colours;
         cache_valid = true;
     }
-    if ( !nlist )
-        return MS_INVALID_MFN;
+    return sim_heap_alloc_from(node, list, nlist, hint);
+}
+
+unsigned long sim_heap_alloc_from(int node, const uint16_t *list, unsigned int nlist,
+                                  unsigned long hint)
+{
+    unsigned int k;
+
     for ( k = 0; k < nlist; k++ )
     {
         unsigned long mfn = sim_heap_alloc(node, list[(hint + k) % nlist]);

@@ -307,6 +307,9 @@ void sim_init_xen_l4_slots(uint64_t *l4, unsigned long l4_mfn);
 /* Heap. Allocated frames come back owner-less, count 0, type 0, state inuse. */
 unsigned long sim_heap_alloc(int node, unsigned int colour);      /* exact bucket */
 unsigned long sim_heap_alloc_any(int node, const uint64_t *colours, unsigned long hint);
+/* From the first non-empty of list[(hint + k) % nlist] (colours). */
+unsigned long sim_heap_alloc_from(int node, const uint16_t *list, unsigned int nlist,
+                                  unsigned long hint);
 void sim_heap_free(unsigned long mfn);
 unsigned int sim_mfn_colour(unsigned long mfn);
 unsigned long sim_heap_bucket_count(unsigned int node, unsigned int colour);
