@@ -22,6 +22,7 @@
 #include <xen/mm.h>
 #include <xen/sched.h>
 #include <xen/domain_page.h>
+#include <xen/prefetch.h>
 #include <asm/page.h>
 
 typedef uint64_t ms_pte_t;
