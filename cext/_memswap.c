@@ -81,6 +81,9 @@ static PyMethodDef methods[] = {
     { "xen_xs_unwatch", ms_xen_xs_unwatch, METH_VARARGS, "xen_xs_unwatch(path, token)" },
     { "xen_xs_read_watch", FN(ms_xen_xs_read_watch), KW,
       "xen_xs_read_watch(timeout=None) -> (path, token) or None on timeout" },
+    { "xen_resume_suspended", ms_xen_resume_suspended, METH_VARARGS,
+      "xen_resume_suspended(domid): resume (cancelled) a guest a cooperative swap\n"
+      "left suspended; EINVAL if it is not suspended" },
     { "xen_psr_cmt", ms_xen_psr_cmt, METH_VARARGS,
       "xen_psr_cmt(domid) -> LLC occupancy in bytes (EOPNOTSUPP without CMT)" },
     /* perf */

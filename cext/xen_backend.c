@@ -1147,3 +1147,33 @@ PyObject *ms_xen_psr_cmt(PyObject *self, PyObject *args)
         return ms_raise(err ? err : EIO, call);
     return PyLong_FromUnsignedLongLong(total);
 }
+
+/*
+ * A guest left suspended by a cooperative swap whose caller died between
+ * the suspend and the resume (memswapd killed): resume it cancelled, as
+ * the swap would have. Refused (EINVAL) for a domain that is not shut
+ * down for suspend, so it can never resume a guest that really stopped.
+ */
+PyObject *ms_xen_resume_suspended(PyObject *self, PyObject *args)
+{
+    unsigned int domid;
+    xc_domaininfo_t info;
+    struct swap_out o;
+    int rc = 0, err = 0;
+
+    if ( !PyArg_ParseTuple(args, "I", &domid) || need_xc("xc_domain_getinfolist") )
+        return NULL;
+    memset(&o, 0, sizeof(o));
+    XEN_RUN(rc = xc_domain_getinfolist(xch, domid, 1, &info); err = errno);
+    if ( rc != 1 || info.domain != domid )
+        return ms_raise(rc < 0 ? err : ESRCH, "xc_domain_getinfolist");
+    if ( !(info.flags & XEN_DOMINF_shutdown) ||
+         ((info.flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask) != SHUTDOWN_suspend )
+        return ms_raise_msg(EINVAL, "xc_domain_resume", "domain is not suspended");
+    Py_BEGIN_ALLOW_THREADS
+    err = resume_guest(domid, &o);
+    Py_END_ALLOW_THREADS
+    if ( err )
+        return ms_raise(err, o.call ? o.call : "xc_domain_resume");
+    Py_RETURN_NONE;
+}

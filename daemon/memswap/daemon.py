@@ -248,6 +248,15 @@ class Daemon:
             else:
                 note.append("domain left paused; this backend cannot unpause it")
                 log.error("reconcile: domain %s is paused after an interrupted swap", dom.name)
+        elif dom.state == "shutdown" and inf.get("suspend", True) and \
+                getattr(self.host, "resume_suspended", None) is not None:
+            # A cooperative swap died between suspend and resume: finish its job.
+            try:
+                self.host.resume_suspended(dom.domid)
+                note.append("domain was left suspended; resumed")
+            except OSError as e:
+                note.append(f"domain shut down ({e})")
+                log.error("reconcile: cannot resume %s: %s", dom.name, e)
         else:
             note.append(f"domain {dom.state}")
         entry = dict(inf, status="interrupted", ended_ts=time.time(), ended_clock=self.clock.now(),

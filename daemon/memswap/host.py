@@ -423,6 +423,12 @@ class XenHost(Host):
     def counters(self, domid):
         return Counters.none()
 
+    def resume_suspended(self, domid):
+        """Resume (cancelled) a guest left suspended by a cooperative swap that
+        was interrupted between suspend and resume; MemswapError(EINVAL) if the
+        domain is not suspended."""
+        _memswap.xen_resume_suspended(self._resolve(domid))
+
     def psr_cmt(self, domid):
         """LLC occupancy in bytes (Intel CMT); MemswapError(EOPNOTSUPP) without it."""
         return _memswap.xen_psr_cmt(self._resolve(domid))

@@ -161,6 +161,16 @@ class FakeHost:
     def unpause(self, domid):
         self._get(domid).state = "running"
 
+    def suspend(self, domid):
+        """As a guest that acknowledged control/shutdown=suspend."""
+        self._get(domid).state = "shutdown"
+
+    def resume_suspended(self, domid):
+        d = self._get(domid)
+        if d.state != "shutdown":
+            raise OSError(errno.EINVAL, "domain is not suspended")
+        d.state = "running"
+
     def set_workload(self, domid, wss_bytes, pattern="random", intensity=30, weight=1, stride=64):
         self._get(domid).wl = (wss_bytes, pattern, intensity, weight)
 

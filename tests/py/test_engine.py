@@ -202,6 +202,23 @@ def test_reconcile_unpauses_and_records_interrupted(tmp_path):
         d2.shutdown()
 
 
+def test_reconcile_resumes_a_guest_left_suspended(tmp_path):
+    """memswapd killed between the suspend and the resume of a cooperative
+    swap: the restarted daemon resumes the guest and records the swap."""
+    d, h, ids = make(tmp_path)
+    d.state.begin_swap({"domid": ids["db"], "name": "db", "was_paused": False,
+                        "suspend": True, "clock": 0})
+    d.shutdown()
+    h.suspend(ids["db"])
+    d2, _, _ = make(tmp_path, host=h, build=False)
+    try:
+        assert h.domain(ids["db"]).state == "running"
+        last = d2.state.history[-1]
+        assert last["status"] == "interrupted" and "resumed" in last["note"]
+    finally:
+        d2.shutdown()
+
+
 def test_reconcile_leaves_admin_paused_domain(tmp_path):
     d, h, ids = make(tmp_path)
     h.pause(ids["web"])
