@@ -5,7 +5,8 @@
  * peak extra memory, next to this machine's memcpy bandwidth measured in
  * the same run on buffers of the same size. The engine's target is a swap
  * rate of at least 0.8 x memcpy: copying is the irreducible work, so the
- * ratio is the engine's overhead on top of it.
+ * ratio is the engine's overhead on top of it. Both figures are the best
+ * of five runs: the machines are noisy, and the best run is the cost.
  *
  * The last line is the figure CI and notes quote:
  *   bench: size=1GiB swap_gbps=<x> memcpy_gbps=<y> ratio=<x/y>
@@ -25,7 +26,7 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Best of three copies of a prefaulted buffer: the machine's memcpy GB/s. */
+/* Best of five copies of a prefaulted buffer: the machine's memcpy GB/s. */
 static double memcpy_gbps(size_t bytes)
 {
     char *a = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
@@ -42,7 +43,7 @@ static double memcpy_gbps(size_t bytes)
     }
     memset(a, 0x5a, bytes);
     memset(b, 0xa5, bytes);
-    for ( i = 0; i < 3; i++ )
+    for ( i = 0; i < 5; i++ )
     {
         double t0 = now_s(), t;
 
@@ -101,11 +102,11 @@ static int bench_size(uint64_t size, const char *label, struct figures *f)
     req.node = MEMSWAP_NODE_ANY;
 
     /*
-     * Best of three swaps, alternating between the two halves of the
+     * Best of five swaps, alternating between the two halves of the
      * colours (the machines are noisy; the best run is the engine's cost).
      */
     wall = 1e9;
-    for ( round = 0; round < 3; round++ )
+    for ( round = 0; round < 5; round++ )
     {
         struct memswap_result r;
         double t;
