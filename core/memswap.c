@@ -273,6 +273,23 @@ static bool ms_yield_point(struct memswap_ctx *ctx, unsigned long *n)
     return (++*n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx);
 }
 
+/*
+ * The per-frame loops walk pfns in order while the frames behind them are
+ * scattered over the frame table: fetch the metadata of the frame a few
+ * pfns ahead (old and, once allocated, new) while this one is worked on.
+ */
+static inline void ms_prefetch_ahead(const struct ms_chunk *c, unsigned int i)
+{
+    unsigned int j = i + MS_PREFETCH_AHEAD;
+
+    if ( j >= MS_CHUNK )
+        return;
+    if ( c->old_mfn[j] != MS_INVALID_MFN )
+        ms_prefetch_frame(c->old_mfn[j]);
+    if ( c->new_mfn[j] != MS_INVALID_MFN )
+        ms_prefetch_frame(c->new_mfn[j]);
+}
+
 static int ms_alloc_chunk(struct memswap_ctx *ctx, unsigned long leaf)
 {
     struct ms_chunk *c = ms_host_zalloc(sizeof(*c));
@@ -686,6 +703,7 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
     {
         int verdict;
 
+        ms_prefetch_ahead(c, i);
         if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
         if ( c->kept[i] == MS_NOT_KEPT )
@@ -954,6 +972,7 @@ static int ms_phase_freeze(struct memswap_ctx *ctx)
 
     for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
+        ms_prefetch_ahead(c, i);
         if ( !ms_moved(c, i) )
             continue;
         if ( ms_yield_point(ctx, &n) )
@@ -1056,6 +1075,7 @@ static int ms_phase_commit(struct memswap_ctx *ctx)
      */
     for ( ; ctx->step == 0 && ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
+        ms_prefetch_ahead(c, i);
         if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
         if ( ms_moved(c, i) )
@@ -1080,6 +1100,7 @@ static int ms_phase_free(struct memswap_ctx *ctx)
 
     for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
     {
+        ms_prefetch_ahead(c, i);
         if ( !ms_moved(c, i) )
             continue;
         if ( ms_yield_point(ctx, &n) )
