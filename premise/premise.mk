@@ -35,7 +35,7 @@ $(TRACE_DIR)/%.mtr: premise/workloads.py sim/trace.h | $(PREMISE_TOOLS)
 	BUILD=$(BUILD) $(PY) premise/workloads.py capture $* $@
 
 # Two captures at a time unless the caller chose a -j.
-traces: deps-premise $(PREMISE_TOOLS)
+traces: deps deps-premise $(PREMISE_TOOLS)
 	@$(MAKE) --no-print-directory $(if $(filter -j%,$(MAKEFLAGS)),,-j2) $(TRACE_FILES)
 	@BUILD=$(BUILD) $(PY) premise/workloads.py summary $(TRACE_DIR)
 
