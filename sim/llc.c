@@ -81,9 +81,17 @@ struct llc {
 
 static struct llc cache;
 
+static void cache_invalidate(struct llc *c)
+{
+    uint64_t i;
+
+    for ( i = 0; c->tags && i < c->nr_sets * c->ways; i++ )
+        c->tags[i] = LLC_EMPTY;
+}
+
 static int llc_setup(struct llc *c, const struct sim_llc_config *cfg)
 {
-    uint64_t lines, sets, i;
+    uint64_t sets;
     uint32_t shift = 0;
 
     if ( !cfg->line_bytes || (cfg->line_bytes & (cfg->line_bytes - 1)) ||
@@ -99,16 +107,14 @@ static int llc_setup(struct llc *c, const struct sim_llc_config *cfg)
     while ( (1U << shift) < cfg->line_bytes )
         shift++;
 
-    lines = sets * cfg->ways;
-    c->tags = malloc(lines * sizeof(*c->tags));
+    c->tags = malloc(sets * cfg->ways * sizeof(*c->tags));
     if ( !c->tags )
         return -ENOMEM;
-    for ( i = 0; i < lines; i++ )
-        c->tags[i] = LLC_EMPTY;
     c->nr_sets = sets;
     c->set_mask = sets - 1;
     c->ways = cfg->ways;
     c->line_shift = shift;
+    cache_invalidate(c);
     return 0;
 }
 
@@ -880,8 +886,19 @@ void sim_llc_flush_translations(unsigned int domid)
 {
     struct llc_dom *s = dom_find(domid);
 
-    if ( s )
-        tlb_flush(s);
+    if ( !s )
+        return;
+    tlb_flush(s);
+    /*
+     * A real L1 is tagged physically: after the frames moved, what it holds
+     * belongs to the old ones. The trace's L1 is tagged by the program's
+     * addresses, so it is emptied here instead.
+     */
+    if ( s->tr )
+    {
+        cache_invalidate(&s->tr->l1.i);
+        cache_invalidate(&s->tr->l1.d);
+    }
 }
 
 void sim_llc_forget_domain(unsigned int domid)
@@ -924,10 +941,7 @@ void sim_llc_fini(void)
 
 void sim_llc_invalidate(void)
 {
-    uint64_t i;
-
-    for ( i = 0; cache.tags && i < cache.nr_sets * cache.ways; i++ )
-        cache.tags[i] = LLC_EMPTY;
+    cache_invalidate(&cache);
 }
 
 int sim_llc_access(uint64_t maddr)

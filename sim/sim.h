@@ -325,7 +325,8 @@ struct sim_trace_counts {
  * working-set page (k + offset_pages) mod n, n = the trace's page count
  * (clamped to what the guest maps; then pages alias). The pfn a trace page
  * lands on is fixed, so a swap changes its machine frame - and colour - as
- * it would a real guest's, once sim_llc_flush_translations() is called.
+ * it would a real guest's, once sim_llc_flush_translations() is called
+ * (which also empties the domain's L1: a real one is physically tagged).
  *
  * Rate: sim_llc_run() shares its references among domains by weight; a
  * trace domain's share is counted in trace records (each fetch or data
@@ -348,11 +349,13 @@ int sim_domain_set_trace(unsigned int domid, const struct sim_trace_workload *tw
 int sim_domain_trace_counts(unsigned int domid, struct sim_trace_counts *c);
 
 /*
- * Validation mode: replay @max_records of the trace (0: all of it, once)
- * through a cold L1 of geometry @l1 and the host's LLC (sim_llc_init; its
- * current contents are kept) with the identity mapping: machine address =
- * the program's virtual address, as cachegrind indexes its caches. The
- * replay loop is the domains' one. 0, -ENODEV (no LLC), -EINVAL (geometry).
+ * Validation mode: replay @max_records of the trace (0: all of it, once;
+ * more than it holds: looping) through a cold L1 of geometry @l1 (NULL: the
+ * default) and the host's LLC (sim_llc_init; its current contents are
+ * kept) with the identity mapping: machine address = the program's virtual
+ * address, as cachegrind indexes its caches. The replay loop is the
+ * domains' one. 0, -ENODEV (no LLC), -EINVAL (geometry), -ENOMEM.
+ * Like the rest of sim/, none of this is thread-safe: callers serialise.
  */
 int sim_trace_replay_flat(struct sim_trace *t, const struct sim_l1_config *l1,
                           uint64_t max_records, struct sim_trace_counts *c);

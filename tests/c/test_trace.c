@@ -757,6 +757,20 @@ TEST(test_domain_replay)
         CHECKF(cached_lines(d, sweep_pfn(k, 3), 0) == 32, "page %u", k);
     CHECK(cached_lines(d, WS_FIRST + SWEEP_PAGES, 1) == 0);
 
+    /* The code loop is one line: it misses the I1 once, and again only after
+     * a flush of the domain's translations (a swap) empties its L1. */
+    {
+        struct sim_trace_counts t1, t2;
+
+        CHECK(tc.i1_misses == 1);
+        sim_llc_run(n);
+        CHECK(sim_domain_trace_counts(d, &t1) == 0 && t1.i1_misses == 1);
+        sim_llc_flush_translations(d);
+        sim_llc_run(n);
+        CHECK(sim_domain_trace_counts(d, &t2) == 0 && t2.i1_misses == 2);
+        CHECK(t2.d1_read_misses - t1.d1_read_misses == n / 2);   /* tiny D1: every line */
+    }
+
     /* Shares by weight with a synthetic domain: records and LLC references add up. */
     {
         struct sim_workload w = { .wss_bytes = MiB, .pattern = SIM_PAT_RANDOM,
