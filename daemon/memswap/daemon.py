@@ -775,7 +775,7 @@ class Daemon:
                          call=getattr(e, "call", None))
             log.error("swap #%d of %s failed: %s", rec["id"], rec["name"], e)
         self.job = None
-        self.after_swap(rec, entry)
+        self.after_swap(rec, entry, refused=getattr(e, "call", None) == PREFLIGHT_CALL)
         entry["ended_ts"] = time.time()
         entry["ended_clock"] = self.now()
         entry["wall_s"] = round(time.monotonic() - job.started, 6)
@@ -813,9 +813,11 @@ class Daemon:
         return {"ok": False, "code": "EFAIL", "error": ctlmod.clip(
             f"swap of {entry['name']} failed: {entry.get('error')}")}
 
-    def after_swap(self, rec, entry):
+    def after_swap(self, rec, entry, refused=False):
         """Undo what the swap left behind (a guest still suspended or paused),
-        or clear the mark."""
+        or clear the mark. refused: the backend's own checks refused the
+        swap, so it suspended and paused nothing - a domain found suspended
+        now was suspended by someone else (say `xl save` got there first)."""
         if rec["dry_run"]:
             return
         try:
@@ -824,7 +826,7 @@ class Daemon:
             return
         if not same_domain(dom, rec):
             return
-        action = self.recoveries.needed(rec, dom)
+        action = None if refused else self.recoveries.needed(rec, dom)
         if action is None:
             if self.host.swap_mark(dom.domid) == rec["token"]:
                 self.recoveries.clear_mark(dom.domid)

@@ -260,3 +260,25 @@ def test_recovery_dropped_when_nothing_is_left_to_do(tmp_path, state):
         assert not d.state.recoveries and h.resumes == []
     finally:
         d.shutdown()
+
+
+def test_backend_refusal_leaves_a_toolstack_suspend_alone(tmp_path):
+    """xl save asks between memswapd's checks and the backend's: the backend
+    refuses (swap-preflight), and the guest xl save suspends is not ours."""
+    from memswap.host import memswap_error
+    from memswap.types import PREFLIGHT_CALL
+    h, db, _ = host()
+    d = start(tmp_path, h)
+
+    def xl_save_first(domid, **kw):
+        h.suspend(domid)                           # the toolstack's suspend
+        raise memswap_error(16, "domain is shutting down", PREFLIGHT_CALL)
+    h._swap = xl_save_first
+    try:
+        plan = d.plan(h.domain(db), {}, colours=list(range(40, 48)))
+        d.start_swap(h.domain(db), plan, False, origin="test", reason="test")
+        d.wait_swap()
+        assert h.domain(db).suspended and h.resumes == [] and not d.state.recoveries
+        assert h.marks == {} and d.state.history[-1]["status"] == "failed"
+    finally:
+        d.shutdown()
