@@ -376,8 +376,8 @@ class Daemon:
                     self.iterations += 1
                     self.maybe_status()
                     next_iter = now + self.interval / self.time_scale
-                    continue
-                self.poll(self.poll_timeout(now, next_iter))
+                # the socket is served between any two iterations, however long they take
+                self.poll(self.poll_timeout(time.monotonic(), next_iter))
         finally:
             self.shutdown()
         return self.exit_code

@@ -7,7 +7,6 @@ choice, and memswapctl's --json output keys."""
 
 import json
 import os
-import sqlite3
 import time
 
 import pytest
