@@ -64,7 +64,7 @@ def test_policy_swap_end_to_end(daemon, tmp_path):
     d.wait_for(lambda: (d.result("status")["clock"] > s["ended_clock"] + 8), what="time to pass")
     db = [x for x in d.result("status")["domains"] if x["name"] == "db"][0]
     assert db["mpki"] is not None and db["mpki"] < 4
-    chk = d.result("sim_check")
+    chk = d.result("health")
     assert chk["problems"] == 0, chk["text"]
     assert "swap db" in d.log() or "swap #1 of db done" in d.log()
     # the history survives a restart
@@ -171,16 +171,16 @@ def test_kill9_mid_swap_then_restart(tmp_path):
         assert len(mine) == 1 and mine[0]["status"] == "interrupted", h
         assert any(x["kind"] == "reconcile" for x in d.result("status")["decisions"])
         # every domain running, the host consistent, I/O progressing
-        c1 = d.result("sim_check")
+        c1 = d.result("health")
         assert c1["problems"] == 0, c1["text"]
-        assert set(c1["states"].values()) == {"running"}
+        assert {v["state"] for v in c1["domains"].values()} == {"running"}
         t = d.result("status")["clock"]
         d.wait_for(lambda: d.result("status")["clock"] > t + 3, what="time to pass")
-        c2 = d.result("sim_check")
+        c2 = d.result("health")
         assert c2["problems"] == 0
         for name in ("db", "web", "batch"):
-            assert c2["io"][name]["console_lines"] > c1["io"][name]["console_lines"], (c1, c2)
-            assert c2["io"][name]["io_errors"] == 0
+            assert c2["domains"][name]["console_lines"] > c1["domains"][name]["console_lines"], (c1, c2)
+            assert c2["domains"][name]["io_errors"] == 0
         # ids stay unique after the restart: the next swap gets a new id
         swaps = d.wait_for(lambda: ok_swaps(d), what="a swap after restart", timeout=120)
         assert swaps[0]["id"] > inf["id"]

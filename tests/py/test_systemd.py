@@ -41,6 +41,12 @@ def test_unit_directives():
     allow = [x.split()[0] for x in d["DeviceAllow"]]
     for dev in ("/dev/xen/privcmd", "/dev/xen/hypercall", "/dev/xen/xenbus"):
         assert dev in allow
+    # what memswapd writes: its state, its socket, xenstored's socket, the textfile
+    assert "-/run/xenstored" in rw and "-/var/lib/prometheus/node-exporter" in rw
+    assert d["PrivateNetwork"] == ["yes"] and d["RestrictAddressFamilies"] == ["AF_UNIX"]
+    assert int(d["LimitNOFILE"][0]) > 1024             # more control clients than select() allows
+    # stop waits for a running swap: memswapd extends the stop timeout itself
+    assert d["KillMode"] == ["mixed"] and d["NotifyAccess"] == ["main"]
 
 
 def _verify(tmp_path, exec_path):
