@@ -17,6 +17,8 @@ The API the daemon and tools use:
 
 See memswap.host, memswap.types and memswap.perf.
 """
+import os
+
 #: What open_host(backend=...) accepts.
 BACKENDS = ('auto', 'sim', 'xen')
 
@@ -24,7 +26,20 @@ __all__ = ['open_host', 'Host', 'SimHost', 'XenHost', 'DomainInfo', 'Geometry',
            'Counters', 'Occupancy', 'SwapResult', 'MemswapError', 'xen_available']
 
 
+def _version():
+    # The tree's top-level VERSION file is the one place versions come from;
+    # installed, the package metadata setup.py wrote from it.
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if os.path.isfile(os.path.join(top, 'setup.py')):
+        with open(os.path.join(top, 'VERSION')) as f:
+            return f.read().strip()
+    from importlib.metadata import version
+    return version('memswap')
+
+
 def __getattr__(name):
+    if name == '__version__':
+        return _version()
     # Lazy, so that the pure-Python modules (memswap.policy, ...) import
     # even where the C extension has not been built.
     if name in __all__:
