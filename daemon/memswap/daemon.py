@@ -621,6 +621,13 @@ class Daemon:
     def policy_swap(self, p, d, why, rates, now):
         """-> True if a swap started."""
         st = self.settings
+
+        def hold_back(kind=None, text="", **extra):
+            """Log why not (unless already logged) and retry in a minute at most."""
+            if kind:
+                self.decide(kind, d.name, f"{why}; {text}", policy=p.name, **extra)
+            self.state.state["cooldown"][d.name] = now + min(p.cooldown, 60.0)
+            return False
         if self.job is not None or self.state.inflight:
             self.decide("skip", d.name, f"{why}; another swap is in flight")
             return False
@@ -634,15 +641,10 @@ class Daemon:
             self.decide("skip", d.name, f"{why}; global rate limit ({st.rate_limit_swaps} swaps per "
                         f"{st.rate_limit_per:g}s) reached", policy=p.name)
             return False
-        def hold_back(kind, text, **extra):
-            self.decide(kind, d.name, f"{why}; {text}", policy=p.name, **extra)
-            self.state.state["cooldown"][d.name] = now + min(p.cooldown, 60.0)
-            return False
         try:
-            self.preflight(d, f"policy:{p.name}")        # a domain that cannot be swapped is not planned
+            self.preflight(d, f"policy:{p.name}")   # a domain that cannot be swapped is not planned
         except DaemonError:
-            self.state.state["cooldown"][d.name] = now + min(p.cooldown, 60.0)
-            return False
+            return hold_back()                       # preflight() logged the refusal
         held = self.placements.held(d.name, now)
         if held:
             left, rec = held
@@ -670,9 +672,8 @@ class Daemon:
                             cooldown=p.cooldown, suspend=p.action.suspend, policy=p.name,
                             appraisal=ap, horizon=horizon)
         except DaemonError as e:
-            self.state.state["cooldown"][d.name] = now + min(p.cooldown, 60.0)
             log.warning("policy %s: swap of %s not started: %s", p.name, d.name, e)
-            return False
+            return hold_back()
         return True
 
     def suspend_note(self, suspend, dry=False):
@@ -810,7 +811,6 @@ class Daemon:
 
     def _swap_thread(self, job):
         rec = job.rec
-
         stalled = 0.0
 
         def progress(phase, done, total):
@@ -884,7 +884,7 @@ class Daemon:
             entry["colours_after"] = polmod.format_colours(
                 planner.used_colours(after[rec["domid"]].colours))
         if entry["status"] == "ok":
-            self.learn_from(job, entry, after.get(rec["domid"]))
+            self.learn_from(job, after.get(rec["domid"]))
         self.state.state["cooldown"][rec["name"]] = self.now() + rec["cooldown"]
         self.state.end_swap(entry)
         if entry["status"] == "ok":
@@ -904,7 +904,7 @@ class Daemon:
             job.client.reply(self._swap_response(entry, e))
         return entry
 
-    def learn_from(self, job, entry, after):
+    def learn_from(self, job, after):
         """A swap that moved memory: fold its speed into the estimate and hold
         the new placement (memswap.payoff.Placements)."""
         if self.speed.update(job.result, getattr(job, "swap_s", None)):

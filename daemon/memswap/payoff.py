@@ -412,8 +412,8 @@ class Appraisal:
             rel = ">" if self.gain_s > c.total_s else "<="
             head = (f"gain {fmt_s(self.gain_per_s)}/s x {self.horizon_s:g} s = "
                     f"{fmt_s(self.gain_s)} {rel} cost {fmt_s(c.total_s)}")
-        return (f"{head} [gain: {g.text(name) if g.available else 'unavailable'}; cost: "
-                f"{c.text()}; miss {self.miss_ns:g} ns]")
+        gain = f"gain: {g.text(name)}; " if g.available else ""
+        return f"{head} [{gain}cost: {c.text()}; miss {self.miss_ns:g} ns]"
 
     def as_dict(self):
         return {"verdict": self.verdict, "pays": self.pays, "horizon_s": self.horizon_s,
