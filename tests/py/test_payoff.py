@@ -457,3 +457,26 @@ def _write(tmp_path, name, text):
     f = tmp_path / name
     f.write_text(text)
     return f
+
+
+def test_victim_occupancy_unknown_says_so(tmp_path, monkeypatch):
+    """A backend that cannot read the victim's P2M (so no colour occupancy):
+    no gain is invented, the decision says why and nothing is swapped."""
+    h, ids = three_domains()
+    real = h.occupancy
+
+    def occupancy(domid):
+        if domid == ids["v"]:
+            raise OSError(95, "no P2M for this domain")
+        return real(domid)
+    monkeypatch.setattr(h, "occupancy", occupancy)
+    d = fixtures.inprocess_daemon(tmp_path, h, POLICY.format(dt=10, horizon="1h",
+                                                             domains='["v"]'))
+    try:
+        run_daemon(d, h, ids, lambda t: {"a1"}, 60, 10)
+        assert h.swaps == []
+        no = [x for x in d.decisions if x["kind"] == "no-pay"]
+        assert no and no[0]["payoff"]["verdict"] == "unavailable", list(d.decisions)
+        assert "gain unavailable (v's colour occupancy is unknown)" in no[0]["reason"]
+    finally:
+        d.shutdown()
