@@ -154,6 +154,12 @@ def agent_daemon(tmp_path, metric, above, metrics="agent", without="swap"):
     return d, h, web
 
 
+#: The agent source dates a sample by its publish time, so a rate over these
+#: fake-clock seconds is off by the real time between publish and read (a few
+#: ms, tens on a loaded machine): rates are compared within 2%.
+AGENT_REL = 2e-2
+
+
 def run_guest(d, h, web, n, faults_per_s=0, latency=None, seq0=0):
     for i in range(n):
         h.advance(1.0)
@@ -253,7 +259,7 @@ def test_daemon_appends_metrics_each_iteration(tmp_path):
             "SELECT domain, extra FROM samples WHERE domain = 'web' ORDER BY clock").fetchall()
         assert len(rows) >= 4
         extra = json.loads(rows[-1][1])
-        assert extra["page_faults_per_s"] == pytest.approx(100.0, rel=1e-3)
+        assert extra["page_faults_per_s"] == pytest.approx(100.0, rel=AGENT_REL)
         assert extra["app.latency_ms"] == 3.0
         assert not os.path.exists(os.path.join(d.state.dir, "metrics.json"))
     finally:
@@ -277,7 +283,7 @@ def test_prometheus_textfile(tmp_path):
         def lab(**extra):
             return tuple(sorted(dict(domain="web", domid=str(web), **extra).items()))
         assert samples[("memswap_domain_counter_rate", lab(counter="page_faults"))] \
-            == pytest.approx(1000.0, rel=1e-3)
+            == pytest.approx(1000.0, rel=AGENT_REL)
         assert samples[("memswap_domain_app_gauge", lab(name="latency_ms"))] == pytest.approx(4.0)
         assert samples[("memswap_domain_colours", lab())] == 8
         assert samples[("memswap_swaps_total", (("status", "ok"),))] == 1
