@@ -26,7 +26,11 @@ explicit one-shot swap for when no daemon runs (root only).
              swap: {id, name, running_s, progress}|null,
              recoveries: [{id, domid, name, action, attempts, next_try,
              last_error, since}], swaps_total, domains: [DOMAIN],
-             decisions: [{ts, clock, kind, domain, reason, ...}], control: {...}}
+             decisions: [{ts, clock, kind, domain, reason, payoff?, ...}],
+             control: {...}, payoff: {speed: {copy_bps, paused_s_per_gib,
+             coop_overhead_s, swaps, coop_swaps}, speed_source,
+             placements: {name: {uuid, at, hold_until, hold_s, colours,
+             barred: {colour: until}, fled}}}}
   domains   [DOMAIN with colours, nr_colours, frames, node_frames]
   DOMAIN    {domid, name, uuid, mem_bytes, vcpus, state, protected, swappable,
              refusal, mpki, misses_per_s, miss_ratio, occupancy_bytes,
@@ -36,8 +40,17 @@ explicit one-shot swap for when no daemon runs (root only).
              llc_misses, cycles, unavailable: [name]}, colour_counts, node_counts}
   history   {entries: [{id, domid, name, origin, reason, status, colours,
              colours_before, colours_after, node, dry_run, suspend, clock,
-             ended_clock, ts, ended_ts, wall_s, result|error, note}],
-             inflight: record|null}
+             ended_clock, ts, ended_ts, wall_s, result|error, note, horizon_s,
+             payoff: PAYOFF|null}], inflight: record|null}
+  PAYOFF    {verdict: pays|no-pay|unavailable, pays, horizon_s, miss_ns, margin,
+             gain_s|null, gain_per_s|null, cost_s, gain: {available, reason,
+             misses_per_s, interference_now, interference_plan, harm, avoided,
+             sharing: [{domain, misses_per_s, colours}], uncounted: [{domain,
+             why}]}, cost: {bytes, vcpus, cooperative, swap_s, down_s,
+             refill_bytes, refill_from, pollution_bytes, refill_misses,
+             line_bytes, miss_ns, speed, speed_source, total_s}}
+             (memswap.payoff; "decisions" of kind swap, dry-run and no-pay
+             carry one too)
   on error  {ok: false, error, exit}
 """
 
@@ -180,11 +193,15 @@ class Ctl:
         rows = []
         for h in r["entries"]:
             res = h.get("result") or {}
+            pay = h.get("payoff") or {}
             rows.append((h.get("id"), h.get("name"), h.get("status"), h.get("origin", "-"),
                          h.get("colours_before") or "-", h.get("colours_after") or h.get("colours") or "-",
                          f"{res.get('moved', '-')}/{res.get('frames_total', '-')}",
-                         _fmt((res.get("paused_ns") or 0) / 1e6, 3) if res else "-"))
-        self.emit(r, table(rows, ["ID", "DOMAIN", "STATUS", "ORIGIN", "FROM", "TO", "MOVED", "PAUSED(ms)"])
+                         _fmt((res.get("paused_ns") or 0) / 1e6, 3) if res else "-",
+                         _fmt(pay.get("gain_s"), 3) if pay else "-",
+                         _fmt(pay.get("cost_s"), 3) if pay else "-"))
+        self.emit(r, table(rows, ["ID", "DOMAIN", "STATUS", "ORIGIN", "FROM", "TO", "MOVED", "PAUSED(ms)",
+                                  "GAIN(s)", "COST(s)"])
                   if rows else "no swaps yet")
         return EXIT_OK
 

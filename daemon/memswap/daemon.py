@@ -24,6 +24,13 @@ memswapd never plans, evaluates or executes a swap of the control domain
 or of its own domain, whatever settings.exclude says, and checks every
 domain (Host.preflight) before marking or swapping it.
 
+A policy's swap happens only when it pays for itself: its estimated gain
+over the horizon exceeds its estimated cost, the plan beats the current
+placement by a margin, and no placement hold forbids it (memswap.payoff).
+Each such decision ("swap", "no-pay", "hold") logs both numbers and their
+inputs; a swap requested with memswapctl is appraised the same way but
+not held back (the operator decides), and it is held like any other.
+
 Exit codes: 0 clean stop, 1 fatal error (or a swap still running when the
 stop timeout passed), 78 (EX_CONFIG) invalid configuration at start-up
 (systemd does not restart on it).
@@ -47,6 +54,7 @@ import time
 
 from . import control as ctlmod
 from . import metrics as metmod
+from . import payoff
 from . import planner
 from . import policy as polmod
 from .notify import Notifier
@@ -173,6 +181,8 @@ class Daemon:
         self.rates = {}
         self.doms = []
         self.occ = {}
+        self.speed = None
+        self.placements = None
         self.clock_offset = 0.0
         self.started = 0.0
         self.sel = selectors.DefaultSelector()
@@ -232,6 +242,7 @@ class Daemon:
         self.clock_offset = max(0.0, float(self.state.state.get("clock") or 0) - self.host.now())
         self.started = self.now()
         self.state.state["starts"] = int(self.state.state.get("starts", 0)) + 1
+        self.restore_payoff()
         self.recoveries = Recoveries(self.host, self.state, self.decide)
         self.recoveries.run(self.now(), force=True)     # left pending by the last run
         self.reconcile()
@@ -295,6 +306,18 @@ class Daemon:
     def save_state(self):
         self.state.state["clock"] = self.now()
         self.state.save()
+
+    def restore_payoff(self):
+        """The swap-speed estimate and the placement holds from state.json."""
+        st = self.state.state
+        speeds = st.get("swap_speed")
+        if not isinstance(speeds, dict):
+            speeds = st["swap_speed"] = {}
+        self.speed = payoff.SwapSpeed.restore(self.host.swap_speed_default,
+                                              speeds.get(self.host.backend))
+        if not isinstance(st.get("placements"), dict):
+            st["placements"] = {}
+        self.placements = payoff.Placements(st["placements"])
 
     # ------------------------------------------------------- decisions --
     def decide(self, kind, domain, reason, **extra):
@@ -503,6 +526,7 @@ class Daemon:
         now = self.now()
         doms = self.live_domains()
         self.doms = doms
+        self.placements.prune(now, {d.name: d.uuid for d in doms})
         self.recoveries.run(now)
         self.collector.collect(self.host, doms, now)
         rates = {}
@@ -597,6 +621,13 @@ class Daemon:
     def policy_swap(self, p, d, why, rates, now):
         """-> True if a swap started."""
         st = self.settings
+
+        def hold_back(kind=None, text="", **extra):
+            """Log why not (unless already logged) and retry in a minute at most."""
+            if kind:
+                self.decide(kind, d.name, f"{why}; {text}", policy=p.name, **extra)
+            self.state.state["cooldown"][d.name] = now + min(p.cooldown, 60.0)
+            return False
         if self.job is not None or self.state.inflight:
             self.decide("skip", d.name, f"{why}; another swap is in flight")
             return False
@@ -610,20 +641,39 @@ class Daemon:
             self.decide("skip", d.name, f"{why}; global rate limit ({st.rate_limit_swaps} swaps per "
                         f"{st.rate_limit_per:g}s) reached", policy=p.name)
             return False
+        try:
+            self.preflight(d, f"policy:{p.name}")   # a domain that cannot be swapped is not planned
+        except DaemonError:
+            return hold_back()                       # preflight() logged the refusal
+        held = self.placements.held(d.name, now)
+        if held:
+            left, rec = held
+            return hold_back("hold", f"hold: memswapd moved {d.name} to colours "
+                             f"{polmod.format_colours(rec.get('colours') or [])} "
+                             f"{now - float(rec['at']):.0f}s ago; it stays there another "
+                             f"{left:.0f}s (the horizon that move was justified over)")
+        occ = self.occupancy(self.live_domains())      # every P2M read once per decision
         plan = self.plan(d, rates, colours=p.action.colours, node=p.action.node,
-                         max_colours=p.action.max_colours)
+                         max_colours=p.action.max_colours,
+                         barred=self.placements.barred(d.name, now), occ=occ)
         if not plan.ok:
-            self.decide("refuse", d.name, f"{why}; {plan.reason}", policy=p.name)
-            self.state.state["cooldown"][d.name] = now + min(p.cooldown, 60.0)
-            return False
+            return hold_back("hold" if plan.reason.startswith("hold:") else "refuse", plan.reason)
+        horizon = p.horizon if p.horizon is not None else st.horizon
+        ap = self.appraise(d, plan, rates, horizon, p.action.suspend, occ=occ)
+        where = (f"to colours {polmod.format_colours(plan.colours)}"
+                 f"{'' if plan.node is None else f' node {plan.node}'}")
+        if not ap.pays:
+            if ap.verdict != "unavailable" or st.without_estimate != "swap":
+                return hold_back("no-pay", f"{where}: does not pay ({ap.why_not()}): "
+                                 f"{ap.text(d.name)}", payoff=ap.as_dict())
         dry = self.dry_run or p.action.dry_run
         try:
             self.start_swap(d, plan, dry, origin=f"policy:{p.name}", reason=why,
-                            cooldown=p.cooldown, suspend=p.action.suspend, policy=p.name)
+                            cooldown=p.cooldown, suspend=p.action.suspend, policy=p.name,
+                            appraisal=ap, horizon=horizon)
         except DaemonError as e:
-            self.state.state["cooldown"][d.name] = now + min(p.cooldown, 60.0)
             log.warning("policy %s: swap of %s not started: %s", p.name, d.name, e)
-            return False
+            return hold_back()
         return True
 
     def suspend_note(self, suspend, dry=False):
@@ -651,9 +701,9 @@ class Daemon:
         self.occ.update(occ)
         return occ
 
-    def plan(self, d, rates, colours=None, node="auto", max_colours=None):
-        doms = self.live_domains()
-        occ = self.occupancy(doms)
+    def plan(self, d, rates, colours=None, node="auto", max_colours=None, barred=None, occ=None):
+        """occ: every domain's occupancy, when the caller has read it already."""
+        occ = self.occupancy(self.live_domains()) if occ is None else occ
         busy = self.busy_set(rates) - {d.domid}
         frames = occ[d.domid].frames if d.domid in occ else 0
         frames = frames or d.mem_bytes // PAGE
@@ -662,7 +712,29 @@ class Daemon:
             return int(self.host.free_frames(node=n, colours=cs))
         return planner.plan_swap(self.geometry, d.domid, occ, busy, frames, free_fn, node=node,
                                  colours=colours, max_colours=max_colours,
-                                 margin=self.settings.free_margin)
+                                 margin=self.settings.free_margin, barred=barred)
+
+    def appraise(self, d, plan, rates, horizon, suspend, occ=None):
+        """Cost against gain of the planned swap of d (memswap.payoff); occ
+        as for plan()."""
+        st = self.settings
+        doms = self.live_domains()
+        occ = self.occupancy(doms) if occ is None else occ
+        names = {x.domid: x.name for x in doms}
+        mine = occ.get(d.domid)
+        frames = (mine.frames if mine is not None else 0) or d.mem_bytes // PAGE
+        r = rates.get(d.domid) or {}
+        cost = payoff.estimate_cost(
+            frames, d.vcpus, self.speed, self.geometry, suspend, st.miss_ns,
+            len(planner.used_colours(mine.colours)) if mine is not None else self.geometry.nr_colours,
+            occupancy_bytes=r.get("occupancy_bytes"), page=PAGE)
+        gain = payoff.estimate_gain(
+            d.domid, lambda x: names.get(x, str(x)), occ,
+            {x.domid: (rates.get(x.domid) or {}).get("misses_per_s") for x in doms},
+            plan.colours, self.geometry.nr_colours,
+            protected={x.domid for x in doms if self.host.protected(x)})
+        return payoff.Appraisal(horizon_s=float(horizon), miss_ns=st.miss_ns,
+                                margin=st.payoff_margin, gain=gain, cost=cost)
 
     # ------------------------------------------------------------- swaps --
     def preflight(self, d, origin):
@@ -679,16 +751,35 @@ class Daemon:
                               f"{e.strerror} ({name})", errno=name) from e
 
     def start_swap(self, d, plan, dry, origin, reason, cooldown=None, suspend=True,
-                   client=None, want_progress=False, policy=None):
+                   client=None, want_progress=False, policy=None, appraisal=None, horizon=None):
         """Check the domain, write the intent record, mark the domain and start
-        the swap on its own thread. -> SwapJob; DaemonError when refused."""
+        the swap on its own thread. appraisal: its cost and gain (logged;
+        the caller decided); horizon: how long the new placement is held
+        (default settings.horizon). -> SwapJob; DaemonError when refused."""
         info = self.preflight(d, origin)
+        horizon = self.settings.horizon if horizon is None else float(horizon)
+        pay = ""
+        if appraisal is not None:
+            if policy is None:
+                head = "payoff (for information: memswapctl's request is carried out)"
+            elif appraisal.pays:
+                head = "pays"
+            else:
+                head = ("no gain estimate, swapping on the trigger alone "
+                        "(settings.payoff.without_estimate: swap)")
+            pay = f"; {head}: {appraisal.text(info.name)}"
         self.decide("swap" if not dry else "dry-run", d.name,
                     f"{reason}; to colours {polmod.format_colours(plan.colours)}"
-                    f"{'' if plan.node is None else f' node {plan.node}'} ({plan.reason}); "
-                    f"{self.suspend_note(suspend, dry)}",
-                    suspend=suspend, **({"policy": policy} if policy else {}))
+                    f"{'' if plan.node is None else f' node {plan.node}'} ({plan.reason})"
+                    f"{pay}; {self.suspend_note(suspend, dry)}",
+                    suspend=suspend, **({"policy": policy} if policy else {}),
+                    **({"payoff": appraisal.as_dict()} if appraisal is not None else {}))
         before = self.occ.get(d.domid)
+        before_set = planner.used_colours(before.colours) if before else set()
+        left = before_set - set(plan.colours or ())
+        names = {x.domid: x.name for x in self.live_domains()}
+        fled = sorted(names[x] for x, o in self.occ.items()
+                      if x != info.domid and x in names and left & planner.used_colours(o.colours))
         rec = {"domid": info.domid, "name": info.name, "uuid": info.uuid, "origin": origin,
                "reason": reason, "colours": polmod.format_colours(plan.colours) if plan.colours else None,
                "node": plan.node, "dry_run": bool(dry), "suspend": bool(suspend),
@@ -696,7 +787,9 @@ class Daemon:
                "colours_before": polmod.format_colours(planner.used_colours(before.colours))
                if before else None,
                "cooldown": 60.0 if cooldown is None else cooldown,
-               "token": None if dry else secrets.token_hex(16)}
+               "token": None if dry else secrets.token_hex(16),
+               "horizon_s": horizon,
+               "payoff": appraisal.as_dict() if appraisal is not None else None}
         rec["id"] = self.state.begin_swap(rec)
         if not dry:
             try:
@@ -708,6 +801,7 @@ class Daemon:
                                   f"the domain: {e}") from e
         job = SwapJob(rec, client=client, want_progress=want_progress)
         job.plan = plan
+        job.before, job.fled = before_set, fled
         self.job = job
         self.notifier.status(f"swapping {info.name} (#{rec['id']})")
         job.thread = threading.Thread(target=self._swap_thread, args=(job,),
@@ -717,19 +811,25 @@ class Daemon:
 
     def _swap_thread(self, job):
         rec = job.rec
+        stalled = 0.0
 
         def progress(phase, done, total):
+            nonlocal stalled
             if self.args.test_stall_swap and not self._stalled:
                 self._stalled = True
                 log.warning("test hook: stalling swap #%d for %.1fs", rec["id"],
                             self.args.test_stall_swap)
+                t = time.monotonic()
                 time.sleep(self.args.test_stall_swap)
+                stalled += time.monotonic() - t
             self.events.put(("progress", job, (phase, done, total)))
             self._wake()
         try:
+            t0 = time.monotonic()
             job.result = self.host.swap(rec["domid"], colours=job.plan.colours,
                                         node=job.plan.node, dry_run=rec["dry_run"],
                                         progress=progress, cooperative=rec["suspend"])
+            job.swap_s = time.monotonic() - t0 - stalled     # what the swap speed learns from
         except BaseException as e:     # reported by finish_swap on the loop thread
             job.error = e
         finally:
@@ -783,6 +883,8 @@ class Daemon:
         if rec["domid"] in after:
             entry["colours_after"] = polmod.format_colours(
                 planner.used_colours(after[rec["domid"]].colours))
+        if entry["status"] == "ok":
+            self.learn_from(job, after.get(rec["domid"]))
         self.state.state["cooldown"][rec["name"]] = self.now() + rec["cooldown"]
         self.state.end_swap(entry)
         if entry["status"] == "ok":
@@ -801,6 +903,16 @@ class Daemon:
         if job.client is not None:
             job.client.reply(self._swap_response(entry, e))
         return entry
+
+    def learn_from(self, job, after):
+        """A swap that moved memory: fold its speed into the estimate and hold
+        the new placement (memswap.payoff.Placements)."""
+        if self.speed.update(job.result, getattr(job, "swap_s", None)):
+            self.state.state["swap_speed"][self.host.backend] = self.speed.as_dict()
+        rec = job.rec
+        now_cs = planner.used_colours(after.colours) if after is not None else set(job.plan.colours)
+        self.placements.record(rec["name"], rec.get("uuid"), job.before, now_cs, job.fled,
+                               self.now(), float(rec.get("horizon_s") or self.settings.horizon))
 
     @staticmethod
     def _swap_response(entry, e):
@@ -920,6 +1032,8 @@ class Daemon:
             "policies": self.policies.summary(), "inflight": self.state.inflight,
             "swap": job, "recoveries": list(self.state.recoveries),
             "swaps_total": int(self.state.state.get("swaps_total", 0)),
+            "payoff": {"speed": self.speed.as_dict(), "speed_source": self.speed.source(False),
+                       "placements": self.placements.records},
             "domains": [self.domain_view(d) for d in doms],
             "decisions": list(self.decisions)[-n:] if n else [],
             "control": dict(self.server.stats, clients=len(self.server.clients)),
@@ -1006,13 +1120,15 @@ class Daemon:
         dry = bool(req.get("dry_run")) or self.dry_run
         origin = f"memswapctl swap (pid {c.pid})"
         self.preflight(d, origin)
-        plan = self.plan(d, self.rates, colours=colours, node=node)
+        occ = self.occupancy(self.live_domains())
+        plan = self.plan(d, self.rates, colours=colours, node=node, occ=occ)
         if not plan.ok:
             self.decide("refuse", d.name, f"{origin}: {plan.reason}")
             raise DaemonError("EFAIL", f"swap of {d.name} refused: {plan.reason}")
+        ap = self.appraise(d, plan, self.rates, self.settings.horizon, suspend, occ=occ)
         self.start_swap(d, plan, dry, origin="memswapctl",
                         reason=f"requested by memswapctl (pid {c.pid})", suspend=suspend,
-                        client=c, want_progress=bool(req.get("progress")))
+                        client=c, want_progress=bool(req.get("progress")), appraisal=ap)
         return ctlmod.DEFERRED
 
     # --------------------------------------------------------- shutdown --

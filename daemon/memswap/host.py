@@ -67,6 +67,16 @@ class Host:
 
     backend = None
 
+    #: What a swap costs before memswapd has measured one on this host
+    #: (memswap.payoff.SwapSpeed): bytes copied per second, the engine's
+    #: pause per GiB, and a cooperative swap's guest suspend + resume.
+    #: Conservative on purpose - the first real swap replaces them. These
+    #: are Xen's: the end-to-end test (Xen 4.17 under QEMU) measured
+    #: 0.6-1.2 s of guest downtime for a cooperative swap of a small guest,
+    #: nearly all of it suspend and resume.
+    swap_speed_default = {'copy_bps': 256 * MiB, 'paused_s_per_gib': 4.0,
+                          'coop_overhead_s': 1.2}
+
     def domains(self):
         """[DomainInfo] of every domain, dom0 included."""
         raise NotImplementedError
@@ -248,6 +258,11 @@ class SimHost(Host):
     """
 
     backend = 'sim'
+    #: The simulator copies in process (make bench: over 1 GiB/s, about
+    #: 0.6 s paused per GiB on a loaded shared machine); halved and doubled
+    #: to be safe. Its guests suspend and resume in no measurable time.
+    swap_speed_default = {'copy_bps': 512 * MiB, 'paused_s_per_gib': 2.0,
+                          'coop_overhead_s': 0.01}
 
     def __init__(self, ram_bytes=1 << 30, nr_nodes=1, llc_bytes=8 * MiB, ways=16,
                  line_bytes=64, seed=1, accesses_per_second=400000,
@@ -448,6 +463,10 @@ def _read_int(path):
         return None
 
 
+#: What Xen's sysctl numainfo reports as an offline node's memsize/memfree.
+XEN_INVALID_MEM_SZ = (1 << 64) - 1
+
+
 def llc_from_sysfs(cpu=0):
     """(llc_bytes, ways, line_bytes, sets) of the last cache level the
     kernel reports for `cpu`, or None. In a PV dom0 the cache leaves of
@@ -485,6 +504,8 @@ class XenHost(Host):
     per-domain cache misses; the daemon's metric sources (the in-guest agent
     via xenstore, CMT occupancy) provide them. occupancy() knows colours but
     not nodes (Xen does not tell a dom0 which frames a node holds).
+    free_frames(node=n) is node n's free memory when the extension has
+    xen_numainfo(), else the host's.
     """
 
     backend = 'xen'
@@ -551,9 +572,37 @@ class XenHost(Host):
         return normalise_p2m(_memswap.xen_p2m(info.domid))
 
     def free_frames(self, node=None, colours=None):
-        """Xen reports free pages per host only: node and colours are not
-        resolved (an upper bound)."""
+        """Free frames on a node: the node's free memory where the extension
+        reports it per node (node_free_frames()), else the host's (an upper
+        bound). Colours are not resolved: Xen does not count free frames per
+        colour (an upper bound too)."""
+        if node is not None:
+            per_node = self.node_free_frames()
+            if per_node is not None and 0 <= node < len(per_node):
+                return per_node[node]
         return self.physinfo()['free_pages']
+
+    def node_free_frames(self):
+        """[free frames of node n] from the extension's xen_numainfo() - a list
+        indexed by node of dicts with 'memfree' in bytes, as libxc's
+        xc_numainfo() reports them - or None when the extension has no such
+        call or its answer is not that."""
+        fn = getattr(_memswap, 'xen_numainfo', None)
+        if fn is None:
+            return None
+        try:
+            nodes = fn()
+        except MemswapError:
+            return None
+        out = []
+        for n in nodes if isinstance(nodes, (list, tuple)) else ():
+            free = n.get('memfree') if isinstance(n, dict) else None
+            if isinstance(free, bool) or not isinstance(free, int) or free < 0:
+                return None
+            if free >= XEN_INVALID_MEM_SZ:
+                free = 0                 # an offline node: nothing to allocate there
+            out.append(free // PAGE_SIZE)
+        return out or None
 
     def counters(self, domid):
         return Counters.none()

@@ -18,6 +18,13 @@ fewest other busy domains live (a domain lives on a node holding a tenth
 of its frames), then the one with the most free frames. A domain already
 on colours no other busy domain uses is still moved when such a node has
 fewer busy domains than the node(s) it lives on.
+
+Hysteresis (memswap.payoff.Placements): `barred` maps colours the domain
+may not be moved onto now to the reason (it left them recently, or the
+domain there moved to get away from it); they are never offered, and a
+plan whose only candidates are barred is refused saying so. A plan that
+would leave the domain on the colours (and node) it has is refused: it
+moves memory for nothing.
 """
 
 import math
@@ -56,14 +63,28 @@ def _nodes(occ, share=0.1):
     return {n for n, k in enumerate(counts) if total and k >= share * total}
 
 
+def _barred_note(barred, colours):
+    """'colours 0-15 are barred: <why>' for the barred colours among `colours`."""
+    hit = sorted(c for c in colours if c in barred)
+    if not hit:
+        return ""
+    from .policy import format_colours
+    whys = sorted({barred[c] for c in hit})
+    return (f"colour{'s' if len(hit) > 1 else ''} {format_colours(hit)} "
+            f"{'are' if len(hit) > 1 else 'is'} barred: {'; '.join(whys[:2])}")
+
+
 def plan_swap(geometry, domid, occupancy, busy, frames, free_fn, node="auto",
-              colours=None, max_colours=None, margin=0.05):
+              colours=None, max_colours=None, margin=0.05, barred=None):
     """
     geometry: Geometry; occupancy: {domid: Occupancy or [frames per colour]};
     busy: set of domids using the cache heavily; frames: the domain's size
     in frames; free_fn(node, colours) -> free frames; node: an int, None
-    (any) or "auto" (see the module docstring).
+    (any) or "auto" (see the module docstring); barred: {colour: why} the
+    domain may not be moved onto.
     """
+    barred = barred or {}
+    note = ""
     nr = geometry.nr_colours
     mine = used_colours(_colours(occupancy.get(domid, [0] * nr)))
     taken = {}
@@ -78,10 +99,17 @@ def plan_swap(geometry, domid, occupancy, busy, frames, free_fn, node="auto",
         if bad:
             return Plan(False, f"colour {bad[0]} out of range (host has {nr} colours)")
         cands = sorted(set(colours))
+        note = _barred_note(barred, cands)
+        if note:
+            return Plan(False, f"hold: {note}")
     else:
         cands = [c for c in range(nr) if c not in taken]
         if not cands:
             return Plan(False, "every colour is used by another busy domain")
+        note = _barred_note(barred, cands)
+        cands = [c for c in cands if c not in barred]
+        if not cands:
+            return Plan(False, f"hold: every colour free of other busy domains is barred ({note})")
         # colours lightly used by anyone else first (quiet domains too)
         load = [0] * nr
         for d, occ in occupancy.items():
@@ -98,6 +126,7 @@ def plan_swap(geometry, domid, occupancy, busy, frames, free_fn, node="auto",
             for n in _nodes(occupancy[d]):
                 if n < nodes:
                     busy_on[n] += 1
+    here = {h for h in _nodes(occupancy.get(domid, ())) if h < nodes}
 
     def pick_node(cs):
         """-> (node, free frames, why)"""
@@ -118,7 +147,6 @@ def plan_swap(geometry, domid, occupancy, busy, frames, free_fn, node="auto",
     if colours is None and set(cands) <= mine and not isinstance(node, int):
         # No colour to gain: only a node with fewer busy domains than the
         # domain's own is worth a move (an explicit node always is).
-        here = {h for h in _nodes(occupancy.get(domid, ())) if h < nodes}
         if node != "auto" or not here or nodes <= 1:
             return Plan(False, "already on colours no other busy domain uses")
         n, free, _ = pick_node(chosen)
@@ -133,6 +161,9 @@ def plan_swap(geometry, domid, occupancy, busy, frames, free_fn, node="auto",
         chosen = list(cands)           # widen to every candidate before giving up
         n, free, node_why = pick_node(chosen)
     chosen.sort()
+    if set(chosen) == mine and (n is None or n in here or nodes <= 1):
+        return Plan(False, "the plan would leave the domain on the colours it has",
+                    colours=chosen, node=n)
     if free < need:
         return Plan(False, f"free memory short: need {need} frames on the target colours"
                            f"{'' if n is None else f' of node {n}'}, {free} free",
@@ -140,5 +171,6 @@ def plan_swap(geometry, domid, occupancy, busy, frames, free_fn, node="auto",
     shared = sorted({d for c in mine for d in taken.get(c, [])})
     why = (f"{len(chosen)} colours free of other busy domains"
            + (f" (leaving colours shared with domain(s) {', '.join(map(str, shared))})" if shared else "")
-           + (move_why or node_why))
+           + (move_why or node_why)
+           + (f"; not offered: {note}" if note else ""))
     return Plan(True, why, colours=chosen, node=n, need_frames=need, free_frames=free)

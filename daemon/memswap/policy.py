@@ -32,6 +32,7 @@ from .metrics import metric_names, valid_metric
 SCHEMA_VERSION = 1
 
 ACTIONS = ("swap", "log")
+WITHOUT_ESTIMATE = ("refuse", "swap")
 METRIC_SOURCES = ("auto", "sim", "api", "agent", "psr")
 
 MAX_FILE_BYTES = 64 * 1024
@@ -110,6 +111,7 @@ class Policy:
     priority: int
     file: str
     line: int
+    horizon: float | None = None    # None: settings.horizon
 
     def matches(self, domid, name):
         def sel(s):
@@ -132,6 +134,11 @@ class Settings:
     busy_misses_per_s: float = 0.0
     metrics: str = "auto"
     exclude: list = field(default_factory=lambda: [0])   # never act on these
+    # settings.payoff (memswap.payoff): swap when gain x horizon > cost
+    horizon: float = 600.0
+    miss_ns: float = 100.0
+    payoff_margin: float = 0.25
+    without_estimate: str = "refuse"
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -152,7 +159,9 @@ class PolicySet:
         return {"files": list(self.files),
                 "policies": [{"name": p.name, "file": p.file, "line": p.line,
                               "metric": p.trigger.metric, "above": p.trigger.above,
-                              "action": p.action.type, "suspend": p.action.suspend}
+                              "action": p.action.type, "suspend": p.action.suspend,
+                              "horizon": p.horizon if p.horizon is not None else
+                              self.settings.horizon}
                              for p in self.policies],
                 "settings": self.settings.as_dict()}
 
@@ -409,7 +418,7 @@ def _selectors(ctx, node, path):
 
 def _parse_settings(ctx, node, seen):
     allowed = {"interval", "window", "rate_limit", "free_margin", "dry_run", "busy_mpki",
-               "busy_misses_per_s", "metrics", "exclude"}
+               "busy_misses_per_s", "metrics", "exclude", "payoff"}
     m = _mapping(ctx, node, "settings", allowed)
     if m is None:
         return {}
@@ -477,10 +486,48 @@ def _parse_settings(ctx, node, seen):
             v = _selectors(ctx, vn, p)
             if v is not None:
                 out["exclude"] = v
+        elif key == "payoff":
+            out.update(_parse_payoff(ctx, vn, p))
         if key in seen:
             ctx.err(kn, p, f"already set in {seen[key]}")
         else:
             seen[key] = f"{ctx.fname}:{kn.start_mark.line + 1}"
+    return out
+
+
+MIN_HORIZON, MAX_HORIZON = 1.0, 30 * DAY
+
+
+def _horizon(ctx, node, path):
+    v = _duration(ctx, node, path, maximum=MAX_HORIZON, positive=True)
+    if v is not None and v < MIN_HORIZON:
+        ctx.err(node, path, f"must be at least {MIN_HORIZON:g}s")
+        return None
+    return v
+
+
+def _parse_payoff(ctx, node, path):
+    """settings.payoff: {horizon, miss_ns, margin, without_estimate}."""
+    m = _mapping(ctx, node, path, {"horizon", "miss_ns", "margin", "without_estimate"})
+    out = {}
+    if m is None:
+        return out
+    if "horizon" in m:
+        v = _horizon(ctx, m["horizon"][1], path + ".horizon")
+        if v is not None:
+            out["horizon"] = v
+    if "miss_ns" in m:
+        v = _number(ctx, m["miss_ns"][1], path + ".miss_ns", 0, 1e6, exclusive_min=True)
+        if v is not None:
+            out["miss_ns"] = float(v)
+    if "margin" in m:
+        v = _number(ctx, m["margin"][1], path + ".margin", 0, 1)
+        if v is not None:
+            out["payoff_margin"] = float(v)
+    if "without_estimate" in m:
+        v = _string(ctx, m["without_estimate"][1], path + ".without_estimate", WITHOUT_ESTIMATE)
+        if v is not None:
+            out["without_estimate"] = v
     return out
 
 
@@ -591,7 +638,8 @@ def _parse_action(ctx, node, path):
 
 
 def _parse_policy(ctx, node, path, names):
-    allowed = {"name", "domains", "exclude", "trigger", "action", "cooldown", "priority", "enabled"}
+    allowed = {"name", "domains", "exclude", "trigger", "action", "cooldown", "priority", "enabled",
+               "horizon"}
     m = _mapping(ctx, node, path, allowed, required=("name", "domains", "trigger", "action"))
     if m is None:
         return None
@@ -615,13 +663,15 @@ def _parse_policy(ctx, node, path, names):
     prio = _number(ctx, m["priority"][1], path + ".priority", -1000000, 1000000, integer=True) \
         if "priority" in m else 0
     enabled = _bool(ctx, m["enabled"][1], path + ".enabled") if "enabled" in m else True
-    if None in (name, domains, exclude, trig, act, cooldown, prio, enabled):
+    horizon = _horizon(ctx, m["horizon"][1], path + ".horizon") if "horizon" in m else None
+    if None in (name, domains, exclude, trig, act, cooldown, prio, enabled) or \
+            ("horizon" in m and horizon is None):
         return None
     if not enabled:
         return False
     return Policy(name=name, domains=domains, exclude=exclude, trigger=trig, action=act,
                   cooldown=cooldown, priority=prio, file=ctx.fname,
-                  line=node.start_mark.line + 1)
+                  line=node.start_mark.line + 1, horizon=horizon)
 
 
 def _line_col(text, pos):

@@ -332,8 +332,18 @@ def flooded(tmp_path, n, extra=(), preexec_fn=None):
         for _ in range(n):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(10)
-            s.connect(path)
             socks.append(s)
+            end = time.monotonic() + 10
+            while True:
+                try:
+                    s.connect(path)
+                    break
+                except BlockingIOError:
+                    # the listen backlog is full until the loop accepts (a timed
+                    # AF_UNIX connect does not wait for room): try again
+                    if time.monotonic() > end:
+                        raise
+                    time.sleep(0.01)
         time.sleep(0.5)
         for _ in range(3):
             with ControlClient(d.run_dir, timeout=20) as c:

@@ -57,6 +57,10 @@ def test_policy_swap_end_to_end(daemon, tmp_path):
     decisions = d.result("status")["decisions"]
     sw = [x for x in decisions if x["kind"] == "swap" and x["domain"] == "db"]
     assert sw and "colours free of other busy domains" in sw[0]["reason"]
+    # it paid for itself, by the numbers in the decision and the history
+    assert sw[0]["payoff"]["pays"] and "pays: gain " in sw[0]["reason"]
+    assert s["payoff"]["gain_s"] > s["payoff"]["cost_s"] > 0 and s["horizon_s"] == 300
+    assert s["payoff"]["gain"]["sharing"][0]["domain"] == "batch"
     assert any(x["kind"] == "log" and x["domain"] == "batch" for x in
                d.wait_for(lambda: [x for x in d.result("status")["decisions"] if x["kind"] == "log"],
                           what="the log action on batch"))

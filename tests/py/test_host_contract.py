@@ -11,6 +11,7 @@ import fixtures
 from fakehost import FakeHost
 from memswap import host as hostmod
 from memswap import types
+from memswap.types import Occupancy
 
 MiB = 1 << 20
 needs_sim = pytest.mark.skipif(not fixtures.sim_available(), reason="simulator backend not built")
@@ -83,6 +84,55 @@ def test_xen_time_is_monotonic_and_advance_a_no_op():
     x.advance(3600)
     assert 0 <= x.now() - t0 < 5
     assert abs(x.now() - time.monotonic()) < 1
+
+
+class _XenNoHypervisor(hostmod.XenHost):
+    """A XenHost whose extension calls the test replaces (no Xen needed)."""
+
+    def __init__(self):
+        self.closed = False
+        self._llc = (2 * MiB, 16, 64, 2048)
+
+
+def test_xen_free_frames_per_node(monkeypatch):
+    """With xen_numainfo() the planner sees each node's free memory; without
+    it (or with an answer it cannot read) the host's, as before."""
+    from memswap import _memswap, planner
+    x = _XenNoHypervisor()
+    monkeypatch.setattr(_memswap, "xen_physinfo",
+                        lambda: {"nr_nodes": 2, "free_pages": 3000, "total_pages": 8192})
+    monkeypatch.delattr(_memswap, "xen_numainfo", raising=False)
+    assert x.node_free_frames() is None
+    assert x.free_frames(node=1) == 3000 and x.free_frames() == 3000
+    nodes = [{"memsize": 16 << 20, "memfree": 1000 * 4096}, {"memsize": 16 << 20,
+                                                              "memfree": 2000 * 4096 + 17}]
+    monkeypatch.setattr(_memswap, "xen_numainfo", lambda: nodes, raising=False)
+    assert x.node_free_frames() == [1000, 2000]
+    assert (x.free_frames(node=0), x.free_frames(node=1)) == (1000, 2000)
+    assert x.free_frames(node=None) == 3000 and x.free_frames(node=5) == 3000
+    # node auto: the planner takes the node whose free memory fits the domain
+    occ = {7: Occupancy((10, 0, 0, 0), (10, 0)), 8: Occupancy((10, 0, 0, 0), (10, 0))}
+    geo = type("G", (), {"nr_colours": 4, "nr_nodes": 2})
+    p = planner.plan_swap(geo, 7, occ, busy={8}, frames=1500,
+                          free_fn=lambda n, cs: x.free_frames(node=n, colours=cs))
+    assert p.ok and p.node == 1 and p.free_frames == 2000
+    p = planner.plan_swap(geo, 7, occ, busy={8}, frames=2500,
+                          free_fn=lambda n, cs: x.free_frames(node=n, colours=cs))
+    assert not p.ok and "free memory short" in p.reason and "of node 1, 2000 free" in p.reason
+    # an offline node (Xen reports XEN_INVALID_MEM_SZ) has nothing free
+    monkeypatch.setattr(_memswap, "xen_numainfo", lambda: nodes + [
+        {"memsize": hostmod.XEN_INVALID_MEM_SZ, "memfree": hostmod.XEN_INVALID_MEM_SZ}],
+        raising=False)
+    assert x.node_free_frames() == [1000, 2000, 0]
+    # an answer it cannot read is not trusted
+    for bad in ([{"memfree": -1}], [{"memfree": "lots"}], {"0": 1}, [], [{"free": 5}]):
+        monkeypatch.setattr(_memswap, "xen_numainfo", lambda: bad, raising=False)
+        assert x.node_free_frames() is None and x.free_frames(node=0) == 3000
+
+    def refused():
+        raise hostmod.memswap_error(95, "no NUMA info", "xc_numainfo")
+    monkeypatch.setattr(_memswap, "xen_numainfo", refused, raising=False)
+    assert x.free_frames(node=1) == 3000
 
 
 def test_fake_host_advance_runs_its_world():
