@@ -60,7 +60,7 @@ ext = Extension(
 
 setup(
     name='memswap',
-    version='0.1',
+    version=open(os.path.join(HERE, 'VERSION')).read().strip(),
     description='Move a running Xen PV domain\'s memory by cache colour / NUMA node',
     license='GPL-2.0-only',
     package_dir={'': 'daemon'},

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""Simulated hosts for memswapd --backend sim --scenario FILE.
+"""Simulated hosts for `memswapd --scenario FILE` (and `memswapctl swap
+--direct --scenario FILE`): open_host(FILE) returns a memswap.SimHost with
+the scenario's domains built and their workloads set.
 
 A scenario is a YAML file:
 
@@ -12,6 +14,7 @@ A scenario is a YAML file:
     seed: 1
   sim:
     accesses_per_second: 400000   # LLC references per simulated second, all domains
+    max_accesses_per_step: 4000000  # at most this many between two world steps
   domains:
     - name: db
       mem_mb: 64
@@ -20,7 +23,10 @@ A scenario is a YAML file:
       node: 0                # optional
       workload: {wss_mb: 1.5, pattern: random, intensity: 30, weight: 1}
 
-Errors are ScenarioError with file:line where the YAML gives one.
+Every key but a domain's name has a default (the ones shown, 64 MiB and 1
+vCPU for a domain, no workload). Errors are ScenarioError naming the file
+and the domain. Time passes in the simulated host only through
+Host.advance(dt), which memswapd calls once per loop iteration.
 """
 
 import yaml
@@ -46,25 +52,34 @@ def load(path):
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as e:
         raise ScenarioError(f"{path}: {e}") from e
     if not isinstance(doc, dict):
         raise ScenarioError(f"{path}: expected a mapping with host/sim/domains")
     h = doc.get("host") or {}
-    host = {
-        "ram_bytes": _mb(h, "ram_mb", "ram_bytes", 1024 * MiB),
-        "nr_nodes": int(h.get("nr_nodes", 1)),
-        "llc_bytes": _mb(h, "llc_mb", "llc_bytes", 8 * MiB),
-        "ways": int(h.get("ways", 16)),
-        "line_bytes": int(h.get("line_bytes", 64)),
-        "seed": int(h.get("seed", 1)),
-    }
     sim = doc.get("sim") or {}
+    if not isinstance(h, dict) or not isinstance(sim, dict):
+        raise ScenarioError(f"{path}: host and sim must be mappings")
+    try:
+        host = {
+            "ram_bytes": _mb(h, "ram_mb", "ram_bytes", 1024 * MiB),
+            "nr_nodes": int(h.get("nr_nodes", 1)),
+            "llc_bytes": _mb(h, "llc_mb", "llc_bytes", 8 * MiB),
+            "ways": int(h.get("ways", 16)),
+            "line_bytes": int(h.get("line_bytes", 64)),
+            "seed": int(h.get("seed", 1)),
+        }
+        rates = {"accesses_per_second": int(sim.get("accesses_per_second", 400000)),
+                 "max_accesses_per_step": int(sim.get("max_accesses_per_step", 4000000))}
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ScenarioError(f"{path}: host/sim: {e}") from e
     doms = []
     for i, d in enumerate(doc.get("domains") or []):
         if not isinstance(d, dict) or "name" not in d:
             raise ScenarioError(f"{path}: domains[{i}]: needs at least a name")
         w = d.get("workload")
+        if w is not None and not isinstance(w, dict):
+            raise ScenarioError(f"{path}: domains[{i}].workload: expected a mapping")
         try:
             dom = {
                 "name": str(d["name"]),
@@ -84,34 +99,23 @@ def load(path):
                     "weight": int(w.get("weight", 1)),
                     "stride": int(w.get("stride", 64)),
                 }
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, OverflowError) as e:
             raise ScenarioError(f"{path}: domains[{i}]: {e}") from e
         doms.append(dom)
-    return {"host": host, "sim": {"accesses_per_second": int(sim.get("accesses_per_second", 400000)),
-                                  "max_accesses_per_step": int(sim.get("max_accesses_per_step", 4000000))},
-            "domains": doms}
+    return {"host": host, "sim": rates, "domains": doms}
 
 
-def host_kwargs(host_spec, open_host):
-    """Map the scenario's host spec onto what open_host(backend='sim', ...) accepts."""
-    import inspect
+def open_host(path):
+    """A new simulated host built from the scenario file (memswap.SimHost)."""
+    import memswap
+    scen = load(path)
+    host = memswap.open_host(backend="sim", **scen["host"], **scen["sim"])
     try:
-        params = inspect.signature(open_host).parameters
-        accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    except (TypeError, ValueError):
-        params, accepts_any = {}, True
-    out = {}
-    for k, v in host_spec.items():
-        names = [k] + {"ram_bytes": ["ram_mb"], "line_bytes": ["line"],
-                       "llc_bytes": ["llc_mb"]}.get(k, [])
-        for n in names:
-            if n in params:
-                out[n] = v // MiB if n.endswith("_mb") else v
-                break
-        else:
-            if accepts_any:
-                out[k] = v
-    return out
+        build(host, scen)
+    except (OSError, ValueError, TypeError) as e:
+        host.close()
+        raise ScenarioError(f"{path}: {e}") from e
+    return host
 
 
 def build(host, scen):

@@ -109,18 +109,19 @@ def test_swap_commands(daemon, tmp_path):
     hist = ctl_json("history", run_dir=rd)["entries"]
     assert [h["status"] for h in hist[-2:]] == ["dry-run", "ok"]
     assert hist[-1]["origin"] == "memswapctl"
-    # out-of-range colours: usage (2); domain 0: the operation fails (1)
+    # out-of-range colours: usage (2); domain 0: refused (7)
     r = ctl("swap", "web", "--colours", "0-4000", run_dir=rd)
     assert r.returncode == 2, r.stderr
     r = ctl("swap", "0", "--colours", "40-41", run_dir=rd)
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 7, r.stderr
+    assert "refused: this domain cannot be swapped" in r.stderr and "control domain" in r.stderr
     # not enough free frames on one colour for the whole domain: refused (1)
     r = ctl("swap", "batch", "--colours", "5", run_dir=rd)
     assert r.returncode == 1 and "free memory short" in r.stderr
     # --direct is refused while the daemon runs
     r = ctl("swap", "web", "--direct", "--backend", "sim", "--scenario", SMALL, run_dir=rd)
     assert r.returncode == 1 and "memswapd is running" in r.stderr
-    chk = daemon.result("sim_check")
+    chk = daemon.result("health")
     assert chk["problems"] == 0, chk["text"]
     out = tmp_path / "plot.png"
     r = ctl("plot", "-o", str(out), run_dir=rd)
@@ -147,10 +148,14 @@ def test_swap_direct_without_daemon(tmp_path):
 
 
 def test_plot_from_saved_state(tmp_path):
+    from memswap.state import MetricStore
     sd = tmp_path / "state"
     sd.mkdir()
-    (sd / "metrics.json").write_text(json.dumps({"version": 1, "series": {
-        "db": [[100.0 + i, 20.0 if i < 5 else 1.0, 1000, 0.5, None, 2] for i in range(10)]}}))
+    store = MetricStore(str(sd / "metrics.db"))
+    for i in range(10):
+        store.append([{"clock": 100.0 + i, "domain": "db", "domid": 2,
+                       "mpki": 20.0 if i < 5 else 1.0, "misses_per_s": 1000, "miss_ratio": 0.5}])
+    store.close()
     (sd / "history.json").write_text(json.dumps({"version": 1, "entries": [
         {"id": 1, "name": "db", "status": "ok", "clock": 105.0}]}))
     out = tmp_path / "p.png"
@@ -159,3 +164,26 @@ def test_plot_from_saved_state(tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG"
     r = ctl("plot", "-o", str(out), run_dir=tmp_path / "none", state_dir=tmp_path / "empty")
     assert r.returncode == 3
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to run as another user")
+def test_direct_swap_as_non_root_exit_4(tmp_path):
+    import subprocess
+    r = subprocess.run([fixtures.PY, fixtures.MEMSWAPCTL, "--run-dir", str(tmp_path / "none"),
+                        "swap", "1", "--direct"], capture_output=True, text=True, timeout=60,
+                       user=65534, group=65534, extra_groups=[], cwd="/")
+    assert r.returncode == 4, (r.returncode, r.stderr)
+    assert "must run as root" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_perf_metric_source_is_gone(tmp_path):
+    r = fixtures.ctl("policy", "validate", os.path.join(fixtures.POLICIES, "demo.yaml"))
+    assert r.returncode == 0
+    bad = tmp_path / "perf.yaml"
+    bad.write_text("version: 1\nsettings:\n  metrics: perf\n")
+    r = ctl("policy", "validate", str(bad))
+    assert r.returncode == 6 and f"{bad}:3:12: settings.metrics: 'perf' is no longer" in r.stderr
+    import subprocess
+    r = subprocess.run([fixtures.PY, fixtures.MEMSWAPD, "--metrics", "perf"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "invalid choice: 'perf'" in r.stderr
