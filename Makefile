@@ -32,6 +32,7 @@ include tests/e2e/e2e.mk
 -include cext/cext.mk
 -include daemon/daemon.mk
 include packaging.mk
+include premise/premise.mk
 
 build: $(BUILD)/libmemswapsim.a
 
