@@ -190,14 +190,14 @@ def test_swap_every_frame_without_devices(host):
 
 
 def test_swap_preserves_guest_contents(host):
+    # The simulated world only runs when asked (run, world_step): nothing
+    # but the swap happens between the two readings.
     d = host.create_domain('data', 16, with_devices=False, seed=3)
-    host.pause(d)
     before = host.checksums(d)
     p2m_before = host.p2m(d)
     r = host.swap(d, colours=[5, 6])
     after = host.checksums(d)
     p2m_after = host.p2m(d)
-    host.unpause(d)
     changed_mfns = sum(1 for a, b in zip(p2m_before, p2m_after) if a != b)
     assert changed_mfns > 0
     differ = [pfn for pfn, (a, b) in enumerate(zip(before, after)) if a != b]
@@ -254,25 +254,76 @@ def test_swap_unknown_domain(host):
     check_error(ei, errno.ESRCH)
 
 
-def test_swap_dom0_refused(host):
+def unchanged(h, d):
+    """A snapshot of everything a refused swap must leave alone."""
+    return (h.p2m(d), h.colour_counts(d), h.free_frames(), h.domain(d).state)
+
+
+@pytest.mark.parametrize('cooperative', [False, True])
+@pytest.mark.parametrize('dry_run', [False, True])
+def test_swap_dom0_refused(host, cooperative, dry_run):
     with pytest.raises(MemswapError) as ei:
-        host.swap(0)
-    check_error(ei, errno.EACCES)
+        host.swap(0, cooperative=cooperative, dry_run=dry_run)
+    check_error(ei, errno.EACCES, 'swap-preflight')
+    assert 'control domain' in str(ei.value)
+    with pytest.raises(MemswapError) as ei:
+        _memswap.sim_swap(0, cooperative=cooperative, dry_run=dry_run)
+    check_error(ei, errno.EACCES, 'swap-preflight')
 
 
-def test_swap_dying_refused(host):
+@pytest.mark.parametrize('cooperative', [False, True])
+def test_swap_dying_refused(host, cooperative):
     d = host.create_domain('dying', 16)
     host.set_dying(d)
+    before = unchanged(host, d)
     with pytest.raises(MemswapError) as ei:
-        host.swap(d, colours=[1])
-    check_error(ei, errno.ENODEV)
+        host.swap(d, colours=[1], cooperative=cooperative)
+    check_error(ei, errno.ENODEV, 'swap-preflight')
+    assert unchanged(host, d) == before
 
 
-def test_swap_hvm_refused(host):
+@pytest.mark.parametrize('cooperative', [False, True])
+def test_swap_hvm_refused(host, cooperative):
     d = host.create_domain('hvm', 16, hvm=True)
     with pytest.raises(MemswapError) as ei:
-        host.swap(d)
-    check_error(ei, errno.EOPNOTSUPP)
+        host.swap(d, cooperative=cooperative)
+    check_error(ei, errno.EOPNOTSUPP, 'swap-preflight')
+
+
+@pytest.mark.parametrize('cooperative', [False, True])
+@pytest.mark.parametrize('dry_run', [False, True])
+def test_swap_paused_refused(host, cooperative, dry_run):
+    """A domain someone else paused (the toolstack in the middle of an
+    operation, an administrator) is not swapped, suspended or unpaused."""
+    d = host.create_domain('held', 16, forks=True)
+    host.run(50000)
+    host.pause(d)
+    before = unchanged(host, d)
+    with pytest.raises(MemswapError) as ei:
+        host.swap(d, colours=[2, 3, 4, 5], cooperative=cooperative, dry_run=dry_run,
+                  retries=2)
+    check_error(ei, errno.EBUSY, 'swap-preflight')
+    assert 'paused' in str(ei.value)
+    assert ei.value.retries == 0
+    assert unchanged(host, d) == before
+    host.unpause(d)                       # still exactly one pause: ours
+    assert host.domain(d).state == 'running'
+    host.swap(d, colours=[2, 3, 4, 5], cooperative=cooperative, dry_run=dry_run)
+    audit_clean(host)
+
+
+def test_refusal_comes_before_any_other_failure(host):
+    """Refusals are decided before the request is tried: a refused domain
+    reports its refusal, not ENOMEM for colours it could never get."""
+    d = host.create_domain('both', 64)
+    host.pause(d)
+    with pytest.raises(MemswapError) as ei:
+        host.swap(d, colours=[0])
+    check_error(ei, errno.EBUSY, 'swap-preflight')
+    host.unpause(d)
+    with pytest.raises(MemswapError) as ei:
+        host.swap(d, colours=[0])
+    check_error(ei, errno.ENOMEM)
 
 
 def test_swap_too_few_colours(host):

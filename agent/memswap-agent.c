@@ -39,7 +39,7 @@
 
 #include <xenstore.h>
 
-#include "../../cext/perf_core.h"
+#include "cext/perf_core.h"
 
 #define NR_EV 4
 static const char *const events[NR_EV] = {
