@@ -536,3 +536,26 @@ def test_memswap_error_shape():
     assert (e.errno, e.strerror, e.call) == (errno.ESRCH, 'No such process', 'sim_swap')
     assert str(e) == 'sim_swap: [Errno 3] No such process'
     assert e.filename is None
+
+
+def test_memswap_error_is_a_c_type():
+    """Made with PyErr_NewException: an OSError subclass whose third argument
+    is the failing call, not a filename; it pickles with its call."""
+    import pickle
+    assert MemswapError.__module__ == 'memswap._memswap'
+    assert MemswapError.__mro__[1] is OSError
+    assert 'call' in MemswapError.__doc__
+    e = MemswapError(errno.ENOENT, 'gone')
+    assert type(e) is MemswapError                  # not mapped to FileNotFoundError
+    assert e.call is None and str(e) == '[Errno 2] gone'
+    e = MemswapError(errno=errno.EBUSY, strerror='busy', call='swap-preflight')
+    assert (e.errno, e.call, e.args) == (errno.EBUSY, 'swap-preflight', (errno.EBUSY, 'busy'))
+    e2 = pickle.loads(pickle.dumps(e))
+    assert (type(e2), e2.errno, e2.strerror, e2.call) == (MemswapError, errno.EBUSY, 'busy',
+                                                         'swap-preflight')
+    with pytest.raises(TypeError):
+        MemswapError(errno.EIO)
+    # raised by the extension with the same shape
+    with pytest.raises(MemswapError) as ei:
+        _memswap.sim_domain_list() if not _memswap.sim_host_exists() else _memswap.sim_swap(4711)
+    assert ei.value.call and str(ei.value).startswith(ei.value.call + ': [Errno ')
