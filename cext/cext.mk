@@ -10,7 +10,8 @@
 #   make agent               the guest agent: build/memswap-agent (libxenstore,
 #                            for Debian guests) and build/memswap-agent-static
 #                            (for minimal guests without Xen libraries)
-#   make e2e-programs        the end-to-end test's static programs
+#   make e2e-programs        the end-to-end test's static programs (observer,
+#                            guest verifier) in build/e2e-programs/
 #   tests/cext/test_*.c      C tests of the sequence, its refusals and the Xen
 #                            request: run by make test-c and (ASan/UBSan)
 #                            make test-c-sanitize with those of tests/c
@@ -79,7 +80,13 @@ $(BUILD)/tests/cext/test_%: tests/cext/test_%.c tests/c/harness.h $(BUILD)/libme
 # Run (and, under ASan/UBSan, built and run) with the C tests of tests/c.
 TESTC_BINS += $(TESTCEXT_BINS)
 
-build: ext agent
+# The fake PMU tests/py/test_agent.py preloads into the agent.
+FAKE_PERF := $(BUILD)/tests/cext/fake_perf.so
+$(FAKE_PERF): tests/cext/fake_perf.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -fPIC $< -o $@ -ldl
+
+build: ext agent $(FAKE_PERF)
 
 clean: clean-ext
 clean-ext:
