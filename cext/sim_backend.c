@@ -701,7 +701,6 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
                                       &node_o, &dry_run, &prog_o, &preempt_every,
                                       &cooperative, &retries, &backoff, &backoff_max) )
         return NULL;
-    SIM_ENTER("sim_swap");
     if ( prog_o != Py_None && !PyCallable_Check(prog_o) )
         return PyErr_Format(PyExc_TypeError, "progress must be callable or None");
     if ( retries > 100 )
@@ -709,6 +708,7 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
     if ( backoff > backoff_max || backoff_max > 4096 )
         return PyErr_Format(PyExc_ValueError, "backoff_steps and backoff_max_steps must "
                             "satisfy backoff_steps <= backoff_max_steps <= 4096");
+    SIM_ENTER("sim_swap");
 
     memset(&s, 0, sizeof(s));
     s.req.domid = domid;

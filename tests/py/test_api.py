@@ -522,12 +522,20 @@ def test_xen_calls_before_open():
         pytest.skip('this machine has Xen')
     for fn, args in ((_memswap.xen_domain_list, ()), (_memswap.xen_physinfo, ()),
                      (_memswap.xen_p2m, (1,)), (_memswap.xen_xs_read, ('/local',)),
-                     (_memswap.xen_psr_cmt, (1,))):
+                     (_memswap.xen_psr_cmt, (1,)), (_memswap.xen_own_domid, ()),
+                     (_memswap.xen_resume_suspended, (1,)), (_memswap.xen_xs_write, ('/a', 'b')),
+                     (_memswap.xen_xs_directory, ('/',)), (_memswap.xen_xs_watch, ('/a', 't')),
+                     (_memswap.xen_xs_unwatch, ('/a', 't')), (_memswap.xen_xs_read_watch, ()),
+                     (_memswap.xen_swap, (1,))):
         with pytest.raises(MemswapError) as ei:
             fn(*args)
-        assert ei.value.errno == errno.ENXIO
+        assert ei.value.errno == errno.ENXIO, fn
+        assert 'xen_open()' in str(ei.value)
+    _memswap.xen_close()                        # closing what is not open is fine
     with pytest.raises(ValueError):
         _memswap.xen_swap(1, nr_colours=3)
+    with pytest.raises(ValueError, match='NaN'):
+        _memswap.xen_xs_read_watch(timeout=float('nan'))
 
 
 def test_memswap_error_shape():
