@@ -27,7 +27,8 @@ static PyMethodDef methods[] = {
     { "sim_domain_unpause", ms_sim_domain_unpause, METH_VARARGS, "sim_domain_unpause(domid)" },
     { "sim_domain_set_dying", ms_sim_domain_set_dying, METH_VARARGS, "sim_domain_set_dying(domid)" },
     { "sim_domain_list", ms_sim_domain_list, METH_NOARGS,
-      "sim_domain_list() -> [dict(domid, name, state, vcpus, tot_pages, max_pages, hvm)]" },
+      "sim_domain_list() -> [dict(domid, name, state, vcpus, tot_pages, max_pages, hvm,\n"
+      "                          shutdown_reason=None)]" },
     { "sim_geometry", ms_sim_geometry, METH_NOARGS,
       "sim_geometry() -> dict(nr_colours, colour_shift, llc_bytes, ways, line_bytes,\n"
       "                       nr_nodes, total_frames, free_frames)" },

@@ -296,14 +296,17 @@ PyObject *ms_sim_domain_list(PyObject *self, PyObject *noargs)
 
         if ( rcs[i] < 0 )
             continue;   /* vanished between list and info */
-        d = Py_BuildValue("{sIsssssIsKsKsO}",
+        /* shutdown_reason as on Xen: the simulator never shuts a domain down
+         * (its suspended guests show as paused). */
+        d = Py_BuildValue("{sIsssssIsKsKsOsO}",
                           "domid", info[i].domid,
                           "name", info[i].name,
                           "state", state_name(info[i].state),
                           "vcpus", info[i].nr_vcpus,
                           "tot_pages", (unsigned long long)info[i].tot_pages,
                           "max_pages", (unsigned long long)info[i].max_pages,
-                          "hvm", info[i].hvm ? Py_True : Py_False);
+                          "hvm", info[i].hvm ? Py_True : Py_False,
+                          "shutdown_reason", Py_None);
         if ( !d || PyList_Append(list, d) < 0 )
         {
             Py_XDECREF(d);

@@ -101,6 +101,12 @@ def test_domains_and_lookup(host):
     with pytest.raises(MemswapError) as ei:
         host.domain(4242)
     assert ei.value.errno == errno.ESRCH
+    # the extension's entries have the Xen backend's keys
+    raw = _memswap.sim_domain_list()
+    for d in raw:
+        assert set(d) >= {'domid', 'name', 'state', 'vcpus', 'tot_pages', 'max_pages', 'hvm',
+                          'shutdown_reason'}
+        assert d['shutdown_reason'] is None
 
 
 def test_pause_unpause_dying(host):
