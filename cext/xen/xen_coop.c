@@ -15,8 +15,8 @@
  *
  * Protocol, as the toolstack drives it: write "suspend" to
  * /local/domain/<id>/control/shutdown; the guest's watch acknowledges by
- * clearing the node, then suspends. Linux advertises that it can with
- * control/feature-suspend = 1.
+ * clearing the node, then suspends. A guest that does not acknowledge
+ * within the caller's timeout has its request withdrawn.
  */
 #include "xenhost.h"
 
@@ -368,13 +368,19 @@ static int xen_suspend(void *arg)
             return EOPNOTSUPP;
         }
         free(ents);
+        /*
+         * Linux writes feature-suspend = 1 when it boots, but not again
+         * after a restore or a migration, so its absence proves nothing:
+         * like libxl, count on the guest acknowledging the request (and
+         * withdraw it if it does not). Only an explicit 0 is a refusal.
+         */
         snprintf(path, sizeof(path), "%s/feature-suspend", base);
         v = xs_read(x->xsh, XBT_NULL, path, &len);
-        if ( !v || len == 0 || strtoul(v, NULL, 10) == 0 )
+        if ( v && len == 1 && v[0] == '0' )
         {
             free(v);
-            set_err(&s->e, EOPNOTSUPP, "suspend", "the guest does not advertise %s = 1: "
-                    "it cannot be suspended cooperatively", path);
+            set_err(&s->e, EOPNOTSUPP, "suspend", "the guest says %s = 0: it cannot be "
+                    "suspended cooperatively", path);
             return EOPNOTSUPP;
         }
         free(v);

@@ -105,7 +105,8 @@ struct ms_xen_swap_op {
     struct ms_xen *x;
     struct ms_xen_request rq;
     unsigned int suspend_timeout_ms;    /* the guest's time to suspend itself */
-    int force_suspend;                  /* do not require control/feature-suspend */
+    int force_suspend;                  /* skip the checks of control/ (PV driver there,
+                                         * feature-suspend not 0) */
     /* out */
     struct xen_domctl_memswap result;   /* the last domctl's outputs */
     int have_result;
