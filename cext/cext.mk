@@ -40,7 +40,7 @@ $(BUILD)/libmemswaphost.a: $(HOST_OBJS)
 EXT_SRCS := $(filter-out $(HOST_SRCS),$(wildcard cext/*.c))
 
 ext: setup.py $(EXT_SRCS) cext/memswap_ext.h $(BUILD)/libmemswaphost.a $(BUILD)/libmemswapsim.a
-	MEMSWAP_BUILD=$(BUILD) $(PY) setup.py -q build_ext --inplace --build-temp $(BUILD)/pyext
+	MEMSWAP_BUILD=$(BUILD) $(PY) setup.py -q build_ext --inplace --build-temp $(BUILD)/pyext --build-lib $(BUILD)/pyext/lib
 
 # ---- the guest agent ----------------------------------------------------------------
 AGENT := $(BUILD)/memswap-agent
