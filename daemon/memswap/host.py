@@ -151,15 +151,20 @@ class Host:
 
     def preflight(self, ref):
         """The domain's DomainInfo if it may be swapped now; else MemswapError
-        with call='swap-preflight' (ESRCH when there is no such domain).
+        with call='swap-preflight' (ESRCH when there is no such domain) and
+        retries=0, like a refusal from the backends' own preflight.
         Reads only: nothing is written anywhere."""
         try:
             info = self.domain(ref)
         except MemswapError as e:
-            raise memswap_error(e.errno, e.strerror, PREFLIGHT_CALL) from e
+            err = memswap_error(e.errno, e.strerror, PREFLIGHT_CALL)
+            err.retries = 0
+            raise err from e
         why = self.refusal(info)
         if why is not None:
-            raise memswap_error(why[0], why[1], PREFLIGHT_CALL)
+            err = memswap_error(why[0], why[1], PREFLIGHT_CALL)
+            err.retries = 0
+            raise err
         return info
 
     # -- the swap ------------------------------------------------------------------------

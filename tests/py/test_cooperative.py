@@ -65,6 +65,50 @@ def test_sim_cooperative_swaps_of_a_forking_guest():
         h.close()
 
 
+@needs_sim
+def test_sim_retry_backoff_is_the_callers():
+    """The wait between EAGAIN retries is the caller's policy: with no wait the
+    guest never gets to finish the fork that made the swap refuse, with one
+    it does. A plain swap of a guest caught mid-fork, found by trying."""
+    h = hostmod.open_host('sim', ram_bytes=256 * MiB, llc_bytes=2 * MiB, seed=11)
+    try:
+        d = h.create_domain('forker', 32, forks=True)
+        p2m = None
+        for _ in range(200):
+            h.world_step(1)
+            p2m = h.p2m(d)
+            try:
+                _memswap.sim_swap(d, colours=list(range(16, 32)), retries=0)
+            except MemswapError as e:
+                assert e.errno == errno.EAGAIN and e.call == 'sim_swap'
+                break
+        else:
+            pytest.fail('never caught the guest building a child\'s tables')
+        assert h.p2m(d) == p2m                          # refused: nothing moved
+        with pytest.raises(MemswapError) as ei:
+            _memswap.sim_swap(d, colours=list(range(16, 32)), retries=3, backoff_steps=0,
+                              backoff_max_steps=0)
+        assert ei.value.errno == errno.EAGAIN and ei.value.retries == 3
+        assert h.p2m(d) == p2m
+        r = _memswap.sim_swap(d, colours=list(range(16, 32)), retries=20, backoff_steps=2,
+                              backoff_max_steps=8)
+        assert r['retries'] >= 1 and r['moved'] > 0 and not r['cooperative']
+        n, text = h.audit()
+        assert n == 0, text
+        assert h.io_stats(d)['pt_errors'] == 0
+    finally:
+        h.close()
+
+
+def test_sim_backoff_kwargs_validated():
+    with pytest.raises(ValueError, match='backoff'):
+        _memswap.sim_swap(1, backoff_steps=8, backoff_max_steps=4)
+    with pytest.raises(ValueError, match='backoff'):
+        _memswap.sim_swap(1, backoff_max_steps=100000)
+    with pytest.raises((ValueError, OverflowError)):
+        _memswap.sim_swap(1, backoff_steps=-1)
+
+
 def test_swap_result_new_fields_default():
     r = SwapResult._from({'frames_total': 1, 'moved': 1, 'kept': {}, 'bytes_copied': 0,
                           'paused_ns': 0, 'continuations': 0}, False)
@@ -95,7 +139,8 @@ def test_xen_swap_new_kwargs_parse_then_need_open():
     for kw in ({'cooperative': True}, {'cooperative': False, 'retries': 3},
                {'cooperative': True, 'suspend_timeout_ms': 250, 'retries': 0,
                 'force_suspend': True},
-               {'dry_run': True, 'cooperative': True}):
+               {'dry_run': True, 'cooperative': True},
+               {'cooperative': True, 'backoff_ms': 0, 'backoff_max_ms': 0, 'retries': 5}):
         with pytest.raises(MemswapError) as ei:
             _memswap.xen_swap(1, **kw)
         assert ei.value.errno == errno.ENXIO, kw
@@ -113,7 +158,12 @@ def test_xen_swap_new_kwargs_validated():
         _memswap.xen_swap(1, cooperative=True, suspend_timeout=5)     # wrong name
     with pytest.raises(TypeError):
         _memswap.xen_swap(1, retries='3')
+    for kw in ({'backoff_ms': -1}, {'backoff_ms': 300, 'backoff_max_ms': 200},
+               {'backoff_max_ms': 600000}):
+        with pytest.raises(ValueError, match='backoff'):
+            _memswap.xen_swap(1, **kw)
     assert 'cooperative' in _memswap.xen_swap.__doc__
+    assert 'swap-preflight' in _memswap.xen_swap.__doc__
 
 
 class _XenNoXen(hostmod.XenHost):
