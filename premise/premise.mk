@@ -25,6 +25,9 @@ $(BUILD)/premise/colour-probe: premise/colour-probe.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -pthread $< -o $@ -lm
 
+# The trace writer is part of the build: the tests write their small traces with it.
+build: $(PREMISE_TOOLS)
+
 deps-premise:
 	@scripts/install-deps premise
 
