@@ -6,6 +6,8 @@
 #   make demo-traces    only the traces make demo replays (a couple of minutes)
 #   make validate-llc   the simulator's cache model against cachegrind, program by program
 #   make colour-probe   page colouring measured on this machine's CPU (root: pagemap)
+#   make study          memswapd with and without, on mixes of traced programs and two
+#                       cache sizes: a table and build/study/study.png
 #
 # The programs and their inputs are defined once, in premise/workloads.py.
 PREMISE_PROGRAMS := sqlite xz sort python gcc diff
@@ -16,7 +18,7 @@ TRACE_DIR        := $(BUILD)/traces
 TRACE_FILES      := $(PREMISE_PROGRAMS:%=$(TRACE_DIR)/%.mtr)
 PREMISE_TOOLS    := $(BUILD)/premise/lackey2trace $(BUILD)/premise/tracetool
 
-.PHONY: deps-premise traces demo-traces validate-llc colour-probe premise-force
+.PHONY: deps-premise traces demo-traces validate-llc colour-probe study premise-force
 
 # The trace format and its replay are part of the simulator library.
 $(BUILD)/sim/trace.o $(BUILD)/sim/llc.o: sim/trace.h
@@ -59,3 +61,6 @@ validate-llc: traces
 
 colour-probe: $(BUILD)/premise/colour-probe
 	$(BUILD)/premise/colour-probe
+
+study: traces build
+	BUILD=$(BUILD) PY=$(PY) nice -n 10 $(PY) premise/study.py

@@ -53,3 +53,33 @@ def test_demo_on_small_traces(tmp_path):
     assert rows["batch"].split()[1] == "stream"
     assert "simulated host audit: 0 problems" in out
     assert os.path.getsize(tmp_path / "build" / "demo" / "memswap-demo.png") > 1000
+
+
+def test_the_studys_scenarios(tmp_path):
+    """premise/study.py's generated scenarios load, name programs make traces
+    captures, and put the victim and the aggressor on the same colours (but
+    for the unpartitioned mix), apart from the bystander."""
+    import sys
+    sys.path.insert(0, os.path.join(fixtures.REPO, "premise"))
+    import study
+    from memswap import scenario as scenmod
+    from test_trace_scenario import make_programs
+    progs = make_programs()
+    for p in progs:
+        (tmp_path / f"{p}.mtr").write_bytes(b"")
+    for mix, (victim, vprog, aprog, parted) in study.MIXES.items():
+        assert {vprog, aprog} <= progs
+        for llc in (8, 32):
+            s = scenmod.parse(study.scenario_text(mix, llc), f"{mix}.yaml",
+                              env_trace_dir=str(tmp_path))
+            doms = {d["name"]: d for d in s["domains"]}
+            assert doms[victim]["trace"]["program"] == vprog
+            assert doms["batch-diff"]["trace"]["program"] == aprog
+            assert s["sim"]["accesses_per_second"] == study.RECORDS_PER_DOMAIN_S * len(doms)
+            nr = llc * (1 << 20) // (16 * 4096)
+            if parted:
+                assert doms[victim]["colours"] == doms["batch-diff"]["colours"] == \
+                    list(range(nr // 4))
+                assert not set(doms["logs-xz"]["colours"]) & set(doms[victim]["colours"])
+            else:
+                assert all(d["colours"] is None for d in doms.values())

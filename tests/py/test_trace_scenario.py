@@ -6,6 +6,7 @@ mistake reported at its file:line:column - by the loader, by memswapd
 
 import os
 import re
+import sys
 
 import pytest
 
@@ -161,17 +162,24 @@ def test_memswapd_and_memswapctl_refuse_a_bad_trace(tmp_path, traces):
     assert r.returncode == 2 and where in r.stderr, (r.returncode, r.stderr)
 
 
+def make_programs(var="PREMISE_PROGRAMS"):
+    """A list variable of premise/premise.mk, as a set."""
+    with open(os.path.join(fixtures.REPO, "premise", "premise.mk")) as fh:
+        mk = fh.read()
+    return set(re.search(rf"^{var}\s*:=\s*(.*)$", mk, re.M).group(1).split())
+
+
 def test_the_demo_replays_what_make_demo_traces_captures(tmp_path):
     """daemon/scenarios/demo.yaml's traces are premise.mk's DEMO_TRACES, each
     a program premise/workloads.py defines."""
-    with open(os.path.join(fixtures.REPO, "premise", "premise.mk")) as fh:
-        mk = fh.read()
-    demo = set(re.search(r"^DEMO_TRACES\s*:=\s*(.*)$", mk, re.M).group(1).split())
-    progs = set(re.search(r"^PREMISE_PROGRAMS\s*:=\s*(.*)$", mk, re.M).group(1).split())
+    demo, progs = make_programs("DEMO_TRACES"), make_programs()
     for p in demo:
         (tmp_path / f"{p}.mtr").write_bytes(b"")
     s = scenmod.parse(open(os.path.join(fixtures.SCENARIOS, "demo.yaml")).read(), "demo.yaml",
                       env_trace_dir=str(tmp_path))
     used = {d["trace"]["program"] for d in s["domains"] if d["trace"]}
     assert used == demo and demo <= progs
+    sys.path.insert(0, os.path.join(fixtures.REPO, "premise"))
+    import workloads
+    assert {p.name for p in workloads.PROGRAMS} == progs
     assert all(d["workload"] is None for d in s["domains"])   # real programs only
