@@ -132,7 +132,9 @@ class Memswapd:
             if time.monotonic() > end:
                 raise RunError(f"not done after {timeout:g} s (simulated clock {st['clock']:.2f} s)")
             if last is not None and st["clock"] == last:
-                time.sleep(0.05)         # between iterations, or a swap is running
+                # Between two iterations, or a swap is running: ask again soon,
+                # or the next iterations go by unseen (they can take a few ms).
+                time.sleep(0.002)
             last = st["clock"]
 
     def ctl(self, *args):
@@ -177,6 +179,12 @@ class Memswapd:
 def window_of(snapshot):
     """The policies' window (seconds) the snapshot's rates are measured over."""
     return float(snapshot["policies"]["settings"]["window"])
+
+
+def last_clock(snapshots, t):
+    """The clock of the last snapshot at or before t (None if there is none)."""
+    cs = [st["clock"] for st in snapshots if st["clock"] <= t]
+    return cs[-1] if cs else None
 
 
 def measure(snapshots, t_from, t_to, slack=0.02):
