@@ -157,9 +157,10 @@ class Ctl:
                  ",".join(f"{k}:{t['state']}" for k, t in d["triggers"].items()) or "-")
                 for d in r["domains"]]
         lines.append(table(rows, ["ID", "NAME", "STATE", "MPKI", "MISS/S", "TRIGGERS"]))
-        if any(not d["swappable"] for d in r["domains"]):
-            lines.append("* not swappable now: " + "; ".join(
-                d["refusal"] for d in r["domains"] if d.get("refusal")))
+        refused = [d.get("refusal") or f"{d['name']} (domain {d['domid']}): no reason given"
+                   for d in r["domains"] if not d["swappable"]]
+        if refused:
+            lines.append("* not swappable now: " + "; ".join(refused))
         if r.get("decisions"):
             lines.append("recent decisions:")
             for x in r["decisions"][-10:]:

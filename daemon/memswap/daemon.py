@@ -60,7 +60,7 @@ from . import policy as polmod
 from .notify import Notifier
 from .recovery import Recoveries, same_domain
 from .state import SERIES_FIELDS, StateStore
-from .types import PREFLIGHT_CALL
+from .types import PREFLIGHT_CALL, refusal
 
 log = logging.getLogger("memswapd")
 dlog = logging.getLogger("memswapd.decision")
@@ -142,6 +142,7 @@ class SwapJob:
         self.result = None
         self.error = None
         self.progress = None          # (phase, done, total) last reported
+        self.refusals = {}            # domid -> Host.refusal() when the swap started
         self.started = time.monotonic()
 
 
@@ -777,7 +778,8 @@ class Daemon:
         before = self.occ.get(d.domid)
         before_set = planner.used_colours(before.colours) if before else set()
         left = before_set - set(plan.colours or ())
-        names = {x.domid: x.name for x in self.live_domains()}
+        live = self.live_domains()
+        names = {x.domid: x.name for x in live}
         fled = sorted(names[x] for x, o in self.occ.items()
                       if x != info.domid and x in names and left & planner.used_colours(o.colours))
         rec = {"domid": info.domid, "name": info.name, "uuid": info.uuid, "origin": origin,
@@ -801,6 +803,8 @@ class Daemon:
                                   f"the domain: {e}") from e
         job = SwapJob(rec, client=client, want_progress=want_progress)
         job.plan = plan
+        # what `status` says about the other domains while the host is busy
+        job.refusals = {x.domid: self.host.refusal(x) for x in live if x.domid != info.domid}
         job.before, job.fled = before_set, fled
         self.job = job
         self.notifier.status(f"swapping {info.name} (#{rec['id']})")
@@ -963,6 +967,22 @@ class Daemon:
                 raise DaemonError("ESRCH", f"no such domain: {ctlmod.clip(ref, 64)}") from e
             raise
 
+    def refusal(self, d):
+        """(errno, reason) if d cannot be swapped now, else None. While a swap
+        runs the host is busy with it: the domain being swapped is not
+        swappable, and every other domain is judged as it was when the swap
+        started (start_swap() takes that snapshot), or, for a domain it
+        does not know, from its last known info alone."""
+        if self.job is None:
+            return self.host.refusal(d)
+        rec = self.job.rec
+        if d.domid == rec["domid"]:
+            return errno.EBUSY, (f"{d.name} (domain {d.domid}) is being swapped "
+                                 f"(swap #{rec['id']})")
+        if d.domid in self.job.refusals:
+            return self.job.refusals[d.domid]
+        return refusal(d, self.host.own_domid())
+
     def domain_view(self, d, occ=None, with_occupancy=False):
         """One domain in memswapctl's --json output (see memswap.ctl). With
         occupancy: colours, nr_colours, frames and node_frames too (null
@@ -971,9 +991,9 @@ class Daemon:
         r = self.rates.get(d.domid, {})
         v = {"domid": d.domid, "name": d.name, "uuid": d.uuid, "mem_bytes": d.mem_bytes,
              "vcpus": d.vcpus, "state": d.state}
-        why = self.host.refusal(d) if self.job is None else None
+        why = self.refusal(d)
         v["protected"] = self.host.protected(d)
-        v["swappable"] = why is None and (self.job is None or self.job.rec["domid"] != d.domid)
+        v["swappable"] = why is None
         v["refusal"] = None if why is None else why[1]
         if occ is not None:
             cs = planner.used_colours(occ.colours)
