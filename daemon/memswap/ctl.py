@@ -3,7 +3,8 @@
 
 Exit codes (stable, for scripts):
   0  success
-  1  the operation failed (swap failed or no plan, memswapd busy, daemon error)
+  1  the operation failed (swap failed or no plan, memswapd busy, daemon error,
+     plot without python3-matplotlib or an output file it cannot write)
   2  usage error (bad arguments, bad colour list, bad --timeout, ...)
   3  memswapd is not running (no socket, or nobody listening)
   4  permission denied (not root)
@@ -383,6 +384,10 @@ class Ctl:
     def plot(self):
         from . import plot as plotmod
         try:
+            plotmod.pyplot()            # before asking anyone for data
+        except plotmod.PlotUnavailable as e:
+            raise CtlError(EXIT_FAIL, str(e)) from None
+        try:
             data = self.call("metrics")
         except CtlError as e:
             if e.code != EXIT_NODAEMON:
@@ -394,7 +399,10 @@ class Ctl:
                 raise CtlError(EXIT_NODAEMON, f"{e}; and no saved metrics in {sd}")
             h = read_json(os.path.join(sd, "history.json"), {})
             data = {"series": series, "history": h.get("entries", []) if isinstance(h, dict) else []}
-        out = plotmod.plot_metrics(data, self.args.output, domains=self.args.domain or None)
+        try:
+            out = plotmod.plot_metrics(data, self.args.output, domains=self.args.domain or None)
+        except OSError as e:
+            raise CtlError(EXIT_FAIL, f"cannot write {self.args.output}: {e}") from None
         self.emit({"output": out}, f"wrote {out}")
         return EXIT_OK
 

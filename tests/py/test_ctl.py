@@ -187,3 +187,44 @@ def test_perf_metric_source_is_gone(tmp_path):
     r = subprocess.run([fixtures.PY, fixtures.MEMSWAPD, "--metrics", "perf"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "invalid choice: 'perf'" in r.stderr
+
+
+def _ctl_main(capsys, *argv):
+    """memswapctl in this process -> (exit status, stdout, stderr)."""
+    from memswap import ctl as ctlmod
+    rc = ctlmod.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
+    """python3-matplotlib is only suggested: without it `plot` says what to
+    install and exits 1 (no traceback), before it asks memswapd anything."""
+    import sys
+    for mod in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # import fails: not installed
+    out = tmp_path / "p.png"
+    rc, so, se = _ctl_main(capsys, "--run-dir", tmp_path / "none", "plot", "-o", out)
+    assert rc == 1, se
+    assert "needs matplotlib" in se and "apt-get install python3-matplotlib" in se
+    assert "Traceback" not in se and "not running" not in se
+    assert not out.exists()
+    rc, so, se = _ctl_main(capsys, "--run-dir", tmp_path / "none", "plot", "--json", "-o", out)
+    j = json.loads(so)
+    assert rc == 1 and j["ok"] is False and j["exit"] == 1 and "python3-matplotlib" in j["error"]
+
+
+def test_plot_unwritable_output(tmp_path, capsys):
+    from memswap.state import MetricStore
+    pytest.importorskip("matplotlib")
+    sd = tmp_path / "state"
+    sd.mkdir()
+    store = MetricStore(str(sd / "metrics.db"))
+    store.append([{"clock": 1.0, "domain": "db", "domid": 2, "mpki": 3.0}])
+    store.close()
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "p.png"            # its directory is a file
+    rc, so, se = _ctl_main(capsys, "--run-dir", tmp_path / "none", "--state-dir", sd,
+                           "plot", "-o", out)
+    assert rc == 1 and f"cannot write {out}" in se and "Traceback" not in se
