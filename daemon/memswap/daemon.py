@@ -66,6 +66,7 @@ log = logging.getLogger("memswapd")
 dlog = logging.getLogger("memswapd.decision")
 
 EX_CONFIG = 78
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_POLICY_DIRS = ["/etc/memswap/policies.d"]
 DEFAULT_TEXTFILE = "/var/lib/prometheus/node-exporter/memswap.prom"
 PAGE = 4096
@@ -103,7 +104,7 @@ def setup_logging(mode, level):
         handler.setFormatter(logging.Formatter(
             "%(asctime)s memswapd[%(process)d] %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    root.setLevel(getattr(logging, level.upper()))
     return mode
 
 
@@ -1192,12 +1193,14 @@ def parse_args(argv=None):
                          "collector; written only if its directory exists; default %(default)s)")
     ap.add_argument("--stop-timeout", type=ctlmod.positive_number, default=300.0, metavar="SECONDS",
                     help="on SIGTERM, how long to wait for a running swap (default %(default)s)")
-    ap.add_argument("--max-clients", type=int, default=0, metavar="N",
-                    help="control connections kept open at once (default: 1024, less if the "
-                         "descriptor limit is lower); past it the longest-idle one is closed")
+    ap.add_argument("--max-clients", type=ctlmod.positive_int, default=None, metavar="N",
+                    help="control connections kept open at once, at least 1 (default: 1024, "
+                         "less if the descriptor limit is lower); past it the longest-idle one "
+                         "is closed")
     ap.add_argument("--dry-run", action="store_true", help="decide and log, never move memory")
     ap.add_argument("--log", choices=("auto", "journal", "stderr"), default="auto")
-    ap.add_argument("--log-level", default="info")
+    ap.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default="info",
+                    help="least severe messages logged (default %(default)s; any case)")
     # test hooks, not for production use
     ap.add_argument("--test-allow-uid", type=int, action="append", help=argparse.SUPPRESS)
     ap.add_argument("--test-stall-swap", type=float, default=0.0, help=argparse.SUPPRESS)
