@@ -23,7 +23,8 @@ explicit one-shot swap for when no daemon runs (root only).
 --json output (version 1; keys are only ever added):
   status    {version, pid, backend, dry_run, uptime_s, clock, time_scale,
              iterations, interval_s, metrics: [source], geometry: {...},
-             policies: {files, policies: [...], settings}, inflight: record|null,
+             policies: {files, policies: [...], settings, source},
+             inflight: record|null,
              swap: {id, name, running_s, progress}|null,
              recoveries: [{id, domid, name, action, attempts, next_try,
              last_error, since}], swaps_total, domains: [DOMAIN],
@@ -145,7 +146,9 @@ class Ctl:
         lines = [f"memswapd pid {r['pid']}, backend {r['backend']}, up {r['uptime_s']:.0f}s"
                  f"{' (DRY-RUN)' if r['dry_run'] else ''}",
                  f"policies: {len(r['policies']['policies'])} from "
-                 f"{', '.join(r['policies']['files']) or 'none'}; metrics: {', '.join(r['metrics'])}",
+                 f"{', '.join(r['policies']['files']) or 'none'}"
+                 + (f" ({r['policies']['source']})" if r['policies'].get('source') else "")
+                 + f"; metrics: {', '.join(r['metrics'])}",
                  f"swaps: {r['swaps_total']}; interval {r['interval_s']:.2f}s"
                  + (f"; IN FLIGHT: swap #{r['inflight']['id']} of {r['inflight']['name']}"
                     if r.get("inflight") else "")]

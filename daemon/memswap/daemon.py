@@ -76,13 +76,22 @@ EXTEND_EVERY = 5.0          # seconds between EXTEND_TIMEOUT_USEC while stopping
 STORED = ("mpki", "misses_per_s", "miss_ratio", "occupancy_bytes", "bandwidth_bps")
 
 
-def _tree_default_policy():
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for p in (os.path.join(here, "policies", "default.yaml"),
-              "/usr/share/memswap/policies/default.yaml"):
-        if os.path.isfile(p):
-            return p
-    return None
+#: The default policy as the package installs it outside /etc: what memswapd
+#: loads when DEFAULT_POLICY_DIRS hold no policy file.
+PACKAGED_POLICY = "/usr/share/memswap/policies/default.yaml"
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+#: Where the default policy to fall back on is looked for, in order: when
+#: memswapd runs from a source tree (daemon/memswap/), the tree's
+#: policies/default.yaml; then the packaged copy.
+FALLBACK_POLICIES = ((os.path.join(os.path.dirname(os.path.dirname(_PKG_DIR)), "policies",
+                                   "default.yaml"),)
+                     if os.path.basename(os.path.dirname(_PKG_DIR)) == "daemon" else ()) \
+    + (PACKAGED_POLICY,)
+
+
+def fallback_policy():
+    """The first of FALLBACK_POLICIES that exists, or None."""
+    return next((p for p in FALLBACK_POLICIES if os.path.isfile(p)), None)
 
 
 def setup_logging(mode, level):
@@ -167,6 +176,7 @@ class Daemon:
         self.host = host
         self.stop = False
         self.reload_requested = False
+        self.policy_how = None
         self.exit_code = 0
         self.notifier = Notifier()
         self.decisions = collections.deque(maxlen=DECISIONS_KEPT)
@@ -198,16 +208,36 @@ class Daemon:
 
     # ----------------------------------------------------------- setup --
     def policy_sources(self):
+        """-> (sources, how): the policy directories and files to load, and
+        how they were chosen (for the log and `status`)."""
         if self.args.policy_dir:
-            return list(self.args.policy_dir)
-        files = polmod.policy_files(DEFAULT_POLICY_DIRS)
-        if files:
-            return list(DEFAULT_POLICY_DIRS)
-        d = _tree_default_policy()
-        return [d] if d else []
+            return list(self.args.policy_dir), "given with --policy-dir"
+        if polmod.policy_files(DEFAULT_POLICY_DIRS):
+            return list(DEFAULT_POLICY_DIRS), "the policy directory"
+        empty = f"{', '.join(DEFAULT_POLICY_DIRS)} holds no policy file"
+        d = fallback_policy()
+        if d:
+            return [d], f"the packaged default policy: {empty}"
+        return [], f"{empty} and there is no default policy to fall back on " \
+                   f"({' nor '.join(FALLBACK_POLICIES)})"
 
     def load_policies(self):
-        return polmod.load_dirs(self.policy_sources())
+        """-> (PolicySet, how) (see policy_sources); PolicyError if invalid."""
+        sources, how = self.policy_sources()
+        return polmod.load_dirs(sources), how
+
+    @staticmethod
+    def log_policies(ps, how, head="policies"):
+        """Say which policy set memswapd runs with; a set without any policy
+        is a warning (memswapd then swaps only when asked)."""
+        n = len(ps.policies)
+        text = (f"{head}: {n} polic{'y' if n == 1 else 'ies'} from "
+                f"{', '.join(ps.files) or 'no file'} ({how})")
+        if n:
+            log.info("%s", text)
+        else:
+            log.warning("%s: memswapd watches the domains and swaps only when memswapctl "
+                        "asks", text)
 
     def open_host(self):
         import memswap
@@ -232,11 +262,12 @@ class Daemon:
         a = self.args
         nofile = raise_fd_limit()
         try:
-            self.policies = self.load_policies()
+            self.policies, self.policy_how = self.load_policies()
         except polmod.PolicyError as e:
             for item in e.errors:
                 log.error("policy: %s", item)
             raise DaemonError(EX_CONFIG, "invalid policies; not starting") from e
+        self.log_policies(self.policies, self.policy_how)
         if self.host is None:
             self.open_host()
         self.geometry = self.host.geometry()
@@ -266,9 +297,8 @@ class Daemon:
         if a.textfile and a.textfile != "none":
             from .exporter import TextfileExporter
             self.exporter = TextfileExporter(a.textfile)
-        log.info("memswapd started: backend=%s policies=%d (%s) metrics=%s state=%s socket=%s%s",
-                 self.host.backend, len(self.policies.policies),
-                 ", ".join(self.policies.files) or "none", ",".join(self.collector.names),
+        log.info("memswapd started: backend=%s policies=%d metrics=%s state=%s socket=%s%s",
+                 self.host.backend, len(self.policies.policies), ",".join(self.collector.names),
                  a.state_dir, self.server.path, " DRY-RUN" if self.dry_run else "")
 
     @property
@@ -488,7 +518,7 @@ class Daemon:
         On any problem the previous set stays. -> [errors] ([] on success)."""
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={int(time.monotonic() * 1e6)}")
         try:
-            new = self.load_policies()
+            new, how = self.load_policies()
         except polmod.PolicyError as e:
             errors = e.errors
         except Exception as e:      # never lose the running set to a loader bug
@@ -506,10 +536,10 @@ class Daemon:
         for key in list(self.triggers):
             if key[0] not in names:
                 del self.triggers[key]
-        self.policies = new
+        self.policies, self.policy_how = new, how
         self.interval = min(max(self.interval or new.settings.interval_min,
                                 new.settings.interval_min), new.settings.interval_max)
-        log.info("reload: %d policies from %s", len(new.policies), ", ".join(new.files) or "none")
+        self.log_policies(new, how, head="reload")
         self.notifier.ready(self.status_line())
         return []
 
@@ -1050,7 +1080,8 @@ class Daemon:
             "clock": self.now(), "time_scale": self.time_scale, "iterations": self.iterations,
             "interval_s": self.interval, "metrics": self.collector.names,
             "geometry": dataclasses.asdict(self.geometry),
-            "policies": self.policies.summary(), "inflight": self.state.inflight,
+            "policies": dict(self.policies.summary(), source=self.policy_how),
+            "inflight": self.state.inflight,
             "swap": job, "recoveries": list(self.state.recoveries),
             "swaps_total": int(self.state.state.get("swaps_total", 0)),
             "payoff": {"speed": self.speed.as_dict(), "speed_source": self.speed.source(False),
@@ -1106,7 +1137,7 @@ class Daemon:
         if errs:
             raise DaemonError("EPOLICY", "policy reload failed; previous policies kept:\n" +
                               "\n".join(str(e) for e in errs[:20]))
-        return self.policies.summary()
+        return dict(self.policies.summary(), source=self.policy_how)
 
     def cmd_swap(self, c, req):
         if self.stop:
@@ -1232,7 +1263,7 @@ def main(argv=None, host=None):
                 return EX_CONFIG
     d = Daemon(args, host=host)
     try:
-        missing = polmod.missing_sources(d.policy_sources())
+        missing = polmod.missing_sources(d.policy_sources()[0])
         if missing:
             raise DaemonError(EX_CONFIG, "policy source(s) not found: " + ", ".join(missing))
         d.setup()
