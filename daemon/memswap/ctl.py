@@ -18,7 +18,10 @@ take its connection and answer for up to --timeout seconds (exit 1, "busy",
 after that); "not running" (3) means nobody listens on the socket.
 
 memswapctl never makes hypercalls itself, except `swap --direct`, the
-explicit one-shot swap for when no daemon runs (root only).
+explicit one-shot swap for when no daemon runs (root only). --direct does
+not plan: planning needs the miss rates only memswapd measures, so the
+target is the caller's (--colours, --node N, or both; --node auto is a
+usage error, and without --node the allocator takes any node).
 
 --json output (version 1; keys are only ever added):
   status    {version, pid, backend, dry_run, uptime_s, clock, time_scale,
@@ -240,7 +243,16 @@ class Ctl:
             except ValueError as e:
                 raise CtlError(EXIT_USAGE, f"--colours: {e}")
         if a.direct:
+            if a.node == "auto":
+                raise CtlError(EXIT_USAGE, "--direct does not plan: --node auto needs memswapd; "
+                               "give --node N or --node any")
+            if a.colours is None and not isinstance(a.node, int):
+                raise CtlError(EXIT_USAGE, "--direct does not plan (the planner needs the miss "
+                               "rates only memswapd measures): give the target with --colours "
+                               "LIST, --node N, or both")
             return self.swap_direct()
+        if a.backend is not None or a.scenario is not None:
+            raise CtlError(EXIT_USAGE, "--backend and --scenario go with --direct")
         bar = self._progress()
         try:
             r = self.call("swap", on_progress=bar, domain=a.domain, colours=a.colours, node=a.node,
@@ -281,6 +293,7 @@ class Ctl:
             running = False
         if running:
             raise CtlError(EXIT_FAIL, "memswapd is running: use `memswapctl swap` without --direct")
+        a.backend = a.backend or "xen"
         if a.backend == "xen" and os.geteuid() != 0:
             raise CtlError(EXIT_PERM, "permission denied: `memswapctl swap --direct` makes "
                            "hypercalls and must run as root")
@@ -448,7 +461,8 @@ def build_parser():
                    help="target colours, e.g. 0-31,64 (default: planned)")
     p.add_argument("--node", type=_node, metavar="N|auto|any",
                    help="NUMA node to move the memory to (default auto: the planner picks; "
-                        "any: wherever the allocator finds frames)")
+                        "any: wherever the allocator finds frames; with --direct the default "
+                        "is any and auto is refused)")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--no-suspend", action="store_true",
                    help="do not suspend the guest around the swap (default on Xen: suspend it "
@@ -457,8 +471,9 @@ def build_parser():
                         "middle of a page-table update that the swap cannot see: use with care")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--direct", action="store_true",
-                   help="no daemon: make the swap hypercall from memswapctl itself")
-    p.add_argument("--backend", choices=("xen", "sim"), default="xen", help="with --direct")
+                   help="no daemon: make the swap hypercall from memswapctl itself; nothing "
+                        "is planned, so --colours, --node N or both are required")
+    p.add_argument("--backend", choices=("xen", "sim"), help="with --direct (default xen)")
     p.add_argument("--scenario", help="with --direct --backend sim")
     p = sub.add_parser("history", parents=[common], help="swap history")
     p.add_argument("--limit", type=int)

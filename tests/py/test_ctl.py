@@ -119,7 +119,8 @@ def test_swap_commands(daemon, tmp_path):
     r = ctl("swap", "batch", "--colours", "5", run_dir=rd)
     assert r.returncode == 1 and "free memory short" in r.stderr
     # --direct is refused while the daemon runs
-    r = ctl("swap", "web", "--direct", "--backend", "sim", "--scenario", SMALL, run_dir=rd)
+    r = ctl("swap", "web", "--direct", "--backend", "sim", "--scenario", SMALL, "--colours", "0-7",
+            run_dir=rd)
     assert r.returncode == 1 and "memswapd is running" in r.stderr
     chk = daemon.result("health")
     assert chk["problems"] == 0, chk["text"]
@@ -143,8 +144,34 @@ def test_swap_direct_without_daemon(tmp_path):
     j = json.loads(r.stdout)
     assert j["direct"] is True and j["result"]["moved"] > 0
     r = ctl("swap", "nosuch", "--direct", "--backend", "sim", "--scenario", SMALL,
-            run_dir=tmp_path / "none")
+            "--colours", "48-63", run_dir=tmp_path / "none")
     assert r.returncode == 5
+    # --node N alone is a target too: the frames stay on node 0, any colour
+    r = ctl("swap", "web", "--direct", "--backend", "sim", "--scenario", SMALL, "--node", "0",
+            "--json", run_dir=tmp_path / "none")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["result"]["frames_total"] > 0
+
+
+def test_swap_direct_needs_a_target(tmp_path):
+    """--direct does not plan (no miss rates without memswapd): without
+    --colours or --node N, or with --node auto, it is a usage error made
+    before anything is opened; --backend/--scenario need --direct."""
+    none = tmp_path / "none"
+    for extra, says in (([], "give the target with --colours LIST, --node N, or both"),
+                        (["--node", "any"], "give the target with --colours"),
+                        (["--node", "auto"], "--node auto needs memswapd"),
+                        (["--colours", "0-7", "--node", "auto"], "--node auto needs memswapd")):
+        r = ctl("swap", "db", "--direct", "--backend", "sim", "--scenario", SMALL, *extra,
+                run_dir=none)
+        assert r.returncode == 2, (extra, r.stderr)
+        assert "--direct does not plan" in r.stderr and says in r.stderr, r.stderr
+    r = ctl("swap", "db", "--direct", "--backend", "sim", "--scenario", tmp_path / "nosuch.yaml",
+            run_dir=none)
+    assert r.returncode == 2 and "--direct does not plan" in r.stderr   # checked first
+    for extra in (["--backend", "sim"], ["--scenario", SMALL]):
+        r = ctl("swap", "db", *extra, run_dir=none)
+        assert r.returncode == 2 and "--backend and --scenario go with --direct" in r.stderr
 
 
 def test_plot_from_saved_state(tmp_path):
@@ -170,7 +197,7 @@ def test_plot_from_saved_state(tmp_path):
 def test_direct_swap_as_non_root_exit_4(tmp_path):
     import subprocess
     r = subprocess.run([fixtures.PY, fixtures.MEMSWAPCTL, "--run-dir", str(tmp_path / "none"),
-                        "swap", "1", "--direct"], capture_output=True, text=True, timeout=60,
+                        "swap", "1", "--direct", "--colours", "0-7"], capture_output=True, text=True, timeout=60,
                        user=65534, group=65534, extra_groups=[], cwd="/")
     assert r.returncode == 4, (r.returncode, r.stderr)
     assert "must run as root" in r.stderr and "Traceback" not in r.stderr
