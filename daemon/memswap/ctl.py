@@ -43,6 +43,8 @@ usage error, and without --node the allocator takes any node).
              (a metric no source gives is null / absent from "metrics")
   counters  {domain: DOMAIN, counters: {instructions, llc_references,
              llc_misses, cycles, unavailable: [name]}, colour_counts, node_counts}
+  metrics   {domain: name|null, series: {name: [[clock, mpki, ...]]}, fields,
+             history, started}
   history   {entries: [{id, domid, name, origin, reason, status, colours,
              colours_before, colours_after, node, dry_run, suspend, clock,
              ended_clock, ts, ended_ts, wall_s, result|error, note, horizon_s,
@@ -219,7 +221,8 @@ class Ctl:
         for name, pts in sorted(r["series"].items()):
             last = pts[-1] if pts else None
             lines.append(f"{name}: {len(pts)} points, last MPKI {_fmt(last[1] if last else None)}")
-        self.emit(r, "\n".join(lines) or "no metrics yet")
+        none = "no metrics yet" + (f" for {r['domain']}" if r.get("domain") is not None else "")
+        self.emit(r, "\n".join(lines) or none)
         return EXIT_OK
 
     def _progress(self):
@@ -476,9 +479,10 @@ def build_parser():
     p.add_argument("--backend", choices=("xen", "sim"), help="with --direct (default xen)")
     p.add_argument("--scenario", help="with --direct --backend sim")
     p = sub.add_parser("history", parents=[common], help="swap history")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=ctlmod.positive_int, metavar="N",
+                   help="only the last N entries (N at least 1; default all)")
     p = sub.add_parser("metrics", parents=[common], help="recorded metric series")
-    p.add_argument("domain", nargs="?")
+    p.add_argument("domain", nargs="?", help="a domain name or id (default: every domain)")
     pp = sub.add_parser("policy", parents=[common], help="policy validate FILE... | policy reload")
     psub = pp.add_subparsers(dest="pcmd", metavar="SUBCOMMAND")
     psub.required = True

@@ -1111,16 +1111,29 @@ class Daemon:
     def cmd_history(self, c, req):
         h = self.state.history
         lim = req.get("limit")
-        if isinstance(lim, int) and not isinstance(lim, bool) and lim > 0:
+        if lim is not None:
+            if isinstance(lim, bool) or not isinstance(lim, int) or lim < 1:
+                raise DaemonError("EINVAL", f"limit must be a positive integer, not "
+                                  f"{ctlmod.clip(repr(lim), 40)}")
             h = h[-lim:]
         return {"entries": h, "inflight": self.state.inflight}
 
     def cmd_metrics(self, c, req):
+        """The samples of every domain, or of one given by name or by id (an
+        id is resolved to the domain's name now: samples are kept by name)."""
         dom = req.get("domain")
-        if dom is not None and not isinstance(dom, str):
-            raise DaemonError("EINVAL", "domain must be a name")
-        return {"series": self.state.metrics.series(dom), "fields": list(SERIES_FIELDS),
-                "history": self.state.history, "started": self.started}
+        if dom is not None:
+            if isinstance(dom, bool) or not isinstance(dom, (str, int)):
+                raise DaemonError("EINVAL", "domain must be a name or a domain id")
+            if isinstance(dom, int) or dom.isdigit() and len(dom) < 10:
+                doms = self.doms if self.job is not None else self.live_domains()
+                hit = [d for d in doms if d.domid == int(dom)]
+                if not hit:
+                    raise DaemonError("ESRCH", f"no such domain: {ctlmod.clip(dom, 64)}")
+                dom = hit[0].name
+        return {"domain": dom, "series": self.state.metrics.series(dom),
+                "fields": list(SERIES_FIELDS), "history": self.state.history,
+                "started": self.started}
 
     def cmd_decisions(self, c, req):
         n = req.get("limit", 200)

@@ -255,3 +255,44 @@ def test_plot_unwritable_output(tmp_path, capsys):
     rc, so, se = _ctl_main(capsys, "--run-dir", tmp_path / "none", "--state-dir", sd,
                            "plot", "-o", out)
     assert rc == 1 and f"cannot write {out}" in se and "Traceback" not in se
+
+
+@needs_sim
+def test_history_limit(daemon):
+    """--limit N (N >= 1) keeps the last N; 0, negatives and words are usage
+    errors (they used to return the whole history), at memswapd too."""
+    rd = daemon.run_dir
+    if len(daemon.result("history")["entries"]) < 2:
+        for _ in range(2):
+            assert ctl("swap", "web", "--dry-run", run_dir=rd).returncode == 0
+    every = ctl_json("history", run_dir=rd)["entries"]
+    last = ctl_json("history", "--limit", "1", run_dir=rd)["entries"]
+    assert len(every) >= 2 and last == every[-1:]
+    for bad in ("0", "-3", "x"):
+        r = ctl("history", "--limit", bad, run_dir=rd)
+        assert r.returncode == 2 and "argument --limit" in r.stderr, (bad, r.stderr)
+    for bad in (0, -1, "3", True, 1.5):
+        r = daemon.request("history", limit=bad)
+        assert r["ok"] is False and r["code"] == "EINVAL", (bad, r)
+        assert "limit must be a positive integer" in r["error"]
+
+
+@needs_sim
+def test_metrics_of_a_domain_by_name_or_id(daemon):
+    rd = daemon.run_dir
+    doms = {x["name"]: x for x in ctl_json("domains", run_dir=rd)}
+    daemon.wait_for(lambda: ctl_json("metrics", "db", run_dir=rd)["series"].get("db"),
+                    what="samples of db")
+    by_name = ctl_json("metrics", "db", run_dir=rd)
+    by_id = ctl_json("metrics", str(doms["db"]["domid"]), run_dir=rd)
+    assert by_name["domain"] == by_id["domain"] == "db"
+    assert set(by_id["series"]) == {"db"} and by_id["series"]["db"]
+    assert by_id["series"]["db"][0] == by_name["series"]["db"][0]     # the same samples
+    r = ctl("metrics", str(doms["web"]["domid"]), run_dir=rd)
+    assert r.returncode == 0 and r.stdout.startswith("web: ") and "points" in r.stdout
+    r = ctl("metrics", "4242", run_dir=rd)
+    assert r.returncode == 5 and "no such domain: 4242" in r.stderr
+    r = ctl("metrics", "gone-long-ago", run_dir=rd)
+    assert r.returncode == 0 and r.stdout.strip() == "no metrics yet for gone-long-ago"
+    r = daemon.request("metrics", domain=[1])
+    assert r["code"] == "EINVAL" and "name or a domain id" in r["error"]
