@@ -43,6 +43,9 @@ usage error, and without --node the allocator takes any node).
              (a metric no source gives is null / absent from "metrics")
   counters  {domain: DOMAIN, counters: {instructions, llc_references,
              llc_misses, cycles, unavailable: [name]}, colour_counts, node_counts}
+  swap      the swap's history entry (see history; colours and node are the
+            target); with --direct {id: null, name, status, result, colours,
+            node, colours_before, colours_after, direct: true, suspend}
   metrics   {domain: name|null, series: {name: [[clock, mpki, ...]]}, fields,
              history, started}
   history   {entries: [{id, domid, name, origin, reason, status, colours,
@@ -204,8 +207,10 @@ class Ctl:
         for h in r["entries"]:
             res = h.get("result") or {}
             pay = h.get("payoff") or {}
+            to = (self._target(h) if h.get("status") == "dry-run"
+                  else h.get("colours_after") or h.get("colours") or "-")
             rows.append((h.get("id"), h.get("name"), h.get("status"), h.get("origin", "-"),
-                         h.get("colours_before") or "-", h.get("colours_after") or h.get("colours") or "-",
+                         h.get("colours_before") or "-", to,
                          f"{res.get('moved', '-')}/{res.get('frames_total', '-')}",
                          _fmt((res.get("paused_ns") or 0) / 1e6, 3) if res else "-",
                          _fmt(pay.get("gain_s"), 3) if pay else "-",
@@ -267,9 +272,17 @@ class Ctl:
         return EXIT_OK
 
     @staticmethod
-    def _swap_text(r):
+    def _target(r):
+        """Where a swap was planned to move the domain: 'COLOURS[ node N]'."""
+        node = r.get("node")
+        return (r.get("colours") or "any colour") + (f" node {node}" if isinstance(node, int)
+                                                     else "")
+
+    @classmethod
+    def _swap_text(cls, r):
         res = r.get("result") or {}
-        verb = "would move" if r.get("status") == "dry-run" else "moved"
+        dry = r.get("status") == "dry-run"
+        verb = "would move" if dry else "moved"
         coop = ""
         if res.get("cooperative"):
             coop = (f", guest suspend {(res.get('suspend_ns') or 0) / 1e6:.3f} ms, resume "
@@ -278,11 +291,14 @@ class Ctl:
             coop = ", guest not suspended"
         if res.get("retries"):
             coop += f", {res['retries']} retr{'y' if res['retries'] == 1 else 'ies'} after EAGAIN"
+        # a dry run leaves the domain where it is: show where it would go
+        to = (f"{cls._target(r)} (planned; a dry run moves nothing)" if dry
+              else r.get("colours_after") or cls._target(r))
         return (f"swap #{r.get('id')} of {r.get('name')}: {r.get('status')}; {verb} "
                 f"{res.get('moved')}/{res.get('frames_total')} frames, kept "
                 f"{sum((res.get('kept') or {}).values())}, paused "
                 f"{(res.get('paused_ns') or 0) / 1e6:.3f} ms{coop}; colours "
-                f"{r.get('colours_before') or '-'} -> {r.get('colours_after') or r.get('colours') or '-'}")
+                f"{r.get('colours_before') or '-'} -> {to}")
 
     def swap_direct(self):
         """One-shot swap without the daemon (the only hypercalls memswapctl makes)."""
@@ -337,11 +353,12 @@ class Ctl:
         if isinstance(a.node, int) and a.node >= max(1, host.geometry().nr_nodes):
             raise CtlError(EXIT_USAGE, f"--node {a.node}: the host has "
                            f"{host.geometry().nr_nodes} node(s)")
+        node = a.node if isinstance(a.node, int) else None
         bar = self._progress()
         try:
-            res = host.swap(d.domid, colours=colours,
-                            node=a.node if isinstance(a.node, int) else None,
-                            dry_run=a.dry_run,
+            host.preflight(d.domid)              # nothing is read from a refused domain
+            before = self._colours_of(host, d.domid)
+            res = host.swap(d.domid, colours=colours, node=node, dry_run=a.dry_run,
                             progress=(lambda ph, done, tot: bar({"phase": ph, "done": done, "total": tot}))
                             if bar else None, cooperative=not a.no_suspend)
         except MemswapError as e:
@@ -360,10 +377,22 @@ class Ctl:
             if bar:
                 sys.stderr.write("\n")
         r = {"id": None, "name": d.name, "status": "dry-run" if a.dry_run else "ok",
-             "result": dataclasses.asdict(res), "colours": a.colours, "direct": True,
-             "suspend": not a.no_suspend}
+             "result": dataclasses.asdict(res),
+             "colours": polmod.format_colours(colours) if colours else None, "node": node,
+             "colours_before": before,
+             "colours_after": before if a.dry_run else self._colours_of(host, d.domid),
+             "direct": True, "suspend": not a.no_suspend}
         self.emit(r, self._swap_text(r))
         return EXIT_OK
+
+    @staticmethod
+    def _colours_of(host, domid):
+        """The colours the domain's frames are on ('0-31'), or None if unknown."""
+        from .planner import used_colours
+        try:
+            return polmod.format_colours(used_colours(host.occupancy(domid).colours))
+        except OSError:
+            return None
 
     def policy_validate(self):
         errors, files = [], []

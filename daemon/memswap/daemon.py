@@ -932,8 +932,11 @@ class Daemon:
                      rec["id"], rec["name"], r.get("moved"), r.get("frames_total"),
                      (r.get("paused_ns") or 0) / 1e6, coop, entry.get("colours_after"))
         elif entry["status"] == "dry-run":
-            log.info("dry-run swap #%d of %s: would move %s of %s frames", rec["id"], rec["name"],
-                     entry["result"].get("moved"), entry["result"].get("frames_total"))
+            log.info("dry-run swap #%d of %s: would move %s of %s frames from colours %s to "
+                     "colours %s%s", rec["id"], rec["name"], entry["result"].get("moved"),
+                     entry["result"].get("frames_total"), rec.get("colours_before") or "-",
+                     rec.get("colours") or "-",
+                     "" if rec.get("node") is None else f" node {rec['node']}")
         self.maybe_status()
         if job.client is not None:
             job.client.reply(self._swap_response(entry, e))

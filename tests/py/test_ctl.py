@@ -296,3 +296,32 @@ def test_metrics_of_a_domain_by_name_or_id(daemon):
     assert r.returncode == 0 and r.stdout.strip() == "no metrics yet for gone-long-ago"
     r = daemon.request("metrics", domain=[1])
     assert r["code"] == "EINVAL" and "name or a domain id" in r["error"]
+
+
+@needs_sim
+def test_dry_run_shows_the_planned_target(daemon, tmp_path):
+    """A dry run moves nothing, so the colours after it are the colours
+    before: the text shows where the swap would have moved the domain."""
+    rd = daemon.run_dir
+    r = ctl("swap", "web", "--dry-run", "--colours", "16-31", run_dir=rd)
+    assert r.returncode == 0, r.stderr
+    before = {x["name"]: x for x in ctl_json("domains", run_dir=rd)}["web"]["colours"]
+    assert r.stdout.rstrip().endswith(f"colours {before} -> 16-31 (planned; a dry run moves nothing)"), \
+        r.stdout
+    r = ctl("swap", "web", "--dry-run", "--json", run_dir=rd)       # planned by memswapd
+    j = json.loads(r.stdout)
+    assert r.returncode == 0 and j["colours"] and j["colours"] != j["colours_before"], j
+    assert j["colours_after"] == j["colours_before"]                   # nothing moved
+    text = ctl("history", "--limit", "2", run_dir=rd).stdout.splitlines()
+    assert text[1].split()[5] == "16-31" and text[2].split()[5] == j["colours"], text
+    assert f"to colours {j['colours']}" in daemon.log()
+    # --direct (no daemon): the target given, before and after measured
+    none = tmp_path / "none"
+    r = ctl("swap", "db", "--direct", "--backend", "sim", "--scenario", SMALL, "--dry-run",
+            "--colours", "48-63", run_dir=none)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.rstrip().endswith("colours 0-15 -> 48-63 (planned; a dry run moves nothing)")
+    r = ctl("swap", "db", "--direct", "--backend", "sim", "--scenario", SMALL, "--colours",
+            "48-63", "--json", run_dir=none)
+    j = json.loads(r.stdout)
+    assert (j["colours_before"], j["colours"], j["colours_after"]) == ("0-15", "48-63", "48-63")
