@@ -689,7 +689,7 @@ class Daemon:
                          max_colours=p.action.max_colours,
                          barred=self.placements.barred(d.name, now), occ=occ)
         if not plan.ok:
-            return hold_back("hold" if plan.reason.startswith("hold:") else "refuse", plan.reason)
+            return hold_back("hold" if plan.reason.startswith("hold:") else "no-plan", plan.reason)
         horizon = p.horizon if p.horizon is not None else st.horizon
         ap = self.appraise(d, plan, rates, horizon, p.action.suspend, occ=occ)
         where = (f"to colours {polmod.format_colours(plan.colours)}"
@@ -1174,6 +1174,10 @@ class Daemon:
             if not isinstance(colours, list) or len(colours) > 1024 or \
                     not all(isinstance(x, int) and not isinstance(x, bool) for x in colours):
                 raise DaemonError("EINVAL", "colours must be a list of integers or a string like 0-31,64")
+            bad = [x for x in colours if not 0 <= x < self.geometry.nr_colours]
+            if bad:
+                raise DaemonError("EINVAL", f"colour {bad[0]} out of range (the host has "
+                                  f"{self.geometry.nr_colours} colours)")
         node = req.get("node", "auto")
         if node is None or node in ("auto", "any"):
             node = None if node == "any" else "auto"
@@ -1191,8 +1195,9 @@ class Daemon:
         occ = self.occupancy(self.live_domains())
         plan = self.plan(d, self.rates, colours=colours, node=node, occ=occ)
         if not plan.ok:
-            self.decide("refuse", d.name, f"{origin}: {plan.reason}")
-            raise DaemonError("EFAIL", f"swap of {d.name} refused: {plan.reason}")
+            # the domain may be swapped (preflight said so): there is no plan for it
+            self.decide("no-plan", d.name, f"{origin}: {plan.reason}")
+            raise DaemonError("EFAIL", f"cannot plan a swap of {d.name}: {plan.reason}")
         ap = self.appraise(d, plan, self.rates, self.settings.horizon, suspend, occ=occ)
         self.start_swap(d, plan, dry, origin="memswapctl",
                         reason=f"requested by memswapctl (pid {c.pid})", suspend=suspend,

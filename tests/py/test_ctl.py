@@ -115,9 +115,14 @@ def test_swap_commands(daemon, tmp_path):
     r = ctl("swap", "0", "--colours", "40-41", run_dir=rd)
     assert r.returncode == 7, r.stderr
     assert "refused: this domain cannot be swapped" in r.stderr and "control domain" in r.stderr
-    # not enough free frames on one colour for the whole domain: refused (1)
+    # not enough free frames on one colour for the whole domain: no plan (1), not a refusal (7)
     r = ctl("swap", "batch", "--colours", "5", run_dir=rd)
     assert r.returncode == 1 and "free memory short" in r.stderr
+    assert r.stderr.startswith("memswapctl: cannot plan a swap of batch: ") and "refused" not in r.stderr
+    last = daemon.result("status")["decisions"][-1]
+    assert last["kind"] == "no-plan" and last["domain"] == "batch"
+    r = daemon.request("swap", domain="batch", colours=[5, 4096])
+    assert r["code"] == "EINVAL" and "colour 4096 out of range" in r["error"]
     # --direct is refused while the daemon runs
     r = ctl("swap", "web", "--direct", "--backend", "sim", "--scenario", SMALL, "--colours", "0-7",
             run_dir=rd)
