@@ -61,7 +61,13 @@ usage error, and without --node the allocator takes any node).
              line_bytes, miss_ns, speed, speed_source, total_s}}
              (memswap.payoff; "decisions" of kind swap, dry-run and no-pay
              carry one too)
-  on error  {ok: false, error, exit}
+  on error  {ok: false, error, exit} (exit as the status memswapctl exits
+            with), except:
+            - policy validate: {ok: false, errors: [{file, line, column,
+              message}]} (exit status 6);
+            - errors in the command line itself (argparse: an unknown
+              command or option, a malformed value; exit status 2): on
+              standard error only.
 """
 
 import argparse

@@ -32,8 +32,9 @@ inputs; a swap requested with memswapctl is appraised the same way but
 not held back (the operator decides), and it is held like any other.
 
 Exit codes: 0 clean stop, 1 fatal error (or a swap still running when the
-stop timeout passed), 78 (EX_CONFIG) invalid configuration at start-up
-(systemd does not restart on it).
+stop timeout passed), 2 usage error (argparse: an unknown option or a bad
+value), 78 (EX_CONFIG) invalid configuration at start-up (systemd does not
+restart on it).
 """
 
 import argparse

@@ -330,3 +330,27 @@ def test_dry_run_shows_the_planned_target(daemon, tmp_path):
             "48-63", "--json", run_dir=none)
     j = json.loads(r.stdout)
     assert (j["colours_before"], j["colours"], j["colours_after"]) == ("0-15", "48-63", "48-63")
+
+
+def test_json_error_shapes(tmp_path, capsys):
+    """The error shapes the module documentation promises: {ok, error, exit}
+    for an error found after parsing (a usage error too), policy validate's
+    {ok, errors}, and nothing on standard output for a malformed command line."""
+    import re
+    from memswap import ctl as ctlmod
+    rc, so, se = _ctl_main(capsys, "--run-dir", tmp_path, "swap", "db", "--colours", "9-1",
+                           "--json")
+    assert rc == 2 and json.loads(so) == {"ok": False, "exit": 2, "error": se.strip()[12:]}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\npolicies: 3\n")
+    rc, so, se = _ctl_main(capsys, "policy", "validate", "--json", bad)
+    j = json.loads(so)
+    assert rc == 6 and j["ok"] is False and set(j) == {"ok", "errors"}
+    assert set(j["errors"][0]) == {"file", "line", "column", "message"}
+    with pytest.raises(SystemExit) as e:
+        ctlmod.main(["history", "--limit", "0", "--json"])
+    so, se = capsys.readouterr()
+    assert e.value.code == 2 and so == "" and "argument --limit" in se
+    doc = ctlmod.__doc__
+    assert "{ok: false, error, exit}" in doc and "{ok: false, errors: [{file, line, column," in doc
+    assert re.search(r"2\s+usage error", doc)
