@@ -10,7 +10,7 @@
  * PGC_xen_heap (62), PGC_page_table (61), PGC_broken (60), the page state
  * (59-58), PGC_extra (57) and the count below; type_info has the type
  * (63-61), PGT_locked, _pinned, _validated, _pae_xen_l2, _partial,
- * PGT_non_coherent (54, XSA-402) and the type count below.
+ * PGT_non_coherent (55, XSA-402) and the type count below.
  */
 #ifndef SIM_XEN_COMPAT_H
 #define SIM_XEN_COMPAT_H
