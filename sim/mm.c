@@ -35,11 +35,32 @@ static void log_get_page_failure(const struct page_info *pg, const struct domain
             sim_owner_domid(pg), pg->count_info, pg->u.inuse.type_info);
 }
 
+/*
+ * get_page(): page_get_owner_and_reference() takes the reference if the
+ * count allows it (not 0, not about to wrap), then reads the owner; on a
+ * mismatch the reference is dropped again. A referenced page without an
+ * owner is a Xen bug (ASSERT(owner)), and get_page() would leak the
+ * reference: recorded as a bug.
+ */
 bool sim_get_page(struct page_info *pg, struct domain *d)
 {
     unsigned long x = pg->count_info, c = x & PGC_count_mask;
 
-    if ( !c || ((c + 1) & PGC_count_mask) == 0 || pg->owner != d || !d )
+    /* Count 0: not allocated; -1 would wrap; -2 is get_page_light()'s. */
+    if ( ((c + 2) & PGC_count_mask) <= 2 || !d )
+    {
+        log_get_page_failure(pg, d);
+        return false;
+    }
+    if ( !pg->owner )
+    {
+        sim_log("BUG: get_page: mfn %lx referenced but has no owner (caf=%016lx)",
+                sim_page_to_mfn(pg), x);
+        sim_bugs++;
+        log_get_page_failure(pg, d);
+        return false;
+    }
+    if ( pg->owner != d )
     {
         log_get_page_failure(pg, d);
         return false;

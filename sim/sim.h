@@ -62,6 +62,7 @@ struct sim_guest_config {
     bool with_devices;          /* console + xenstore rings, netfront, grants */
     uint64_t seed;              /* contents and layout */
     bool forks;                 /* run the fork actor (sim/actors.c); off by default */
+    uint32_t pfn_stride;        /* > 1: a sparse P2M, one RAM pfn every pfn_stride */
 };
 
 /* Build a PV guest the way Linux builds itself; returns the domid (>0). */

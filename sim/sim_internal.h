@@ -426,5 +426,6 @@ int sim_guest_directmap_rw(struct domain *d, unsigned long pfn, bool rw);
 extern const struct sim_swap_opts *sim_swap_cur_opts;
 extern struct memswap_ctx *sim_swap_cur_ctx;
 extern uint64_t sim_swap_checks, sim_swap_allocs;
+extern uint64_t sim_swap_meta_bytes, sim_swap_meta_peak;   /* ms_host_zalloc'd now, at most */
 
 #endif /* SIM_INTERNAL_H */

@@ -10,6 +10,7 @@
 
 #include "sim/sim_internal.h"
 #include "harness.h"
+#include "guest_view.h"
 
 static char audit_buf[8192];
 
@@ -511,22 +512,6 @@ TEST(audit_survives_garbage_guest_fields)
     sim_host_destroy();
 }
 
-/* A data pfn of the guest and the L1 entry that maps it in the direct map. */
-static unsigned long data_pfn_and_pte(struct domain *d, unsigned long from, uint64_t *pte_maddr)
-{
-    unsigned long pfn, mfn = d->vcpu[0].guest_table;
-    uint64_t va;
-    int shift;
-
-    for ( pfn = from; d->pfn_role[pfn] != SIM_ROLE_DATA; pfn++ )
-        ;
-    va = sim_pfn_va(pfn);
-    for ( shift = 39; shift > 12; shift -= 9 )
-        mfn = sim_pte_mfn(((uint64_t *)sim_map_frame(mfn))[(va >> shift) & 511]);
-    *pte_maddr = ((uint64_t)mfn << PAGE_SHIFT) + ((va >> 12) & 511) * 8;
-    return pfn;
-}
-
 /*
  * dom0's decrease_reservation follows guest_remove_page(): a frame still
  * mapped only loses its allocation reference; an unmapped one is freed;
@@ -543,7 +528,7 @@ TEST(dom0_decrease_reservation_and_machphys_update)
     CHECK(host(256 << 20, 1) == 0);
     id = guest(32 << 20, 1, 1, true, 6);
     d = sim_domain_lookup((unsigned int)id);
-    pfn = data_pfn_and_pte(d, 200, &pte);
+    pfn = guest_data_pfn(d, 200, &pte);
     mfn = sim_domain_pfn_to_mfn((unsigned int)id, pfn);
     CHECK(CNT(mfn) == 2);                                   /* allocated + direct map */
     free0 = sim_host_free_frames(-1, NULL);
@@ -566,7 +551,7 @@ TEST(dom0_decrease_reservation_and_machphys_update)
     CHECK(sim_dom0_decrease_reservation(99, mfn) == -ESRCH);
 
     /* M2P update of a live frame: set. */
-    pfn = data_pfn_and_pte(d, pfn + 1, &pte);
+    pfn = guest_data_pfn(d, pfn + 1, &pte);
     mfn = sim_domain_pfn_to_mfn((unsigned int)id, pfn);
     CHECK(sim_dom0_machphys_update((unsigned int)id, mfn, 12345) == 0 && sim_m2p[mfn] == 12345);
     CHECK(CNT(mfn) == 2);
