@@ -124,6 +124,7 @@ struct memswap_ctx {
     unsigned long nr_pfns;
     unsigned long nr_leaves;
     unsigned long empty_leaf_mfn;       /* last leaf found to hold no own frame */
+    unsigned long marked_mid_mfn;       /* last mid frame marked */
 
     /* The index: nr_frames entries in pfn order, leaf_first[] per leaf. */
     uint32_t *leaf_first;               /* [nr_leaves + 1] */
@@ -592,13 +593,21 @@ static int ms_scan_mark_tree(struct memswap_ctx *ctx)
         const uint64_t *top;
         unsigned long mid_mfn;
 
-        if ( ctx->pos && ms_should_yield(ctx) )
-            return MEMSWAP_PREEMPTED;
         top = ms_map(ctx->fll_mfn);
         mid_mfn = (unsigned long)top[ctx->pos];
         ms_unmap(top);
+        /*
+         * Marking is idempotent: a mid seen just before (Linux's shared
+         * "mid missing" page fills the top beyond max_pfn) is done.
+         */
+        if ( mid_mfn == ctx->marked_mid_mfn )
+            continue;
+        /* A mid is 513 lookups: a preemption point each. */
+        if ( ctx->marked_mid_mfn != MS_INVALID_MFN && ms_should_yield(ctx) )
+            return MEMSWAP_PREEMPTED;
         if ( (rc = ms_mark_mid(ctx, ctx->pos, mid_mfn, ctx->pos < nr_mids)) )
             return rc;
+        ctx->marked_mid_mfn = mid_mfn;
     }
     return 0;
 }
@@ -1472,7 +1481,7 @@ int memswap_begin(struct domain *d, const struct memswap_request *req,
         return -ENOMEM;
     ctx->d = d;
     ctx->req = *req;
-    ctx->empty_leaf_mfn = MS_INVALID_MFN;
+    ctx->empty_leaf_mfn = ctx->marked_mid_mfn = MS_INVALID_MFN;
     ctx->meta_bytes = sizeof(*ctx);
     ctx->t_phase = ms_host_now_ns();
     ctx->phase = MEMSWAP_PH_SCAN;
@@ -1524,15 +1533,20 @@ int memswap_run(struct memswap_ctx *ctx)
     return ctx->rc;
 }
 
-int memswap_abort(struct memswap_ctx *ctx)
+int memswap_cancel(struct memswap_ctx *ctx)
 {
     if ( ctx->phase == MEMSWAP_PH_DONE )
         return ctx->rc;
     if ( ctx->phase < MEMSWAP_PH_COMMIT && !ctx->undoing )
         ms_start_rollback(ctx, -EINTR);
     /* A rollback, or past the point of no return the only way out: forward. */
-    ctx->finishing = true;
     return memswap_run(ctx);
+}
+
+int memswap_abort(struct memswap_ctx *ctx)
+{
+    ctx->finishing = true;
+    return memswap_cancel(ctx);
 }
 
 const struct memswap_result *memswap_result(const struct memswap_ctx *ctx)
@@ -1587,6 +1601,22 @@ int memswap_pfn_info(const struct memswap_ctx *ctx, unsigned long pfn,
         return -ENOENT;
     *cls = MS_F(ctx, i, cls);
     *kept_reason = MS_F(ctx, i, kept) == MS_NOT_KEPT ? -1 : MS_F(ctx, i, kept);
+    *old_mfn = MS_F(ctx, i, old_mfn);
+    *new_mfn = MS_F(ctx, i, new_mfn);
+    return 0;
+}
+
+unsigned long memswap_nr_frames(const struct memswap_ctx *ctx)
+{
+    return ctx->nr_frames;
+}
+
+int memswap_frame_info(const struct memswap_ctx *ctx, unsigned long i,
+                       uint64_t *pfn, uint64_t *old_mfn, uint64_t *new_mfn)
+{
+    if ( i >= ctx->nr_frames )
+        return -ENOENT;
+    *pfn = MS_F(ctx, i, pfn);
     *old_mfn = MS_F(ctx, i, old_mfn);
     *new_mfn = MS_F(ctx, i, new_mfn);
     return 0;

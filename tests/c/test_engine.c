@@ -1125,7 +1125,7 @@ TEST(engine_rollback_is_preemptible_and_complete)
 /*
  * A large P2M (here three mid frames' worth, max_pfn about 2^19, for a
  * 16 MiB guest spread over it): marking the tree's frames yields between
- * mids, never walking the whole tree in one go.
+ * mids (513 lookups each), never walking the whole tree in one go.
  */
 static int sparse_guest(unsigned int stride, uint64_t seed)
 {
@@ -1165,8 +1165,8 @@ TEST(engine_p2m_tree_marking_yields)
     sim_domain_pause(domid);
     snapshot_take(&s, domid);
     CHECK(drive(&req, &opts, count_marking, &marking, &res) == 0);
-    /* 512 top entries, one continuation between each two. */
-    CHECKF(marking >= 500, "%u continuations while marking", marking);
+    /* Three mids and Linux's shared "mid missing": a continuation between each two. */
+    CHECKF(marking >= 3, "%u continuations while marking", marking);
     bad = check_swap(&s, &req, &res, true);
     CHECKF(bad == 0, "%d violations", bad);
     snapshot_free(&s);
