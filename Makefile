@@ -31,6 +31,7 @@ include bench/bench.mk
 include tests/e2e/e2e.mk
 -include cext/cext.mk
 -include daemon/daemon.mk
+-include $(wildcard fuzz/*.mk)
 
 build: $(BUILD)/libmemswapsim.a
 
