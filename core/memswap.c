@@ -831,14 +831,17 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
         for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
         {
             unsigned long i = ctx->pos;
+            const struct page_info *pg = ms_page(MS_F(ctx, i, old_mfn));
             int verdict;
 
             ms_prefetch_ahead(ctx, i);
             if ( ms_yield_point(ctx, &n) )
                 return MEMSWAP_PREEMPTED;
+            if ( pg->u.inuse.type_info & PGT_non_coherent )
+                MS_F(ctx, i, flags) |= MS_FL_NONCOH;
             if ( MS_F(ctx, i, kept) != MS_NOT_KEPT )
                 continue;
-            verdict = ms_judge(ctx, i, ms_page(MS_F(ctx, i, old_mfn)));
+            verdict = ms_judge(ctx, i, pg);
             if ( verdict != MS_NOT_KEPT )
                 ms_keep(ctx, i, verdict);
         }
@@ -866,14 +869,10 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
         for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
         {
             unsigned long i = ctx->pos;
-            const struct page_info *pg = ms_page(MS_F(ctx, i, old_mfn));
             unsigned int cls = MS_F(ctx, i, cls);
 
-            ms_prefetch_ahead(ctx, i);
             if ( ms_yield_point(ctx, &n) )
                 return MEMSWAP_PREEMPTED;
-            if ( pg->u.inuse.type_info & PGT_non_coherent )
-                MS_F(ctx, i, flags) |= MS_FL_NONCOH;
             if ( ms_moved(ctx, i) )
             {
                 ctx->nr_movable++;
@@ -887,7 +886,8 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
              * COMMIT rewrites it in place, frozen so that nobody changes it
              * (or drops a reference through it) meanwhile.
              */
-            if ( (ms_is_table(cls) || ms_is_p2m(cls)) && ms_freezable(ctx, i, pg) )
+            if ( (ms_is_table(cls) || ms_is_p2m(cls)) &&
+                 ms_freezable(ctx, i, ms_page(MS_F(ctx, i, old_mfn))) )
             {
                 MS_F(ctx, i, flags) |= MS_FL_INPLACE;
                 ctx->late_cap++;
