@@ -174,7 +174,8 @@ static void mutate(struct input *in)
     }
     case 6:         /* the guest's M2P entry of one of its frames */
         mfn = pick_mfn(in);
-        sim_dom0_machphys_update(victim->domid, mfn, rd(in, 1) & 1 ? rd(in, 3) : sim_m2p_get(mfn) ^ 1);
+        if ( sim_mfn_valid(mfn) )
+            sim_dom0_machphys_update(victim->domid, mfn, rd(in, 1) & 1 ? rd(in, 3) : sim_m2p_get(mfn) ^ 1);
         break;
     case 7:         /* a PTE, through mmu_update (Xen validates it) */
         mfn = pick_mfn(in);
