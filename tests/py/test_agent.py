@@ -620,6 +620,7 @@ def test_unit_verifies(tmp_path):
     r = subprocess.run(['systemd-analyze', 'verify', '--man=no',
                         str(tmp_path / 'memswap-agent.service')],
                        capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ, SYSTEMD_LOG_COLOR='0'))
+                       env=dict(os.environ, SYSTEMD_LOG_COLOR='0',
+                                MANPATH=fixtures.man_pages(tmp_path)))
     assert r.returncode == 0, r.stderr
     assert 'memswap-agent.service' not in r.stderr, r.stderr
