@@ -36,6 +36,7 @@ include tests/e2e/e2e.mk
 -include daemon/daemon.mk
 include packaging.mk
 include premise/premise.mk
+-include $(wildcard fuzz/*.mk)
 
 build: $(BUILD)/libmemswapsim.a
 

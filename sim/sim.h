@@ -62,6 +62,7 @@ struct sim_guest_config {
     bool with_devices;          /* console + xenstore rings, netfront, grants */
     uint64_t seed;              /* contents and layout */
     bool forks;                 /* run the fork actor (sim/actors.c); off by default */
+    uint32_t pfn_stride;        /* > 1: a sparse P2M, one RAM pfn every pfn_stride */
 };
 
 /* Build a PV guest the way Linux builds itself; returns the domid (>0). */
@@ -71,6 +72,10 @@ struct domain *sim_domain_lookup(unsigned int domid);
 int sim_domain_pause(unsigned int domid);
 int sim_domain_unpause(unsigned int domid);
 int sim_domain_set_dying(unsigned int domid);
+/* What a toolstack can turn on under a running domain: log-dirty mode
+ * (live migration, xl save) and an IOMMU (a passed-through device). */
+int sim_domain_set_log_dirty(unsigned int domid, bool on);
+int sim_domain_set_iommu(unsigned int domid, bool on);
 
 struct sim_domain_info {
     unsigned int domid;
@@ -242,6 +247,8 @@ extern unsigned int sim_mutations;
 #define SIM_MUT_SKIP_GDT                (1u << 2) /* GDT frames not re-pointed */
 #define SIM_MUT_SKIP_P2M_INFO           (1u << 3) /* shared_info fll/p2m_cr3 not updated */
 #define SIM_MUT_SKIP_TLB_FLUSH          (1u << 4) /* ms_host_flush_tlbs does nothing */
+#define SIM_MUT_FREEZE_KEEPS_COUNT      (1u << 5) /* freezing checks the count but leaves it */
+#define SIM_MUT_NO_RECHECK              (1u << 6) /* the domain is checked at the start only */
 
 /*
  * sim_log capture: the last lines logged are kept in a ring; tests count
@@ -260,6 +267,15 @@ void sim_dom0_unmap_foreign(int id);
 
 /* One step of only Xen's own writes (vcpu_info), as happens while paused. */
 void sim_xen_step(void);
+
+/*
+ * dom0 acting on a guest's memory behind its back: XENMEM_decrease_reservation
+ * of one frame (Xen 4.17's guest_remove_page(): 0, -ENXIO if no reference
+ * can be taken, -EINVAL), and MMU_MACHPHYS_UPDATE of one M2P entry (0 or
+ * -EINVAL if no reference can be taken).
+ */
+int sim_dom0_decrease_reservation(unsigned int domid, unsigned long mfn);
+int sim_dom0_machphys_update(unsigned int domid, unsigned long mfn, unsigned long pfn);
 
 /* ---- program traces as workloads (sim/trace.c, sim/llc.c) --------------- */
 

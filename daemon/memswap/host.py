@@ -32,7 +32,10 @@ ENOMEM for too few free frames on the requested colours/node, EBUSY for a
 swap in progress, EAGAIN when the guest had unpinned page tables (nothing
 moved: retry, or swap cooperatively), and, for a cooperative swap (Xen),
 call='suspend' with ETIMEDOUT (the guest did not suspend in time),
-EOPNOTSUPP (it does not advertise control/feature-suspend) or EBUSY.
+EOPNOTSUPP (it has no control/ directory in xenstore, so no PV shutdown
+driver to suspend it, or it says control/feature-suspend = 0; a guest that
+merely does not advertise feature-suspend is asked all the same, as Linux
+does not write it again after a restore) or EBUSY.
 """
 import errno
 import os
@@ -671,9 +674,11 @@ class XenHost(Host):
         to suspend_timeout seconds for the guest to suspend, swap, then resume
         it cancelled (its suspend hypercall returns 1), also when the swap
         fails. Refused with MemswapError(EOPNOTSUPP, call='suspend') when the
-        guest does not advertise control/feature-suspend, unless
-        force_suspend. A dry run never suspends. retries (default 3): EAGAIN
-        retries, each one a new suspend when cooperative."""
+        guest has no control/ directory in xenstore or says
+        control/feature-suspend = 0, unless force_suspend (then the request
+        is written regardless); a missing feature-suspend is no refusal.
+        A dry run never suspends. retries (default 3): EAGAIN retries, each
+        one a new suspend when cooperative."""
         g = self.geometry()
         cooperative = True if cooperative is None else bool(cooperative)
         retries = self.RETRIES if retries is None else int(retries)
