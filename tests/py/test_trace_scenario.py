@@ -158,7 +158,7 @@ def test_memswapd_and_memswapctl_refuse_a_bad_trace(tmp_path, traces):
     d.stop()
     assert where in d.log()
     r = fixtures.ctl("swap", "web", "--direct", "--backend", "sim", "--scenario", f,
-                     run_dir=tmp_path / "run")
+                     "--colours", "8-15", run_dir=tmp_path / "run")
     assert r.returncode == 2 and where in r.stderr, (r.returncode, r.stderr)
 
 
