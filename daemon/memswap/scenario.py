@@ -64,8 +64,8 @@ import re
 
 import yaml
 
-from .policy import (_LOADER, T_INT, T_NULL, T_STR, ErrorItem, _bool, _Ctx, _kind, _mapping, _number,
-                     _show, _string, _yaml_error, parse_colours)
+from .policy import (_LOADER, T_INT, T_NULL, T_STR, ErrorItem, _bool, _Ctx, _kind, _mapping,
+                     _number, _show, _string, _yaml_error, parse_colours)
 
 MiB = 1 << 20
 TRACE_SUFFIX = ".mtr"
