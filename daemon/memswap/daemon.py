@@ -824,7 +824,10 @@ class Daemon:
                "token": None if dry else secrets.token_hex(16),
                "horizon_s": horizon,
                "payoff": appraisal.as_dict() if appraisal is not None else None}
-        rec["id"] = self.state.begin_swap(rec)
+        try:
+            rec["id"] = self.state.begin_swap(rec)
+        except OSError as e:            # e.g. EMFILE while clients hold every descriptor
+            raise DaemonError("EFAIL", f"cannot record the swap's intent: {e}") from e
         if not dry:
             try:
                 self.host.set_swap_mark(info.domid, rec["token"])
