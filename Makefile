@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-only
-# memswap: top-level build. Components keep their rules in their own
-# fragments (core/core.mk, sim/sim.mk, tests/c/tests.mk, bench/bench.mk,
-# tests/e2e/e2e.mk); this file wires the user-facing targets.
+# memswap: top-level build, one graph for every C object and program.
+# Components keep their rules in their own fragments (core/core.mk,
+# sim/sim.mk, tests/c/tests.mk, bench/bench.mk, tests/e2e/e2e.mk,
+# cext/cext.mk: the extension, the guest agent, the e2e programs,
+# daemon/daemon.mk); this file wires the user-facing targets.
 #
+#   make build   libraries, the extension (in place), the guest agent
 #   make demo    the simulator demo (daemon + policy + swap of a victim)
 #   make test    every test: C tests, pytest, end-to-end on Xen under QEMU
 #   make bench   swap-engine benchmark on the simulator
@@ -31,6 +34,9 @@ include bench/bench.mk
 include tests/e2e/e2e.mk
 -include cext/cext.mk
 -include daemon/daemon.mk
+include packaging.mk
+include premise/premise.mk
+-include $(wildcard fuzz/*.mk)
 
 build: $(BUILD)/libmemswapsim.a
 

@@ -1,23 +1,35 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Build memswap's Python package and its C extension, memswap._memswap.
 
-The extension compiles cext/*.c together with the swap engine (core/) and
-the simulated host (sim/), and links Debian's libxen-dev libraries, whose
-flags come from pkg-config. Build in place for the tree's own use with
+The extension is the thin Python layer of cext/ (the method table, argument
+parsing, results and errors); it links the archives make builds from the
+same tree, once, with the project's flags:
 
-    /usr/bin/python3 setup.py build_ext --inplace --build-temp build/cext
+    build/libmemswaphost.a   cext/'s Python-free C (the swap sequence, the
+                             Xen and simulator steps, P2M, perf groups)
+    build/libmemswapsim.a    the swap engine (core/) and the simulated host
 
-(`make ext` does this), which leaves daemon/memswap/_memswap*.so.
+and Debian's libxen-dev libraries (flags from pkg-config). setup.py asks
+make for the archives first, so `setup.py build_ext` alone works too; the
+tree's own build is
+
+    make ext      (MEMSWAP_BUILD=build python3 setup.py build_ext --inplace)
+
+which leaves daemon/memswap/_memswap*.so.
 """
-import glob
 import os
-import re
 import subprocess
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.environ.get('MEMSWAP_BUILD', 'build')
 XEN_PKGS = ['xencontrol', 'xenguest', 'xenstore', 'xencall', 'xenforeignmemory']
+ARCHIVES = [os.path.join(BUILD, 'libmemswaphost.a'), os.path.join(BUILD, 'libmemswapsim.a')]
+# The Python layer; everything else under cext/ is in libmemswaphost.a.
+SOURCES = ['cext/_memswap.c', 'cext/errors.c', 'cext/util.c', 'cext/sim_backend.c',
+           'cext/xen_backend.c', 'cext/perf.c']
 
 
 def pkg_config(*args):
@@ -30,16 +42,16 @@ def pkg_config(*args):
     return out.split()
 
 
-def rel(pattern):
-    return sorted(os.path.relpath(p, HERE)
-                  for p in glob.glob(os.path.join(HERE, pattern)))
+class BuildExt(build_ext):
+    """Have make bring the archives up to date before linking them."""
 
-
-def sim_sources():
-    # Everything in sim/ but programs (a file with main() is a tool or test).
-    main_re = re.compile(r'^\s*int\s+main\s*\(', re.M)
-    return [p for p in rel('sim/*.c')
-            if not main_re.search(open(os.path.join(HERE, p)).read())]
+    def run(self):
+        # A make of its own: a parent make's jobserver descriptors are not
+        # passed down to this child.
+        env = {k: v for k, v in os.environ.items() if k not in ('MAKEFLAGS', 'MFLAGS')}
+        subprocess.run(['make', '-s', '--no-print-directory', '-C', HERE, 'BUILD=' + BUILD]
+                       + ARCHIVES, check=True, env=env)
+        super().run()
 
 
 cflags = pkg_config('--cflags')
@@ -47,25 +59,29 @@ libs = pkg_config('--libs')
 
 ext = Extension(
     'memswap._memswap',
-    sources=rel('cext/*.c') + ['core/memswap.c'] + sim_sources(),
-    depends=rel('cext/*.h') + rel('core/*.h') + rel('sim/*.h'),
+    sources=SOURCES,
+    depends=ARCHIVES + ['cext/memswap_ext.h', 'cext/coop.h', 'cext/perf_core.h',
+                        'cext/sim/sim_coop.h', 'cext/xen/xenhost.h'],
     include_dirs=['.'] + [f[2:] for f in cflags if f.startswith('-I')],
     library_dirs=[f[2:] for f in libs if f.startswith('-L')],
     libraries=[f[2:] for f in libs if f.startswith('-l')],
+    extra_objects=ARCHIVES,
     extra_compile_args=['-std=gnu11', '-Wno-unused-parameter',
                         '-Wno-missing-field-initializers', '-fvisibility=hidden']
                        + [f for f in cflags if not f.startswith('-I')],
-    extra_link_args=['-pthread'],
+    # The archives' symbols stay inside the module (PyInit__memswap only).
+    extra_link_args=['-pthread', '-Wl,--exclude-libs,ALL'],
 )
 
 setup(
     name='memswap',
-    version='0.1',
+    version=open(os.path.join(HERE, 'VERSION')).read().strip(),
     description='Move a running Xen PV domain\'s memory by cache colour / NUMA node',
     license='GPL-2.0-only',
     package_dir={'': 'daemon'},
     packages=['memswap'],
     ext_modules=[ext],
+    cmdclass={'build_ext': BuildExt},
     scripts=[p for p in ('daemon/memswapd', 'daemon/memswapctl')
              if os.path.exists(os.path.join(HERE, p))],
     python_requires='>=3.11',

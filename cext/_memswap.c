@@ -27,7 +27,8 @@ static PyMethodDef methods[] = {
     { "sim_domain_unpause", ms_sim_domain_unpause, METH_VARARGS, "sim_domain_unpause(domid)" },
     { "sim_domain_set_dying", ms_sim_domain_set_dying, METH_VARARGS, "sim_domain_set_dying(domid)" },
     { "sim_domain_list", ms_sim_domain_list, METH_NOARGS,
-      "sim_domain_list() -> [dict(domid, name, state, vcpus, tot_pages, max_pages, hvm)]" },
+      "sim_domain_list() -> [dict(domid, name, state, vcpus, tot_pages, max_pages, hvm,\n"
+      "                          shutdown_reason=None)]" },
     { "sim_geometry", ms_sim_geometry, METH_NOARGS,
       "sim_geometry() -> dict(nr_colours, colour_shift, llc_bytes, ways, line_bytes,\n"
       "                       nr_nodes, total_frames, free_frames)" },
@@ -41,6 +42,19 @@ static PyMethodDef methods[] = {
       "sim_free_frames(node=None, colours=None) -> free frames" },
     { "sim_set_workload", FN(ms_sim_set_workload), KW,
       "sim_set_workload(domid, wss_bytes, pattern='random', stride=64, intensity=30, weight=1)" },
+    { "sim_set_trace", FN(ms_sim_set_trace), KW,
+      "sim_set_trace(domid, path, weight=1, loop=True, offset_pages=0)\n"
+      "Replay a program's trace (make traces: build/traces/<name>.mtr) as the\n"
+      "domain's workload instead of a synthetic one: its k-th page on working-set\n"
+      "page (k + offset_pages) mod n, through the guest's page tables; weight its\n"
+      "share of sim_llc_run(), in trace records; loop: restart at its end. The\n"
+      "file is loaded and checked with the GIL released (MemswapError, call\n"
+      "'sim_trace_load', for a missing or damaged file)." },
+    { "sim_trace_counts", ms_sim_trace_counts, METH_VARARGS,
+      "sim_trace_counts(domid) -> dict(records, loops, i_refs, d_reads, d_writes,\n"
+      "    i1_misses, d1_read_misses, d1_write_misses, ll_i_misses, ll_d_read_misses,\n"
+      "    ll_d_write_misses, unmapped, done): the replay's counts, cachegrind's\n"
+      "categories (ENOENT: the domain replays no trace)" },
     { "sim_llc_run", ms_sim_llc_run, METH_VARARGS,
       "sim_llc_run(accesses): run every domain's workload (GIL released)" },
     { "sim_world_step", ms_sim_world_step, METH_VARARGS,
@@ -53,26 +67,44 @@ static PyMethodDef methods[] = {
       "                            net_tx_ok, io_errors)" },
     { "sim_swap", FN(ms_sim_swap), KW,
       "sim_swap(domid, colours=None, node=None, dry_run=False, progress=None,\n"
-      "         preempt_every=0, cooperative=False, retries=0) -> result dict\n"
+      "         preempt_every=0, cooperative=False, retries=0, backoff_steps=4,\n"
+      "         backoff_max_steps=64) -> result dict\n"
+      "Refused first (MemswapError, call 'swap-preflight'): dom0 EACCES, dying\n"
+      "ENODEV, HVM EOPNOTSUPP, paused or suspended by someone EBUSY.\n"
       "cooperative: suspend the guest (forks finish, every table pinned), swap,\n"
-      "resume it cancelled; EAGAIN is retried up to retries times.\n"
-      "progress(phase, done, total) is called from the swap (GIL reacquired)." },
+      "resume it cancelled; EAGAIN is retried up to retries times, the guest\n"
+      "running backoff_steps world steps before the first retry, doubling up to\n"
+      "backoff_max_steps. progress(phase, done, total) is called from the swap\n"
+      "(GIL reacquired)." },
     /* Xen */
     { "xen_open", ms_xen_open, METH_NOARGS,
       "xen_open(): open libxenctrl, xencall, foreignmemory and xenstore handles" },
     { "xen_close", ms_xen_close, METH_NOARGS, "xen_close()" },
     { "xen_domain_list", ms_xen_domain_list, METH_NOARGS,
-      "xen_domain_list() -> [dict(domid, name, state, vcpus, tot_pages, max_pages, hvm)]" },
+      "xen_domain_list() -> [dict(domid, name, state, vcpus, tot_pages, max_pages, hvm,\n"
+      "                          shared_info_frame, shutdown_reason)]\n"
+      "shutdown_reason: SHUTDOWN_* of a shut-down domain (2: suspend), else None" },
+    { "xen_own_domid", ms_xen_own_domid, METH_NOARGS,
+      "xen_own_domid() -> the caller's own domain id (xenstore relative \"domid\")" },
     { "xen_physinfo", ms_xen_physinfo, METH_NOARGS,
       "xen_physinfo() -> dict(total_pages, free_pages, nr_nodes, nr_cpus, ...)" },
     { "xen_swap", FN(ms_xen_swap), KW,
       "xen_swap(domid, colours=None, nr_colours=1, colour_shift=0, node=None,\n"
       "         dry_run=False, cooperative=False, suspend_timeout_ms=10000,\n"
-      "         retries=0, force_suspend=False) -> result dict (XEN_DOMCTL_memswap)\n"
-      "cooperative: suspend the guest (control/shutdown=suspend), swap, resume it\n"
-      "cancelled; result has suspend_ns, resume_ns, retries (EAGAIN retries)." },
+      "         retries=0, force_suspend=False, backoff_ms=10, backoff_max_ms=250)\n"
+      "         -> result dict (XEN_DOMCTL_memswap)\n"
+      "Refused before anything is written to xenstore or paused (MemswapError,\n"
+      "call 'swap-preflight'): dom0 or a domain the hypervisor refuses (dry run)\n"
+      "EACCES, the caller's own domain EDEADLK, shut down, paused, a pending\n"
+      "control/shutdown request or log-dirty EBUSY, dying ENODEV, HVM/PVH\n"
+      "EOPNOTSUPP. cooperative: write control/shutdown = suspend in a transaction\n"
+      "that finds it empty, wait up to suspend_timeout_ms, swap, resume the guest\n"
+      "cancelled; EAGAIN is retried up to retries times after backoff_ms,\n"
+      "doubling up to backoff_max_ms. The result has suspend_ns, resume_ns,\n"
+      "retries; an error has .stage (preflight, suspend, swap, resume)." },
     { "xen_p2m", ms_xen_p2m, METH_VARARGS,
-      "xen_p2m(domid) -> [mfn of pfn] (64-bit PV guests, 3-level p2m tree)" },
+      "xen_p2m(domid) -> [mfn of pfn, -1 where none] (64-bit PV guests, 3-level\n"
+      "p2m tree); refuses dom0 (EACCES) and the caller's own domain (EDEADLK)" },
     { "xen_xs_read", ms_xen_xs_read, METH_VARARGS, "xen_xs_read(path) -> str or None" },
     { "xen_xs_write", ms_xen_xs_write, METH_VARARGS, "xen_xs_write(path, value)" },
     { "xen_xs_directory", ms_xen_xs_directory, METH_VARARGS,

@@ -8,10 +8,9 @@
  * xc_interface_open) the way they would with any OSError, and say which
  * call failed. It is raised as MemswapError(errno, strerror, call).
  *
- * The class is defined in Python source executed at module init: an
- * OSError subclass needs a custom __init__ to take a third argument
- * without OSError treating it as a filename, and that is two lines of
- * Python against a page of C.
+ * Made with PyErr_NewExceptionWithDoc; its __init__ takes the third
+ * argument as `call` (OSError would take it for a filename) and its
+ * __str__ names the call first.
  */
 #include "memswap_ext.h"
 
@@ -22,47 +21,92 @@
 
 PyObject *ms_MemswapError;
 
-static const char error_src[] =
-"class MemswapError(OSError):\n"
-"    \"\"\"A memswap operation failed.\n"
+static const char error_doc[] =
+"A memswap operation failed.\n"
 "\n"
-"    An OSError: .errno and .strerror as usual, and .call, the name of the\n"
-"    failing call (e.g. 'sim_swap', 'xc_interface_open', 'perf_event_open').\n"
-"    Constructed as MemswapError(errno, strerror, call).\n"
-"    \"\"\"\n"
-"    def __init__(self, errno, strerror, call=None):\n"
-"        super().__init__(errno, strerror)\n"
-"        self.call = call\n"
-"\n"
-"    def __str__(self):\n"
-"        s = '[Errno %s] %s' % (self.errno, self.strerror)\n"
-"        return '%s: %s' % (self.call, s) if self.call else s\n";
+"An OSError: .errno and .strerror as usual, and .call, the name of the\n"
+"failing call (e.g. 'sim_swap', 'xc_interface_open', 'swap-preflight').\n"
+"Constructed as MemswapError(errno, strerror, call).";
+
+/* __init__(self, errno, strerror, call=None) */
+static PyObject *error_init(PyObject *unused, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "self", "errno", "strerror", "call", NULL };
+    PyObject *self, *err, *text, *call = Py_None, *r;
+
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "OOO|O:MemswapError", kwlist,
+                                      &self, &err, &text, &call) )
+        return NULL;
+    r = PyObject_CallMethod(PyExc_OSError, "__init__", "OOO", self, err, text);
+    if ( !r )
+        return NULL;
+    Py_DECREF(r);
+    if ( PyObject_SetAttrString(self, "call", call) < 0 )
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* "call: [Errno N] text", or OSError's own text without a call */
+static PyObject *error_str(PyObject *unused, PyObject *self)
+{
+    PyObject *call, *err, *text, *s = NULL;
+
+    call = PyObject_GetAttrString(self, "call");
+    if ( !call )
+    {
+        PyErr_Clear();
+        call = Py_NewRef(Py_None);
+    }
+    err = PyObject_GetAttrString(self, "errno");
+    text = err ? PyObject_GetAttrString(self, "strerror") : NULL;
+    if ( err && text )
+        s = call == Py_None ? PyUnicode_FromFormat("[Errno %S] %S", err, text)
+                            : PyUnicode_FromFormat("%S: [Errno %S] %S", call, err, text);
+    Py_XDECREF(err);
+    Py_XDECREF(text);
+    Py_DECREF(call);
+    return s;
+}
+
+static PyMethodDef error_init_def = {
+    "__init__", (PyCFunction)(void (*)(void))error_init, METH_VARARGS | METH_KEYWORDS,
+    "MemswapError(errno, strerror, call=None)"
+};
+static PyMethodDef error_str_def = { "__str__", error_str, METH_O, NULL };
+
+/* A method for the class dict: a builtin wrapped so that it binds self. */
+static int add_method(PyObject *dict, PyMethodDef *def)
+{
+    PyObject *fn = PyCFunction_New(def, NULL), *m;
+    int rc;
+
+    if ( !fn )
+        return -1;
+    m = PyInstanceMethod_New(fn);
+    Py_DECREF(fn);
+    if ( !m )
+        return -1;
+    rc = PyDict_SetItemString(dict, def->ml_name, m);
+    Py_DECREF(m);
+    return rc;
+}
 
 int ms_errors_init(PyObject *module)
 {
-    PyObject *globals, *res, *name;
-    int rc;
+    PyObject *dict = PyDict_New();
 
-    globals = PyDict_New();
-    if ( !globals )
+    if ( !dict )
         return -1;
-    name = PyModule_GetNameObject(module);
-    if ( !name )
-        goto fail;
-    rc = PyDict_SetItemString(globals, "__name__", name);
-    Py_DECREF(name);
-    if ( rc < 0 ||
-         PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0 )
-        goto fail;
-    res = PyRun_String(error_src, Py_file_input, globals, globals);
-    if ( !res )
-        goto fail;
-    Py_DECREF(res);
-    ms_MemswapError = PyDict_GetItemString(globals, "MemswapError"); /* borrowed */
+    if ( add_method(dict, &error_init_def) < 0 || add_method(dict, &error_str_def) < 0 )
+    {
+        Py_DECREF(dict);
+        return -1;
+    }
+    ms_MemswapError = PyErr_NewExceptionWithDoc("memswap._memswap.MemswapError",
+                                                error_doc, PyExc_OSError, dict);
+    Py_DECREF(dict);
     if ( !ms_MemswapError )
-        goto fail;
-    Py_INCREF(ms_MemswapError);
-    Py_DECREF(globals);
+        return -1;
     Py_INCREF(ms_MemswapError);
     if ( PyModule_AddObject(module, "MemswapError", ms_MemswapError) < 0 )
     {
@@ -70,10 +114,6 @@ int ms_errors_init(PyObject *module)
         return -1;
     }
     return 0;
-
- fail:
-    Py_DECREF(globals);
-    return -1;
 }
 
 static PyObject *raise_text(int err, const char *call, const char *text)

@@ -51,11 +51,14 @@ PyObject *ms_sim_io_stats(PyObject *self, PyObject *args);
 PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_p2m(PyObject *self, PyObject *args);
 PyObject *ms_sim_checksums(PyObject *self, PyObject *args);
+PyObject *ms_sim_set_trace(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *ms_sim_trace_counts(PyObject *self, PyObject *args);
 
 /* xen_backend.c */
 PyObject *ms_xen_open(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_close(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_domain_list(PyObject *self, PyObject *noargs);
+PyObject *ms_xen_own_domid(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_physinfo(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_xen_p2m(PyObject *self, PyObject *args);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * perf_event counter groups, without Python: used by the extension
- * (cext/perf.c) and by the guest agent (daemon/agent/memswap-agent.c).
+ * (cext/perf.c) and by the guest agent (agent/memswap-agent.c).
  *
  * A group is one leader and its members opened with perf_event_open() and
  * read with one read() (PERF_FORMAT_GROUP | TOTAL_TIME_ENABLED |

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "sim/sim.h"
+#include "cext/sim/sim_coop.h"
 
 static pthread_mutex_t sim_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t sim_owner;
@@ -295,14 +296,17 @@ PyObject *ms_sim_domain_list(PyObject *self, PyObject *noargs)
 
         if ( rcs[i] < 0 )
             continue;   /* vanished between list and info */
-        d = Py_BuildValue("{sIsssssIsKsKsO}",
+        /* shutdown_reason as on Xen: the simulator never shuts a domain down
+         * (its suspended guests show as paused). */
+        d = Py_BuildValue("{sIsssssIsKsKsOsO}",
                           "domid", info[i].domid,
                           "name", info[i].name,
                           "state", state_name(info[i].state),
                           "vcpus", info[i].nr_vcpus,
                           "tot_pages", (unsigned long long)info[i].tot_pages,
                           "max_pages", (unsigned long long)info[i].max_pages,
-                          "hvm", info[i].hvm ? Py_True : Py_False);
+                          "hvm", info[i].hvm ? Py_True : Py_False,
+                          "shutdown_reason", Py_None);
         if ( !d || PyList_Append(list, d) < 0 )
         {
             Py_XDECREF(d);
@@ -582,6 +586,7 @@ struct progress {
     PyObject *exc_type, *exc_value, *exc_tb;   /* first exception it raised */
     int last_phase;
     uint64_t last_done;
+    int *cancelled;            /* set when the callable raised: no more attempts */
 };
 
 /*
@@ -609,7 +614,10 @@ static void progress_cb(void *arg, enum memswap_phase ph, uint64_t done, uint64_
     if ( r )
         Py_DECREF(r);
     else
+    {
         PyErr_Fetch(&p->exc_type, &p->exc_value, &p->exc_tb);
+        *p->cancelled = 1;
+    }
     PyGILState_Release(g);
 }
 
@@ -680,37 +688,40 @@ static int dict_set_u64(PyObject *d, const char *key, unsigned long long v)
 PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "domid", "colours", "node", "dry_run", "progress",
-                              "preempt_every", "cooperative", "retries", NULL };
-    unsigned int domid, preempt_every = 0, retries = 0, attempt, step;
+                              "preempt_every", "cooperative", "retries", "backoff_steps",
+                              "backoff_max_steps", NULL };
+    unsigned int domid, preempt_every = 0, retries = 0, backoff = 4, backoff_max = 64;
     PyObject *col_o = Py_None, *node_o = Py_None, *prog_o = Py_None, *d;
-    int dry_run = 0, cooperative = 0, rc, src = 0, i;
+    int dry_run = 0, cooperative = 0, rc, i;
     unsigned long long bm[MEMSWAP_COLOUR_WORDS];
-    struct memswap_request req;
+    struct ms_sim_swap_op s;
+    struct ms_coop_policy pol;
+    struct ms_coop_outcome o;
     struct sim_swap_opts opts;
-    struct memswap_result res;
     struct progress prog;
 
-    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OOpOIpI", kwlist, &domid, &col_o,
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OOpOIpIII", kwlist, &domid, &col_o,
                                       &node_o, &dry_run, &prog_o, &preempt_every,
-                                      &cooperative, &retries) )
+                                      &cooperative, &retries, &backoff, &backoff_max) )
         return NULL;
-    SIM_ENTER("sim_swap");
     if ( prog_o != Py_None && !PyCallable_Check(prog_o) )
         return PyErr_Format(PyExc_TypeError, "progress must be callable or None");
     if ( retries > 100 )
         return PyErr_Format(PyExc_ValueError, "retries must be 0..100");
+    if ( backoff > backoff_max || backoff_max > 4096 )
+        return PyErr_Format(PyExc_ValueError, "backoff_steps and backoff_max_steps must "
+                            "satisfy backoff_steps <= backoff_max_steps <= 4096");
+    SIM_ENTER("sim_swap");
 
-    memset(&req, 0, sizeof(req));
-    req.domid = domid;
-    req.flags = dry_run ? MEMSWAP_F_DRY_RUN : 0;
-    SIM_RUN(sim_host_geometry(&req.geom));
-    if ( node_from_py(node_o, &req.node) ||
-         ms_colours_from_py(col_o, req.geom.nr_colours, bm, MEMSWAP_COLOUR_WORDS) )
+    memset(&s, 0, sizeof(s));
+    s.req.domid = domid;
+    s.req.flags = dry_run ? MEMSWAP_F_DRY_RUN : 0;
+    SIM_RUN(sim_host_geometry(&s.req.geom));
+    if ( node_from_py(node_o, &s.req.node) ||
+         ms_colours_from_py(col_o, s.req.geom.nr_colours, bm, MEMSWAP_COLOUR_WORDS) )
         return NULL;
     for ( i = 0; i < MEMSWAP_COLOUR_WORDS; i++ )
-        req.colours[i] = bm[i];
-    if ( dry_run )
-        cooperative = 0;     /* a plan never disturbs the guest */
+        s.req.colours[i] = bm[i];
 
     memset(&opts, 0, sizeof(opts));
     opts.preempt_every = preempt_every;
@@ -718,30 +729,22 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
     opts.world_runs = true;    /* dom0's daemons and backends run during the swap */
     memset(&prog, 0, sizeof(prog));
     prog.last_phase = -1;
+    prog.cancelled = &s.cancelled;
     if ( prog_o != Py_None )
     {
         prog.callable = prog_o;
         opts.progress = progress_cb;
         opts.progress_arg = &prog;
     }
+    s.opts = &opts;
+    memset(&pol, 0, sizeof(pol));
+    pol.cooperative = cooperative && !dry_run;   /* a plan never disturbs the guest */
+    pol.retries = retries;
+    pol.backoff = backoff;
+    pol.backoff_max = backoff_max;
 
-    /*
-     * As the Xen backend does: a cooperative swap suspends the guest (it
-     * finishes forks and pins every table), swaps and always resumes it
-     * cancelled; EAGAIN (a table under construction, a reference taken
-     * during the swap) is retried after letting the guest run a little.
-     */
     Py_INCREF(prog_o);   /* keep the callable alive while the GIL is released */
-    for ( attempt = 0; ; attempt++ )
-    {
-        memset(&res, 0, sizeof(res));
-        SIM_RUN(src = cooperative ? sim_domain_suspend(domid) : 0;
-                rc = src ? src : sim_swap(&req, &opts, &res);
-                if ( cooperative && !src ) sim_domain_resume_cancelled(domid));
-        if ( src || rc != -EAGAIN || attempt >= retries || prog.exc_type )
-            break;
-        SIM_RUN(for ( step = 0; step < 4u << attempt && step < 64; step++ ) sim_world_step());
-    }
+    SIM_RUN(rc = ms_sim_swap_run(&s, &pol, &o));
     Py_DECREF(prog_o);
 
     if ( prog.exc_type )
@@ -751,19 +754,119 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
         PyErr_Restore(prog.exc_type, prog.exc_value, prog.exc_tb);
         return NULL;
     }
-    if ( src < 0 )
-        return ms_raise(-src, "sim_domain_suspend");
-    if ( rc < 0 )
+    if ( rc )
     {
-        ms_raise(-rc, "sim_swap");
-        ms_error_set_attr("phase",
-                          PyUnicode_FromString(memswap_phase_name(res.failed_phase)));
-        ms_error_set_attr("retries", PyLong_FromUnsignedLong(attempt));
+        if ( s.msg[0] )
+            ms_raise_msg(s.err, s.call, "%s", s.msg);
+        else
+            ms_raise(s.err, s.call);
+        if ( !strcmp(s.call, "sim_swap") )
+            ms_error_set_attr("phase",
+                              PyUnicode_FromString(memswap_phase_name(s.res.failed_phase)));
+        ms_error_set_attr("retries", PyLong_FromUnsignedLong(o.retries));
         return NULL;
     }
-    d = result_dict(&res, dry_run);
-    if ( d && (PyDict_SetItemString(d, "cooperative", cooperative ? Py_True : Py_False) ||
-               dict_set_u64(d, "retries", attempt)) )
+    d = result_dict(&s.res, dry_run);
+    if ( d && (PyDict_SetItemString(d, "cooperative", o.suspended ? Py_True : Py_False) ||
+               dict_set_u64(d, "retries", o.retries)) )
         Py_CLEAR(d);
     return d;
+}
+
+/* ---- program traces as workloads --------------------------------------------- */
+
+/*
+ * sim_set_trace(domid, path, weight=1, loop=True, offset_pages=0): load the
+ * trace at @path (sim/trace.h's format, as make traces writes it) and
+ * replay it as the domain's workload. The load maps and checks the whole
+ * file (seconds for a large one); it touches no simulator state, so it runs
+ * with the GIL released and without the sim lock. The domain keeps its own
+ * reference to the trace; ours is dropped under the lock, where every other
+ * reference is taken and dropped.
+ */
+PyObject *ms_sim_set_trace(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "domid", "path", "weight", "loop", "offset_pages", NULL };
+    unsigned int domid, weight = 1;
+    unsigned long long offset = 0;
+    int loop = 1, rc;
+    PyObject *path_o = NULL;
+    const char *path;
+    struct sim_trace *t = NULL;
+    struct sim_trace_workload tw;
+    char err[512];
+
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "IO&|IpK", kwlist, &domid,
+                                      PyUnicode_FSConverter, &path_o, &weight, &loop,
+                                      &offset) )
+        return NULL;
+    if ( weight == 0 )
+    {
+        Py_DECREF(path_o);
+        return PyErr_Format(PyExc_ValueError, "weight must be at least 1");
+    }
+    if ( sim_check("sim_trace_load", 1) )
+    {
+        Py_DECREF(path_o);
+        return NULL;
+    }
+    path = PyBytes_AS_STRING(path_o);
+    err[0] = '\0';
+    Py_BEGIN_ALLOW_THREADS
+    rc = sim_trace_load(path, &t, err, sizeof(err));
+    Py_END_ALLOW_THREADS
+    if ( rc < 0 )
+    {
+        /* The loader's sentence names the file; for a system error it
+         * repeats strerror, which MemswapError already carries. */
+        if ( rc == -EINVAL && err[0] )
+            ms_raise_msg(-rc, "sim_trace_load", "%s", err);
+        else
+            ms_raise_msg(-rc, "sim_trace_load", "%s", path);
+        Py_DECREF(path_o);
+        return NULL;
+    }
+    Py_DECREF(path_o);
+
+    memset(&tw, 0, sizeof(tw));
+    tw.trace = t;
+    tw.weight = weight;
+    tw.loop = loop;
+    tw.offset_pages = offset;
+    SIM_RUN(rc = sim_domain_set_trace(domid, &tw); sim_trace_put(t));
+    if ( rc < 0 )
+        return ms_raise(-rc, "sim_domain_set_trace");
+    Py_RETURN_NONE;
+}
+
+PyObject *ms_sim_trace_counts(PyObject *self, PyObject *args)
+{
+    unsigned int domid;
+    struct sim_trace_counts c;
+    int rc;
+
+    if ( get_domid(args, &domid) )
+        return NULL;
+    SIM_ENTER("sim_domain_trace_counts");
+    memset(&c, 0, sizeof(c));
+    SIM_RUN(rc = sim_domain_trace_counts(domid, &c));
+    if ( rc < 0 )
+        return rc == -ENOENT
+            ? ms_raise_msg(ENOENT, "sim_domain_trace_counts",
+                           "domain %u replays no trace", domid)
+            : ms_raise(-rc, "sim_domain_trace_counts");
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsO}",
+                         "records", (unsigned long long)c.records,
+                         "loops", (unsigned long long)c.loops,
+                         "i_refs", (unsigned long long)c.i_refs,
+                         "d_reads", (unsigned long long)c.d_reads,
+                         "d_writes", (unsigned long long)c.d_writes,
+                         "i1_misses", (unsigned long long)c.i1_misses,
+                         "d1_read_misses", (unsigned long long)c.d1_read_misses,
+                         "d1_write_misses", (unsigned long long)c.d1_write_misses,
+                         "ll_i_misses", (unsigned long long)c.ll_i_misses,
+                         "ll_d_read_misses", (unsigned long long)c.ll_d_read_misses,
+                         "ll_d_write_misses", (unsigned long long)c.ll_d_write_misses,
+                         "unmapped", (unsigned long long)c.unmapped,
+                         "done", c.done ? Py_True : Py_False);
 }

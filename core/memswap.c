@@ -8,8 +8,9 @@
  *
  *  SCAN        Walk the guest's P2M tree from shared_info (frame list list
  *              -> mid frames -> leaves) and index every pfn whose frame is
- *              ours and whose M2P entry agrees. All guest-controlled MFNs
- *              are checked for ownership before use.
+ *              the guest's own plain page and whose M2P entry agrees, taking
+ *              a reference on it (held until FREE or rollback). Every MFN
+ *              read from guest memory is checked before use.
  *  COUNT_REFS  Walk every validated page table we indexed and count, for
  *              each frame, the general and type references the domain's own
  *              tables account for (as Xen's get_page_from_lNe would have
@@ -18,21 +19,33 @@
  *              for and no grant entry permits access to it. Anything else
  *              stays and is reported with the reason.
  *  ALLOC       Target frames from the host allocator (colours, node).
- *  COPY        Copy plain frames; write translated copies of page tables
- *              and P2M frames (own moved frames only, flags and markers
- *              kept, Xen's L4 slots regenerated) into the new frames.
- *              Nothing the domain can see has changed yet.
- *  FREEZE      Stop anyone taking new references to old frames; verify the
- *              counts again (a foreign mapping made during the swap makes
- *              us roll back with -EAGAIN rather than lose its reference).
+ *  COPY        Copy every moving frame's bytes into its new frame. Nothing
+ *              the domain can see has changed yet.
+ *  FREEZE      As steal_page(): take every frame the commit will hand over
+ *              or rewrite to count 0 with one cmpxchg that succeeds only on
+ *              the planned count, re-verify types and the M2P entries the
+ *              translation relies on (a reference or an M2P change made
+ *              during the swap rolls it back with -EAGAIN), then translate
+ *              the copies of tables and P2M frames: with the M2P now fixed,
+ *              the translation cannot be stale.
  *  COMMIT      The point of no return: transfer counts and ownership, fix
- *              the M2P, translate kept tables in place, re-point vCPU and
- *              shared_info holders, flush TLBs, unpause.
- *  FREE        Return the old frames to the heap, with the domain running.
+ *              the M2P, translate kept tables in place, make the new tables
+ *              live, re-point vCPU and shared_info holders, flush TLBs,
+ *              unpause.
+ *  FREE        Return the old frames to the heap (flushing non-coherent
+ *              ones, XSA-402) and drop the references on kept frames, with
+ *              the domain running.
  *
  * Every phase is resumable: progress lives in the context, and the host's
- * preemption check may stop any phase between two frames. Failures before
- * COMMIT roll back completely; COMMIT and FREE cannot fail.
+ * preemption check may stop any phase between two frames. On every
+ * continuation before COMMIT the domain is checked again. Failures before
+ * COMMIT roll back completely, and the rollback is itself resumable;
+ * COMMIT and FREE cannot fail.
+ *
+ * The index is compact: one entry per indexed frame, in pfn order, in
+ * segments of MS_SEG entries, and a directory of one 32-bit word per P2M
+ * leaf (where the leaf's frames start), so its size follows the frames the
+ * guest owns and not the pseudo-physical space it claims.
  */
 
 #include "memswap.h"
@@ -44,12 +57,19 @@
  */
 #define MS_LINUX_KERNEL_PGD_FIRST 273
 
-/* Per-pfn engine state lives in chunks of one P2M leaf (512 pfns). */
-#define MS_CHUNK_SHIFT      9
-#define MS_CHUNK            (1UL << MS_CHUNK_SHIFT)
+/* Index segments: entries per segment. */
+#define MS_SEG_SHIFT        11
+#define MS_SEG              (1UL << MS_SEG_SHIFT)
+#define MS_NO_FRAME         (~0UL)
 #define MS_NOT_KEPT         0xff
 
-/* How far ahead the scan prefetches frame metadata, in P2M entries. */
+/* Per-frame flags. */
+#define MS_FL_FROZEN        0x01    /* we froze its count: thaw on rollback/commit */
+#define MS_FL_INPLACE       0x02    /* kept, frozen, and rewritten in place by COMMIT */
+#define MS_FL_PGD           0x04    /* data page holding a Linux pgd Xen does not know */
+#define MS_FL_NONCOH        0x08    /* PGT_non_coherent: flush before reading it */
+
+/* How far ahead the loops prefetch frame metadata, in frames. */
 #define MS_PREFETCH_AHEAD   8
 
 /* How often the phases ask whether to yield, in frames. */
@@ -58,18 +78,21 @@
 
 /*
  * Bound on the guest's P2M size we accept: 2^27 pfns (512 GiB of pseudo-
- * physical space, Linux's default hotplug limit). The guest controls
- * max_pfn; this keeps the engine's index bounded whatever it says.
+ * physical space, what Linux's three-level frame list can describe). The
+ * guest controls max_pfn; the index does not depend on it beyond 4 bytes
+ * per leaf.
  */
 #define MS_MAX_PFNS         (1UL << 27)
 
-struct ms_chunk {
-    unsigned long old_mfn[MS_CHUNK];    /* own, P2M-consistent frame, or invalid */
-    unsigned long new_mfn[MS_CHUNK];    /* target frame of a moved pfn, or invalid */
-    uint32_t exp_gen[MS_CHUNK];         /* general refs our tables/holders account for */
-    uint32_t exp_typ[MS_CHUNK];         /* type refs likewise */
-    uint8_t cls[MS_CHUNK];              /* enum memswap_frame_class */
-    uint8_t kept[MS_CHUNK];             /* enum memswap_kept_reason or MS_NOT_KEPT */
+struct ms_seg {
+    unsigned long old_mfn[MS_SEG];      /* own, P2M-consistent, referenced frame */
+    unsigned long new_mfn[MS_SEG];      /* target frame of a moved pfn, or invalid */
+    uint32_t pfn[MS_SEG];
+    uint32_t exp_gen[MS_SEG];           /* general refs our tables/holders account for */
+    uint32_t exp_typ[MS_SEG];           /* type refs likewise */
+    uint8_t cls[MS_SEG];                /* enum memswap_frame_class */
+    uint8_t kept[MS_SEG];               /* enum memswap_kept_reason or MS_NOT_KEPT */
+    uint8_t flags[MS_SEG];              /* MS_FL_* */
 };
 
 /* The kernel half of an L4 of the running kernel, to compare pages with. */
@@ -87,10 +110,12 @@ struct memswap_ctx {
 
     enum memswap_phase phase;
     unsigned int step;                  /* sub-step within the phase */
-    unsigned long pos;                  /* pfn or leaf index within the step */
+    unsigned long pos;                  /* frame, leaf or mid within the step */
     bool paused;                        /* we hold a pause reference */
-    bool finishing;                     /* abort after commit: run without yielding */
+    bool finishing;                     /* abort: run to the end without yielding */
     bool resumed;                       /* no preemption check answered since entry */
+    bool undoing;                       /* rolling back (ctx->phase is where it failed) */
+    bool indexed;                       /* the index is complete (SCAN's leaves done) */
     int rc;                             /* final result once DONE */
 
     /* The guest's P2M, as registered in shared_info at the start. */
@@ -98,77 +123,120 @@ struct memswap_ctx {
     uint64_t p2m_cr3;
     unsigned long nr_pfns;
     unsigned long nr_leaves;
-    unsigned long *leaf_mfn;            /* [nr_leaves] */
     unsigned long empty_leaf_mfn;       /* last leaf found to hold no own frame */
+    unsigned long marked_mid_mfn;       /* last mid frame marked */
 
-    struct ms_chunk **chunk;            /* [nr_leaves], NULL where no own frame */
-    unsigned long nr_indexed;           /* own frames found in the P2M */
+    /* The index: nr_frames entries in pfn order, leaf_first[] per leaf. */
+    uint32_t *leaf_first;               /* [nr_leaves + 1] */
+    struct ms_seg **seg;                /* [nr_segs] */
+    unsigned long nr_segs;
+    unsigned long nr_frames;            /* own frames found in the P2M */
     unsigned long nr_movable;
     unsigned long nr_allocated;
+
+    /*
+     * Frames made live in one go at the end of COMMIT (the new frames of
+     * moved tables, whose entries hold references) and kept frames thawed
+     * there: bounded by the number of tables, not by the domain's size.
+     */
+    uint32_t *late;
+    unsigned long nr_late, late_cap;
 
     uint64_t t_phase, t_pause;
 
     /*
      * The kernel halves of the running kernel's L4s, to recognise Linux
-     * page directories Xen does not know about; see ms_fix_unpinned_pgd().
+     * page directories Xen does not know about; see ms_phase_copy().
      */
     struct ms_l4_half pgd_ref[2];       /* kernel and user L4 of the running kernel */
     uint64_t meta_bytes;
 };
 
 /* ------------------------------------------------------------------------
- * Small helpers.
+ * The index.
  */
 
-static inline struct ms_chunk *ms_chunk_of(const struct memswap_ctx *ctx,
-                                           unsigned long pfn)
+static inline struct ms_seg *ms_seg(const struct memswap_ctx *ctx, unsigned long i)
 {
-    unsigned long leaf = pfn >> MS_CHUNK_SHIFT;
-
-    return leaf < ctx->nr_leaves ? ctx->chunk[leaf] : NULL;
+    return ctx->seg[i >> MS_SEG_SHIFT];
 }
 
-static inline bool ms_moved(const struct ms_chunk *c, unsigned int i)
+#define MS_J(i)             ((i) & (MS_SEG - 1))
+#define MS_F(ctx, i, field) (ms_seg(ctx, i)->field[MS_J(i)])
+
+/* Index of the frame of @pfn, or MS_NO_FRAME. */
+static inline unsigned long ms_frame_of_pfn(const struct memswap_ctx *ctx,
+                                            unsigned long pfn)
 {
-    return c->cls[i] != MEMSWAP_FC_NONE && c->kept[i] == MS_NOT_KEPT;
+    unsigned long leaf = pfn / MS_P2M_PER_PAGE, lo, hi;
+
+    if ( pfn >= ctx->nr_pfns )
+        return MS_NO_FRAME;
+    lo = ctx->leaf_first[leaf];
+    hi = ctx->leaf_first[leaf + 1];
+    /* A leaf full of own frames, the usual case: direct. */
+    if ( hi - lo == MS_P2M_PER_PAGE )
+        return lo + (pfn % MS_P2M_PER_PAGE);
+    while ( lo < hi )
+    {
+        unsigned long mid = lo + (hi - lo) / 2, p = MS_F(ctx, mid, pfn);
+
+        if ( p == pfn )
+            return mid;
+        if ( p < pfn )
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return MS_NO_FRAME;
 }
 
-/* pfn of an own indexed frame, or MS_INVALID_PFN. */
-static inline unsigned long ms_indexed_pfn(const struct memswap_ctx *ctx,
-                                           unsigned long mfn)
+/*
+ * Index of an own indexed frame by MFN, or MS_NO_FRAME. The M2P is only a
+ * hint here - guests (and dom0) can write M2P entries - so the answer is
+ * checked against the index built from the P2M.
+ */
+static inline unsigned long ms_indexed(const struct memswap_ctx *ctx,
+                                       unsigned long mfn)
 {
-    unsigned long pfn;
-    const struct ms_chunk *c;
+    unsigned long i;
 
     if ( !ms_mfn_valid(mfn) )
-        return MS_INVALID_PFN;
-    pfn = ms_m2p_get(mfn);
-    if ( pfn >= ctx->nr_pfns )
-        return MS_INVALID_PFN;
-    c = ms_chunk_of(ctx, pfn);
-    if ( !c || c->old_mfn[pfn & (MS_CHUNK - 1)] != mfn )
-        return MS_INVALID_PFN;
-    return pfn;
+        return MS_NO_FRAME;
+    i = ms_frame_of_pfn(ctx, ms_m2p_get(mfn));
+    if ( i == MS_NO_FRAME || MS_F(ctx, i, old_mfn) != mfn )
+        return MS_NO_FRAME;
+    return i;
 }
 
 /*
  * The one translation: an own frame that moves maps to its new frame;
  * every other MFN (foreign, I/O, Xen's, kept, garbage) maps to itself.
- * The M2P is only a hint here - guests can write their own M2P entries -
- * so the answer is checked against the index built from the P2M.
  */
 static inline unsigned long ms_xlate(const struct memswap_ctx *ctx,
                                      unsigned long mfn)
 {
-    unsigned long pfn = ms_indexed_pfn(ctx, mfn);
-    const struct ms_chunk *c;
-    unsigned int i;
+    unsigned long i = ms_indexed(ctx, mfn), to;
 
-    if ( pfn == MS_INVALID_PFN )
+    if ( i == MS_NO_FRAME )
         return mfn;
-    c = ctx->chunk[pfn >> MS_CHUNK_SHIFT];
-    i = pfn & (MS_CHUNK - 1);
-    return c->new_mfn[i] != MS_INVALID_MFN ? c->new_mfn[i] : mfn;
+    to = MS_F(ctx, i, new_mfn);
+    return to != MS_INVALID_MFN ? to : mfn;
+}
+
+static inline bool ms_moved(const struct memswap_ctx *ctx, unsigned long i)
+{
+    return MS_F(ctx, i, kept) == MS_NOT_KEPT;
+}
+
+static inline bool ms_is_table(unsigned int cls)
+{
+    return cls >= MEMSWAP_FC_L1 && cls <= MEMSWAP_FC_L4;
+}
+
+static inline bool ms_is_p2m(unsigned int cls)
+{
+    return cls >= MEMSWAP_FC_P2M_LEAF && cls <= MEMSWAP_FC_P2M_TOP;
 }
 
 static inline unsigned long ms_pte_mfn(ms_pte_t e)
@@ -189,6 +257,20 @@ static inline bool ms_p2m_entry_is_mfn(uint64_t e)
 static inline bool ms_own_frame(const struct memswap_ctx *ctx, unsigned long mfn)
 {
     return ms_mfn_valid(mfn) && ms_page_owner(ms_page(mfn)) == ctx->d;
+}
+
+/*
+ * The guest's own plain page: allocated to it, in use, not a Xen-heap page
+ * shared with it, not an extra (Xen-internal) page, not broken. Only those
+ * are indexed, and only those are ever written by the engine.
+ */
+static inline bool ms_plain_page(const struct memswap_ctx *ctx,
+                                 const struct page_info *pg)
+{
+    unsigned long ci = pg->count_info;
+
+    return ms_page_owner(pg) == ctx->d && (ci & PGC_allocated) &&
+           !(ci & (PGC_xen_heap | PGC_extra | PGC_broken)) && page_state_is(pg, inuse);
 }
 
 /* Time accounting: charge elapsed time to the current phase. */
@@ -222,6 +304,12 @@ static bool ms_should_yield(struct memswap_ctx *ctx)
     return !ctx->finishing && ms_host_preempt_check();
 }
 
+/* A preemption point every MS_PREEMPT_FRAMES frames of a phase's loop. */
+static bool ms_yield_point(struct memswap_ctx *ctx, unsigned long *n)
+{
+    return (++*n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx);
+}
+
 static void ms_pause(struct memswap_ctx *ctx)
 {
     if ( ctx->paused || (ctx->req.flags & MEMSWAP_F_DRY_RUN) )
@@ -241,71 +329,37 @@ static void ms_unpause(struct memswap_ctx *ctx)
 }
 
 /*
- * The per-frame loops of every phase: move ctx->pos to the next indexed pfn
- * (one of the domain's frames found in its P2M) at or after it, or return
- * false at the end. A continuation resumes at ctx->pos.
+ * The per-frame loops walk the index in pfn order while the frames behind
+ * it are scattered over the frame table: fetch the metadata of the frame a
+ * few entries ahead (old and, once allocated, new) while this one is
+ * worked on.
  */
-static bool ms_next_frame(struct memswap_ctx *ctx, struct ms_chunk **cp,
-                          unsigned int *ip)
+static inline void ms_prefetch_ahead(const struct memswap_ctx *ctx, unsigned long i)
 {
-    while ( ctx->pos < ctx->nr_pfns )
-    {
-        struct ms_chunk *c = ms_chunk_of(ctx, ctx->pos);
-        unsigned int i = ctx->pos & (MS_CHUNK - 1);
+    unsigned long k = i + MS_PREFETCH_AHEAD, m;
 
-        if ( !c )
-            ctx->pos = (ctx->pos | (MS_CHUNK - 1)) + 1;
-        else if ( c->cls[i] == MEMSWAP_FC_NONE )
-            ctx->pos++;
-        else
-        {
-            *cp = c;
-            *ip = i;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* A preemption point every MS_PREEMPT_FRAMES frames of a phase's loop. */
-static bool ms_yield_point(struct memswap_ctx *ctx, unsigned long *n)
-{
-    return (++*n % MS_PREEMPT_FRAMES) == 0 && ms_should_yield(ctx);
+    if ( k >= ctx->nr_frames )
+        return;
+    ms_prefetch_frame(MS_F(ctx, k, old_mfn));
+    if ( (m = MS_F(ctx, k, new_mfn)) != MS_INVALID_MFN )
+        ms_prefetch_frame(m);
 }
 
 /*
- * The per-frame loops walk pfns in order while the frames behind them are
- * scattered over the frame table: fetch the metadata of the frame a few
- * pfns ahead (old and, once allocated, new) while this one is worked on.
+ * The general count a frame has when everything holding it is what the
+ * plan accounts for: our tables and holders, PGC_allocated, a pin, and the
+ * engine's own reference. Likewise the type count.
  */
-static inline void ms_prefetch_ahead(const struct ms_chunk *c, unsigned int i)
+static inline unsigned long ms_planned_gen(const struct memswap_ctx *ctx,
+                                           unsigned long i, unsigned long ti)
 {
-    unsigned int j = i + MS_PREFETCH_AHEAD;
-
-    if ( j >= MS_CHUNK )
-        return;
-    if ( c->old_mfn[j] != MS_INVALID_MFN )
-        ms_prefetch_frame(c->old_mfn[j]);
-    if ( c->new_mfn[j] != MS_INVALID_MFN )
-        ms_prefetch_frame(c->new_mfn[j]);
+    return (unsigned long)MS_F(ctx, i, exp_gen) + 2 + !!(ti & PGT_pinned);
 }
 
-static int ms_alloc_chunk(struct memswap_ctx *ctx, unsigned long leaf)
+static inline unsigned long ms_planned_typ(const struct memswap_ctx *ctx,
+                                           unsigned long i, unsigned long ti)
 {
-    struct ms_chunk *c = ms_host_zalloc(sizeof(*c));
-    unsigned int i;
-
-    if ( !c )
-        return -ENOMEM;
-    for ( i = 0; i < MS_CHUNK; i++ )
-    {
-        c->old_mfn[i] = MS_INVALID_MFN;
-        c->new_mfn[i] = MS_INVALID_MFN;
-        c->kept[i] = MS_NOT_KEPT;
-    }
-    ctx->chunk[leaf] = c;
-    ctx->meta_bytes += sizeof(*c);
-    return 0;
+    return (unsigned long)MS_F(ctx, i, exp_typ) + !!(ti & PGT_pinned);
 }
 
 /* ------------------------------------------------------------------------
@@ -324,13 +378,11 @@ static int ms_level_of_type(unsigned long type)
     return 0;
 }
 
-/* Step 0: read the registration, check every frame of the tree is ours. */
-static int ms_scan_tree(struct memswap_ctx *ctx)
+/* Step 0: read the registration, size and allocate the index. */
+static int ms_scan_registration(struct memswap_ctx *ctx)
 {
     struct domain *d = ctx->d;
-    unsigned long max_pfn, nr_mids, m, l;
-    const uint64_t *top;
-    int rc = 0;
+    unsigned long max_pfn, cap, nr_mids;
 
     ms_host_p2m_info(d, &ctx->fll_mfn, &ctx->p2m_cr3, &max_pfn);
 
@@ -346,65 +398,97 @@ static int ms_scan_tree(struct memswap_ctx *ctx)
     if ( nr_mids > MS_P2M_PER_PAGE )
         return -EINVAL;
 
-    ctx->leaf_mfn = ms_host_zalloc(ctx->nr_leaves * sizeof(*ctx->leaf_mfn));
-    ctx->chunk = ms_host_zalloc(ctx->nr_leaves * sizeof(*ctx->chunk));
-    if ( !ctx->leaf_mfn || !ctx->chunk )
+    /*
+     * The guest owns tot_pages frames now and the index holds own frames
+     * only, each once (the M2P check makes a frame belong to one pfn): the
+     * segment table is sized by that, the segments are allocated as they
+     * fill. If the domain gains frames during the scan we stop (-EAGAIN).
+     */
+    cap = ms_host_tot_pages(d);
+    ctx->nr_segs = (cap + MS_SEG - 1) / MS_SEG;
+    ctx->leaf_first = ms_host_zalloc((ctx->nr_leaves + 1) * sizeof(*ctx->leaf_first));
+    ctx->seg = ms_host_zalloc((ctx->nr_segs ?: 1) * sizeof(*ctx->seg));
+    if ( !ctx->leaf_first || !ctx->seg )
         return -ENOMEM;
-    ctx->meta_bytes += ctx->nr_leaves * (sizeof(*ctx->leaf_mfn) + sizeof(*ctx->chunk));
-
-    top = ms_map(ctx->fll_mfn);
-    for ( m = 0; m < nr_mids && !rc; m++ )
-    {
-        unsigned long mid_mfn = (unsigned long)top[m];
-        const uint64_t *mid;
-
-        if ( !ms_own_frame(ctx, mid_mfn) )
-        {
-            rc = -EINVAL;
-            break;
-        }
-        mid = ms_map(mid_mfn);
-        for ( l = 0; l < MS_P2M_PER_PAGE; l++ )
-        {
-            unsigned long leaf = m * MS_P2M_PER_PAGE + l;
-
-            if ( leaf >= ctx->nr_leaves )
-                break;
-            if ( !ms_own_frame(ctx, (unsigned long)mid[l]) )
-            {
-                rc = -EINVAL;
-                break;
-            }
-            ctx->leaf_mfn[leaf] = (unsigned long)mid[l];
-        }
-        ms_unmap(mid);
-    }
-    ms_unmap(top);
-    return rc;
+    ctx->meta_bytes += (ctx->nr_leaves + 1) * sizeof(*ctx->leaf_first) +
+                       (ctx->nr_segs ?: 1) * sizeof(*ctx->seg);
+    return 0;
 }
 
-/* Step 1: index every pfn whose P2M frame is ours and M2P-consistent. */
+/*
+ * The MFN of leaf @leaf, read through the tree: every frame of the tree
+ * within max_pfn must be the guest's own. MS_INVALID_MFN otherwise.
+ */
+static unsigned long ms_leaf_mfn(const struct memswap_ctx *ctx, unsigned long leaf)
+{
+    const uint64_t *top, *mid;
+    unsigned long mid_mfn, lmfn;
+
+    top = ms_map(ctx->fll_mfn);
+    mid_mfn = (unsigned long)top[leaf / MS_P2M_PER_PAGE];
+    ms_unmap(top);
+    if ( !ms_own_frame(ctx, mid_mfn) )
+        return MS_INVALID_MFN;
+    mid = ms_map(mid_mfn);
+    lmfn = (unsigned long)mid[leaf % MS_P2M_PER_PAGE];
+    ms_unmap(mid);
+    return ms_own_frame(ctx, lmfn) ? lmfn : MS_INVALID_MFN;
+}
+
+/* Append @mfn (referenced) as the frame of @pfn; 0 or -errno. */
+static int ms_index_frame(struct memswap_ctx *ctx, unsigned long pfn,
+                          unsigned long mfn, unsigned int cls)
+{
+    unsigned long i = ctx->nr_frames;
+    struct ms_seg *s;
+    unsigned int j = MS_J(i);
+
+    if ( (i >> MS_SEG_SHIFT) >= ctx->nr_segs )
+        return -EAGAIN;                 /* more own frames than the domain had */
+    if ( !(s = ctx->seg[i >> MS_SEG_SHIFT]) )
+    {
+        s = ms_host_zalloc(sizeof(*s));
+        if ( !s )
+            return -ENOMEM;
+        ctx->seg[i >> MS_SEG_SHIFT] = s;
+        ctx->meta_bytes += sizeof(*s);
+    }
+    s->old_mfn[j] = mfn;
+    s->new_mfn[j] = MS_INVALID_MFN;
+    s->pfn[j] = (uint32_t)pfn;
+    s->exp_gen[j] = s->exp_typ[j] = 0;
+    s->cls[j] = (uint8_t)cls;
+    s->kept[j] = MS_NOT_KEPT;
+    s->flags[j] = 0;
+    ctx->nr_frames = i + 1;
+    return 0;
+}
+
+/* Step 1: index every pfn whose frame is ours, plain and M2P-consistent. */
 static int ms_scan_leaves(struct memswap_ctx *ctx)
 {
     for ( ; ctx->pos < ctx->nr_leaves; ctx->pos++ )
     {
-        unsigned long leaf = ctx->pos, lmfn = ctx->leaf_mfn[leaf];
+        unsigned long leaf = ctx->pos, lmfn;
         const uint64_t *ent;
         unsigned int i;
         bool any = false;
-        int rc, level;
+        int rc = 0, level;
 
         if ( (leaf % MS_PREEMPT_LEAVES) == 0 && leaf && ms_should_yield(ctx) )
             return MEMSWAP_PREEMPTED;
+        ctx->leaf_first[leaf] = (uint32_t)ctx->nr_frames;
+        if ( (lmfn = ms_leaf_mfn(ctx, leaf)) == MS_INVALID_MFN )
+            return -EINVAL;
         /* Linux shares one "missing" and one "identity" leaf: read it once. */
         if ( lmfn == ctx->empty_leaf_mfn )
             continue;
 
         ent = ms_map(lmfn);
-        for ( i = 0; i < MS_P2M_PER_PAGE; i++ )
+        for ( i = 0; i < MS_P2M_PER_PAGE && !rc; i++ )
         {
             unsigned long pfn = leaf * MS_P2M_PER_PAGE + i, mfn;
-            struct ms_chunk *c;
+            struct page_info *pg;
 
             if ( pfn >= ctx->nr_pfns )
                 break;
@@ -420,25 +504,30 @@ static int ms_scan_leaves(struct memswap_ctx *ctx)
             if ( !ms_p2m_entry_is_mfn(ent[i]) )
                 continue;
             mfn = (unsigned long)ent[i];
-            if ( !ms_own_frame(ctx, mfn) || ms_m2p_get(mfn) != pfn )
+            if ( !ms_mfn_valid(mfn) )
                 continue;
-            if ( !ctx->chunk[leaf] && (rc = ms_alloc_chunk(ctx, leaf)) )
-            {
-                ms_unmap(ent);
-                return rc;
-            }
-            c = ctx->chunk[leaf];
-            c->old_mfn[i] = mfn;
+            pg = ms_page(mfn);
+            if ( !ms_plain_page(ctx, pg) || ms_m2p_get(mfn) != pfn )
+                continue;
+            /* Ours until FREE or rollback: it cannot be freed under us. */
+            if ( !ms_host_get_frame(ctx->d, mfn) )
+                continue;
             /* Tables by their Xen type (read with the owner, one cache line). */
-            level = ms_level_of_type(ms_page(mfn)->u.inuse.type_info & PGT_type_mask);
-            c->cls[i] = level ? MEMSWAP_FC_L1 + level - 1 : MEMSWAP_FC_DATA;
-            ctx->nr_indexed++;
+            level = ms_level_of_type(pg->u.inuse.type_info & PGT_type_mask);
+            rc = ms_index_frame(ctx, pfn, mfn,
+                                level ? MEMSWAP_FC_L1 + level - 1 : MEMSWAP_FC_DATA);
+            if ( rc )
+                ms_host_put_frame(mfn);
             any = true;
         }
         ms_unmap(ent);
+        if ( rc )
+            return rc;
         if ( !any )
             ctx->empty_leaf_mfn = lmfn;
     }
+    ctx->leaf_first[ctx->nr_leaves] = (uint32_t)ctx->nr_frames;
+    ctx->indexed = true;
     return 0;
 }
 
@@ -446,30 +535,29 @@ static int ms_scan_leaves(struct memswap_ctx *ctx)
 static int ms_mark_p2m_frame(struct memswap_ctx *ctx, unsigned long mfn,
                              enum memswap_frame_class cls)
 {
-    unsigned long pfn = ms_indexed_pfn(ctx, mfn);
-    struct ms_chunk *c;
-    unsigned int i;
+    unsigned long i = ms_indexed(ctx, mfn);
+    uint8_t *c;
 
-    if ( pfn == MS_INVALID_PFN )
+    if ( i == MS_NO_FRAME )
         return -EINVAL;
-    c = ctx->chunk[pfn >> MS_CHUNK_SHIFT];
-    i = pfn & (MS_CHUNK - 1);
+    c = &MS_F(ctx, i, cls);
     /*
      * A frame may be a leaf many times over (shared leaves), not two things
      * (in particular not also a page table: refuse such a guest).
      */
-    if ( c->cls[i] != MEMSWAP_FC_DATA && c->cls[i] != cls )
+    if ( *c != MEMSWAP_FC_DATA && *c != cls )
         return -EINVAL;
-    c->cls[i] = cls;
+    *c = cls;
     return 0;
 }
 
 /*
- * Step 2: classes of the tree's own frames. Within max_pfn every frame of
- * the tree must be ours. Beyond it Linux fills the top and the last mid
- * with its shared "mid missing" and "missing" frames; those are P2M frames
- * too (their entries name frames that move), so they are marked when they
- * are ours and otherwise left alone.
+ * Step 2: classes of the tree's own frames, one mid (and its 512 leaves)
+ * at a time. Within max_pfn every frame of the tree must be ours. Beyond
+ * it Linux fills the top and the last mid with its shared "mid missing"
+ * and "missing" frames; those are P2M frames too (their entries name
+ * frames that move), so they are marked when they are ours and otherwise
+ * left alone.
  */
 static int ms_mark_mid(struct memswap_ctx *ctx, unsigned long m, unsigned long mid_mfn,
                        bool strict)
@@ -496,17 +584,32 @@ static int ms_mark_mid(struct memswap_ctx *ctx, unsigned long m, unsigned long m
 static int ms_scan_mark_tree(struct memswap_ctx *ctx)
 {
     unsigned long nr_mids = (ctx->nr_leaves + MS_P2M_PER_PAGE - 1) / MS_P2M_PER_PAGE;
-    unsigned long m;
-    const uint64_t *top;
     int rc;
 
-    if ( (rc = ms_mark_p2m_frame(ctx, ctx->fll_mfn, MEMSWAP_FC_P2M_TOP)) )
+    if ( ctx->pos == 0 && (rc = ms_mark_p2m_frame(ctx, ctx->fll_mfn, MEMSWAP_FC_P2M_TOP)) )
         return rc;
-    top = ms_map(ctx->fll_mfn);
-    for ( m = 0; m < MS_P2M_PER_PAGE && !rc; m++ )
-        rc = ms_mark_mid(ctx, m, (unsigned long)top[m], m < nr_mids);
-    ms_unmap(top);
-    return rc;
+    for ( ; ctx->pos < MS_P2M_PER_PAGE; ctx->pos++ )
+    {
+        const uint64_t *top;
+        unsigned long mid_mfn;
+
+        top = ms_map(ctx->fll_mfn);
+        mid_mfn = (unsigned long)top[ctx->pos];
+        ms_unmap(top);
+        /*
+         * Marking is idempotent: a mid seen just before (Linux's shared
+         * "mid missing" page fills the top beyond max_pfn) is done.
+         */
+        if ( mid_mfn == ctx->marked_mid_mfn )
+            continue;
+        /* A mid is 513 lookups: a preemption point each. */
+        if ( ctx->marked_mid_mfn != MS_INVALID_MFN && ms_should_yield(ctx) )
+            return MEMSWAP_PREEMPTED;
+        if ( (rc = ms_mark_mid(ctx, ctx->pos, mid_mfn, ctx->pos < nr_mids)) )
+            return rc;
+        ctx->marked_mid_mfn = mid_mfn;
+    }
+    return 0;
 }
 
 static int ms_phase_scan(struct memswap_ctx *ctx)
@@ -517,7 +620,7 @@ static int ms_phase_scan(struct memswap_ctx *ctx)
     {
     case 0:
         ms_pause(ctx);
-        if ( (rc = ms_scan_tree(ctx)) )
+        if ( (rc = ms_scan_registration(ctx)) )
             return rc;
         ctx->step = 1;
         ctx->pos = 0;
@@ -526,6 +629,7 @@ static int ms_phase_scan(struct memswap_ctx *ctx)
         if ( (rc = ms_scan_leaves(ctx)) )
             return rc;
         ctx->step = 2;
+        ctx->pos = 0;
         /* fall through */
     case 2:
         if ( (rc = ms_scan_mark_tree(ctx)) )
@@ -542,16 +646,13 @@ static int ms_phase_scan(struct memswap_ctx *ctx)
 static void ms_expect(struct memswap_ctx *ctx, unsigned long mfn,
                       unsigned int gen, unsigned int typ)
 {
-    unsigned long pfn = ms_indexed_pfn(ctx, mfn);
-    struct ms_chunk *c;
+    unsigned long i = ms_indexed(ctx, mfn);
 
-    if ( pfn == MS_INVALID_PFN )
+    if ( i == MS_NO_FRAME )
         return;
-    c = ctx->chunk[pfn >> MS_CHUNK_SHIFT];
-    c->exp_gen[pfn & (MS_CHUNK - 1)] += gen;
-    c->exp_typ[pfn & (MS_CHUNK - 1)] += typ;
+    MS_F(ctx, i, exp_gen) += gen;
+    MS_F(ctx, i, exp_typ) += typ;
 }
-
 
 /*
  * The references a validated table holds, as Xen took them: an L1 entry
@@ -606,23 +707,21 @@ static void ms_count_vcpu_holders(struct memswap_ctx *ctx)
 
 static int ms_phase_count_refs(struct memswap_ctx *ctx)
 {
-    struct ms_chunk *c;
-    unsigned int i;
-
-    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
+    for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
-        unsigned long type_info;
+        unsigned long i = ctx->pos, type_info;
+        unsigned int cls = MS_F(ctx, i, cls);
 
-        if ( c->cls[i] < MEMSWAP_FC_L1 || c->cls[i] > MEMSWAP_FC_L4 )
+        if ( !ms_is_table(cls) )
             continue;
         /* A table is 512 entries of work: a preemption point each. */
         if ( ms_should_yield(ctx) )
             return MEMSWAP_PREEMPTED;
         /* Tables not (fully) validated hold no references yet: CLASSIFY keeps them. */
-        type_info = ms_page(c->old_mfn[i])->u.inuse.type_info;
+        type_info = ms_page(MS_F(ctx, i, old_mfn))->u.inuse.type_info;
         if ( (type_info & (PGT_validated | PGT_partial)) != PGT_validated )
             continue;
-        ms_count_table(ctx, c->old_mfn[i], c->cls[i] - MEMSWAP_FC_L1 + 1);
+        ms_count_table(ctx, MS_F(ctx, i, old_mfn), cls - MEMSWAP_FC_L1 + 1);
     }
     ms_count_vcpu_holders(ctx);
     ms_enter(ctx, MEMSWAP_PH_CLASSIFY);
@@ -633,22 +732,20 @@ static int ms_phase_count_refs(struct memswap_ctx *ctx)
  * CLASSIFY: movable or kept.
  */
 
-static void ms_keep(struct memswap_ctx *ctx, struct ms_chunk *c, unsigned int i,
+static void ms_keep(struct memswap_ctx *ctx, unsigned long i,
                     enum memswap_kept_reason why)
 {
-    if ( c->kept[i] != MS_NOT_KEPT )
-        return;
-    c->kept[i] = why;
+    if ( MS_F(ctx, i, kept) == MS_NOT_KEPT )
+        MS_F(ctx, i, kept) = why;
 }
 
 static void ms_grant_cb(void *arg, unsigned long mfn)
 {
     struct memswap_ctx *ctx = arg;
-    unsigned long pfn = ms_indexed_pfn(ctx, mfn);
+    unsigned long i = ms_indexed(ctx, mfn);
 
-    if ( pfn != MS_INVALID_PFN )
-        ms_keep(ctx, ctx->chunk[pfn >> MS_CHUNK_SHIFT], pfn & (MS_CHUNK - 1),
-                MEMSWAP_KEPT_GRANTED);
+    if ( i != MS_NO_FRAME )
+        ms_keep(ctx, i, MEMSWAP_KEPT_GRANTED);
 }
 
 /*
@@ -656,31 +753,22 @@ static void ms_grant_cb(void *arg, unsigned long mfn)
  * More general references than accounted for (with type references
  * consistent): someone outside maps it. Anything else: unexplained.
  */
-static int ms_judge(const struct ms_chunk *c, unsigned int i,
+static int ms_judge(const struct memswap_ctx *ctx, unsigned long i,
                     const struct page_info *pg)
 {
     unsigned long ci = pg->count_info, ti = pg->u.inuse.type_info;
     unsigned long type = ti & PGT_type_mask;
     unsigned long gen = ci & PGC_count_mask, typ = ti & PGT_count_mask;
-    unsigned long exp_gen = c->exp_gen[i], exp_typ = c->exp_typ[i];
-    bool table = c->cls[i] >= MEMSWAP_FC_L1 && c->cls[i] <= MEMSWAP_FC_L4;
+    unsigned long exp_gen = ms_planned_gen(ctx, i, ti), exp_typ = ms_planned_typ(ctx, i, ti);
 
-    if ( !(ci & PGC_allocated) || (ci & (PGC_xen_heap | PGC_extra | PGC_broken)) ||
-         !page_state_is(pg, inuse) )
+    if ( !ms_plain_page(ctx, pg) )
         return MEMSWAP_KEPT_UNEXPLAINED;
     if ( ti & (PGT_partial | PGT_locked) )
         return MEMSWAP_KEPT_UNEXPLAINED;
-    if ( table && !(ti & PGT_validated) )
+    if ( ms_is_table(MS_F(ctx, i, cls)) && !(ti & PGT_validated) )
         return MEMSWAP_KEPT_UNEXPLAINED;
     if ( type == PGT_shared_page )
         return MEMSWAP_KEPT_UNEXPLAINED;
-
-    exp_gen += 1;                               /* PGC_allocated */
-    if ( ti & PGT_pinned )
-    {
-        exp_gen += 1;
-        exp_typ += 1;
-    }
     if ( gen == exp_gen && typ == exp_typ )
         return MS_NOT_KEPT;
     if ( gen > exp_gen && typ >= exp_typ && gen - exp_gen >= typ - exp_typ )
@@ -688,44 +776,131 @@ static int ms_judge(const struct ms_chunk *c, unsigned int i,
     return MEMSWAP_KEPT_UNEXPLAINED;
 }
 
+/*
+ * A frame nobody but the plan holds: its counts are exactly the planned
+ * ones, so it can be frozen (and, if COMMIT has to rewrite it, must be).
+ */
+static bool ms_freezable(const struct memswap_ctx *ctx, unsigned long i,
+                         const struct page_info *pg)
+{
+    unsigned long ti = pg->u.inuse.type_info;
+
+    return ms_plain_page(ctx, pg) && !(ti & PGT_locked) &&
+           (pg->count_info & PGC_count_mask) == ms_planned_gen(ctx, i, ti) &&
+           (ti & PGT_count_mask) == ms_planned_typ(ctx, i, ti);
+}
+
+/*
+ * A kept table that others hold (more references than the plan) cannot be
+ * frozen: whoever holds it may change its entries, dropping references on
+ * the frames they map at any time. Those frames must therefore not be
+ * frozen either: they stay, and the table needs no rewriting.
+ */
+static void ms_keep_mapped_by(struct memswap_ctx *ctx, unsigned long i)
+{
+    unsigned long mfn = MS_F(ctx, i, old_mfn);
+    int level = MS_F(ctx, i, cls) - MEMSWAP_FC_L1 + 1;
+    const ms_pte_t *t = ms_map(mfn);
+    unsigned int s;
+
+    for ( s = 0; s < MS_PTES_PER_PAGE; s++ )
+    {
+        unsigned long k;
+
+        if ( !(t[s] & MS_PAGE_PRESENT) ||
+             (level == 4 && !ms_host_is_guest_l4_slot(ctx->d, s)) )
+            continue;
+        if ( (k = ms_indexed(ctx, ms_pte_mfn(t[s]))) != MS_NO_FRAME && k != i )
+            ms_keep(ctx, k, MEMSWAP_KEPT_FOREIGN);
+    }
+    ms_unmap(t);
+}
+
 static int ms_phase_classify(struct memswap_ctx *ctx)
 {
-    struct ms_chunk *c;
-    unsigned int i;
     unsigned long need, have, n = 0;
 
-    if ( ctx->step == 0 )
+    switch ( ctx->step )
     {
+    case 0:
         ms_host_grant_frames(ctx->d, ms_grant_cb, ctx);
         ctx->step = 1;
-    }
-    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
-    {
-        int verdict;
+        /* fall through */
+    case 1:
+        /* Verdicts. */
+        for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
+        {
+            unsigned long i = ctx->pos;
+            const struct page_info *pg = ms_page(MS_F(ctx, i, old_mfn));
+            int verdict;
 
-        ms_prefetch_ahead(c, i);
-        if ( ms_yield_point(ctx, &n) )
-            return MEMSWAP_PREEMPTED;
-        if ( c->kept[i] == MS_NOT_KEPT )
-        {
-            verdict = ms_judge(c, i, ms_page(c->old_mfn[i]));
+            ms_prefetch_ahead(ctx, i);
+            if ( ms_yield_point(ctx, &n) )
+                return MEMSWAP_PREEMPTED;
+            if ( pg->u.inuse.type_info & PGT_non_coherent )
+                MS_F(ctx, i, flags) |= MS_FL_NONCOH;
+            if ( MS_F(ctx, i, kept) != MS_NOT_KEPT )
+                continue;
+            verdict = ms_judge(ctx, i, pg);
             if ( verdict != MS_NOT_KEPT )
-                ms_keep(ctx, c, i, verdict);
+                ms_keep(ctx, i, verdict);
         }
-        if ( c->kept[i] == MS_NOT_KEPT )
+        ctx->step = 2;
+        ctx->pos = 0;
+        /* fall through */
+    case 2:
+        /* Frames mapped by kept tables that cannot be frozen stay. */
+        for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
         {
-            ctx->nr_movable++;
-            ctx->res.frames_by_class[c->cls[i]]++;
+            unsigned long i = ctx->pos;
+
+            if ( ms_moved(ctx, i) || !ms_is_table(MS_F(ctx, i, cls)) )
+                continue;
+            if ( ms_should_yield(ctx) )
+                return MEMSWAP_PREEMPTED;
+            if ( !ms_freezable(ctx, i, ms_page(MS_F(ctx, i, old_mfn))) )
+                ms_keep_mapped_by(ctx, i);
         }
-        else
-            ctx->res.frames_kept[c->kept[i]]++;
+        ctx->step = 3;
+        ctx->pos = 0;
+        /* fall through */
+    case 3:
+        /* Totals, and what FREEZE and COMMIT will have to do. */
+        for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
+        {
+            unsigned long i = ctx->pos;
+            unsigned int cls = MS_F(ctx, i, cls);
+
+            if ( ms_yield_point(ctx, &n) )
+                return MEMSWAP_PREEMPTED;
+            if ( ms_moved(ctx, i) )
+            {
+                ctx->nr_movable++;
+                ctx->res.frames_by_class[cls]++;
+                ctx->late_cap += ms_is_table(cls);
+                continue;
+            }
+            ctx->res.frames_kept[MS_F(ctx, i, kept)]++;
+            /*
+             * A kept table or P2M frame has entries naming frames that move:
+             * COMMIT rewrites it in place, frozen so that nobody changes it
+             * (or drops a reference through it) meanwhile.
+             */
+            if ( (ms_is_table(cls) || ms_is_p2m(cls)) &&
+                 ms_freezable(ctx, i, ms_page(MS_F(ctx, i, old_mfn))) )
+            {
+                MS_F(ctx, i, flags) |= MS_FL_INPLACE;
+                ctx->late_cap++;
+            }
+        }
     }
 
     ctx->res.frames_total = ms_host_tot_pages(ctx->d);
     ctx->res.frames_kept[MEMSWAP_KEPT_NOT_IN_P2M] =
-        ctx->res.frames_total > ctx->nr_indexed ?
-        ctx->res.frames_total - ctx->nr_indexed : 0;
+        ctx->res.frames_total > ctx->nr_frames ?
+        ctx->res.frames_total - ctx->nr_frames : 0;
     ctx->res.frames_moved = 0;
+    ctx->res.extra_bytes_peak = ctx->meta_bytes;
 
     /* Enough free frames on the requested colours/node? Fail early and cheaply. */
     need = ctx->nr_movable;
@@ -735,9 +910,9 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
 
     if ( ctx->req.flags & MEMSWAP_F_DRY_RUN )
     {
-        /* A dry run reports what would move; nothing was touched. */
+        /* A dry run reports what would move; FREE gives the references back. */
         ctx->res.frames_moved = ctx->nr_movable;
-        ms_enter(ctx, MEMSWAP_PH_DONE);
+        ms_enter(ctx, MEMSWAP_PH_FREE);
         return 0;
     }
     ms_enter(ctx, MEMSWAP_PH_ALLOC);
@@ -802,29 +977,99 @@ static void ms_note_linux_pgds(struct memswap_ctx *ctx)
 
 static int ms_phase_alloc(struct memswap_ctx *ctx)
 {
-    struct ms_chunk *c;
-    unsigned int i;
     unsigned long n = 0;
 
-    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
+    for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
-        unsigned long mfn;
+        unsigned long i = ctx->pos, mfn;
 
-        if ( !ms_moved(c, i) || c->new_mfn[i] != MS_INVALID_MFN )
+        if ( !ms_moved(ctx, i) || MS_F(ctx, i, new_mfn) != MS_INVALID_MFN )
             continue;
         if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
-        mfn = ms_host_alloc_frame(ctx->d, &ctx->req, ctx->pos);
+        mfn = ms_host_alloc_frame(ctx->d, &ctx->req, MS_F(ctx, i, pfn));
         if ( mfn == MS_INVALID_MFN )
             return -ENOMEM;
-        c->new_mfn[i] = mfn;
+        MS_F(ctx, i, new_mfn) = mfn;
         ctx->nr_allocated++;
+    }
+    if ( ctx->late_cap && !ctx->late )
+    {
+        ctx->late = ms_host_zalloc(ctx->late_cap * sizeof(*ctx->late));
+        if ( !ctx->late )
+            return -ENOMEM;
+        ctx->meta_bytes += ctx->late_cap * sizeof(*ctx->late);
     }
     ctx->res.extra_bytes_peak = ctx->meta_bytes + (uint64_t)ctx->nr_allocated * 4096;
     ms_note_linux_pgds(ctx);
     ms_enter(ctx, MEMSWAP_PH_COPY);
     return 0;
 }
+
+static bool ms_l4_half_matches(const struct ms_l4_half *h, const ms_pte_t *page)
+{
+    const ms_pte_t *half = page + MS_LINUX_KERNEL_PGD_FIRST;
+
+    return h->valid && half[h->probe] == h->slot[h->probe] &&
+           !ms_memcmp(half, h->slot, sizeof(h->slot));
+}
+
+/* A Linux pgd Xen does not know (see above): 1, 0 for none, or -EAGAIN. */
+static int ms_unpinned_pgd(const struct memswap_ctx *ctx, const ms_pte_t *page)
+{
+    unsigned int i;
+
+    if ( !ms_l4_half_matches(&ctx->pgd_ref[0], page) &&
+         !ms_l4_half_matches(&ctx->pgd_ref[1], page) )
+        return 0;
+    for ( i = 0; i < MS_LINUX_USER_PGD_SLOTS; i++ )
+        if ( page[i] & MS_PAGE_PRESENT )
+            return -EAGAIN;
+    return 1;
+}
+
+static int ms_phase_copy(struct memswap_ctx *ctx)
+{
+    unsigned long n = 0;
+
+    for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
+    {
+        unsigned long i = ctx->pos, old_mfn;
+        const void *src;
+        void *dst;
+        int rc = 0;
+
+        if ( !ms_moved(ctx, i) )
+            continue;
+        if ( ms_yield_point(ctx, &n) )
+            return MEMSWAP_PREEMPTED;
+        old_mfn = MS_F(ctx, i, old_mfn);
+        /* XSA-402: lines a non-coherent mapping bypassed must not be what we read. */
+        if ( MS_F(ctx, i, flags) & MS_FL_NONCOH )
+            ms_host_flush_cache(old_mfn);
+        src = ms_map(old_mfn);
+        dst = ms_map(MS_F(ctx, i, new_mfn));
+        ms_copy_page(dst, src);
+        if ( MS_F(ctx, i, cls) == MEMSWAP_FC_DATA && (rc = ms_unpinned_pgd(ctx, src)) > 0 )
+        {
+            MS_F(ctx, i, flags) |= MS_FL_PGD;
+            ctx->res.unpinned_pgds++;
+            rc = 0;
+        }
+        ms_unmap(dst);
+        ms_unmap(src);
+        if ( rc )
+            return rc;
+        ctx->res.bytes_copied += 4096;
+    }
+    ms_enter(ctx, MEMSWAP_PH_FREEZE);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * FREEZE: no new references to the frames COMMIT touches; re-verify;
+ * translate the copies.
+ */
 
 /* Translate a page-table frame from @src into @dst (may be the same frame). */
 static void ms_translate_table(struct memswap_ctx *ctx, ms_pte_t *dst,
@@ -888,106 +1133,104 @@ static void ms_translate_p2m(struct memswap_ctx *ctx, uint64_t *dst,
     }
 }
 
-static bool ms_l4_half_matches(const struct ms_l4_half *h, const ms_pte_t *page)
-{
-    const ms_pte_t *half = page + MS_LINUX_KERNEL_PGD_FIRST;
-
-    return h->valid && half[h->probe] == h->slot[h->probe] &&
-           !ms_memcmp(half, h->slot, sizeof(h->slot));
-}
-
-/* After copying data frame @src to @dst (at @dst_mfn): 0, or -EAGAIN. */
-static int ms_fix_unpinned_pgd(struct memswap_ctx *ctx, ms_pte_t *dst,
-                               const ms_pte_t *src, unsigned long dst_mfn)
-{
-    unsigned int i;
-
-    if ( !ms_l4_half_matches(&ctx->pgd_ref[0], src) &&
-         !ms_l4_half_matches(&ctx->pgd_ref[1], src) )
-        return 0;
-    for ( i = 0; i < MS_LINUX_USER_PGD_SLOTS; i++ )
-        if ( src[i] & MS_PAGE_PRESENT )
-            return -EAGAIN;
-    /* As a kept L4 is translated: guest slots only, Xen's left as they are. */
-    ms_translate_table(ctx, dst, dst, 4, false, dst_mfn);
-    ctx->res.unpinned_pgds++;
-    return 0;
-}
-
-static int ms_copy_frame(struct memswap_ctx *ctx, int cls,
-                         unsigned long old_mfn, unsigned long new_mfn)
-{
-    const void *src = ms_map(old_mfn);
-    void *dst = ms_map(new_mfn);
-    int rc = 0;
-
-    switch ( cls )
-    {
-    case MEMSWAP_FC_L1: case MEMSWAP_FC_L2: case MEMSWAP_FC_L3: case MEMSWAP_FC_L4:
-        ms_translate_table(ctx, dst, src, cls - MEMSWAP_FC_L1 + 1, true, new_mfn);
-        break;
-    case MEMSWAP_FC_P2M_LEAF: case MEMSWAP_FC_P2M_MID: case MEMSWAP_FC_P2M_TOP:
-        ms_translate_p2m(ctx, dst, src);
-        break;
-    default:
-        ms_copy_page(dst, src);
-        rc = ms_fix_unpinned_pgd(ctx, dst, src, new_mfn);
-        break;
-    }
-    ms_unmap(dst);
-    ms_unmap(src);
-    ctx->res.bytes_copied += 4096;
-    return rc;
-}
-
-static int ms_phase_copy(struct memswap_ctx *ctx)
-{
-    struct ms_chunk *c;
-    unsigned int i;
-    unsigned long n = 0;
-    int rc;
-
-    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
-    {
-        if ( !ms_moved(c, i) )
-            continue;
-        if ( ms_yield_point(ctx, &n) )
-            return MEMSWAP_PREEMPTED;
-        if ( (rc = ms_copy_frame(ctx, c->cls[i], c->old_mfn[i], c->new_mfn[i])) )
-            return rc;
-    }
-    ms_enter(ctx, MEMSWAP_PH_FREEZE);
-    return 0;
-}
-
-/* ------------------------------------------------------------------------
- * FREEZE: no new references to old frames from here; re-verify.
+/*
+ * Rewrite the MFNs in frame @mfn in place: a table or P2M frame of class
+ * @cls, or an unpinned Linux pgd (@pgd: its guest slots, Xen's left as
+ * they are). @new_frame: a copy about to become the table (Xen's L4 slots
+ * are regenerated for it).
  */
+static void ms_translate_frame(struct memswap_ctx *ctx, unsigned long mfn,
+                               unsigned int cls, bool pgd, bool new_frame)
+{
+    void *p;
+
+    if ( !pgd && !ms_is_table(cls) && !ms_is_p2m(cls) )
+        return;
+    p = ms_map(mfn);
+    if ( pgd )
+        ms_translate_table(ctx, p, p, 4, false, mfn);
+    else if ( ms_is_table(cls) )
+        ms_translate_table(ctx, p, p, cls - MEMSWAP_FC_L1 + 1, new_frame, mfn);
+    else
+        ms_translate_p2m(ctx, p, p);
+    ms_unmap(p);
+}
+
+/* Freeze frame @i and check it is exactly as planned; 0 or -EAGAIN. */
+static int ms_freeze_one(struct memswap_ctx *ctx, unsigned long i)
+{
+    unsigned long mfn = MS_F(ctx, i, old_mfn);
+    const struct page_info *pg = ms_page(mfn);
+    unsigned long ti = pg->u.inuse.type_info;
+
+    if ( !ms_host_freeze_frame(ctx->d, mfn, ms_planned_gen(ctx, i, ti)) )
+        return -EAGAIN;
+    MS_F(ctx, i, flags) |= MS_FL_FROZEN;
+    /*
+     * Frozen, nobody can take a reference, so nobody can take a type
+     * reference: the type word is final now. It must be what the plan
+     * accounted for, and the frame must still be the pfn's in the M2P,
+     * which the translation relies on (and which nobody can change any
+     * more: that takes a reference too).
+     */
+    ti = pg->u.inuse.type_info;
+    if ( (ti & PGT_count_mask) != ms_planned_typ(ctx, i, ti) || (ti & PGT_locked) ||
+         (ms_moved(ctx, i) && ms_is_table(MS_F(ctx, i, cls)) &&
+          (ti & (PGT_validated | PGT_partial)) != PGT_validated) )
+        return -EAGAIN;
+    if ( ms_m2p_get(mfn) != MS_F(ctx, i, pfn) )
+        return -EAGAIN;
+    return 0;
+}
 
 static int ms_phase_freeze(struct memswap_ctx *ctx)
 {
-    struct ms_chunk *c;
-    unsigned int i;
     unsigned long n = 0;
+    int rc;
 
-    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
+    /* Step 0: freeze. */
+    for ( ; ctx->step == 0 && ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
-        ms_prefetch_ahead(c, i);
-        if ( !ms_moved(c, i) )
+        unsigned long i = ctx->pos;
+        bool moved = ms_moved(ctx, i);
+
+        ms_prefetch_ahead(ctx, i);
+        if ( !moved && !(MS_F(ctx, i, flags) & MS_FL_INPLACE) )
+        {
+            /*
+             * A kept P2M frame others map is rewritten unfrozen (its entries
+             * hold no references): it must still be the guest's plain page.
+             */
+            if ( ms_is_p2m(MS_F(ctx, i, cls)) &&
+                 !ms_plain_page(ctx, ms_page(MS_F(ctx, i, old_mfn))) )
+                return -EAGAIN;
             continue;
+        }
         if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
-        ms_host_freeze_frame(ctx->d, c->old_mfn[i]);
-        /*
-         * Frozen, the count can only go down (someone dropping a reference
-         * they took since CLASSIFY). Any difference from the plan means a
-         * reference we would not carry over: give up rather than lose it.
-         */
-        if ( ms_judge(c, i, ms_page(c->old_mfn[i])) != MS_NOT_KEPT )
-        {
-            ctx->pos++;   /* this frame is frozen too: thaw it on rollback */
-            return -EAGAIN;
-        }
+        if ( (rc = ms_freeze_one(ctx, i)) )
+            return rc;
+        if ( !moved || ms_is_table(MS_F(ctx, i, cls)) )
+            ctx->late[ctx->nr_late++] = (uint32_t)i;
+    }
+    if ( ctx->step == 0 )
+    {
+        ctx->step = 1;
+        ctx->pos = 0;
+    }
+
+    /* Step 1: with the M2P fixed, translate the copies of tables and P2M frames. */
+    for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
+    {
+        unsigned long i = ctx->pos;
+        unsigned int cls = MS_F(ctx, i, cls);
+        bool pgd = MS_F(ctx, i, flags) & MS_FL_PGD;
+
+        if ( !ms_moved(ctx, i) || (!pgd && !ms_is_table(cls) && !ms_is_p2m(cls)) )
+            continue;
+        if ( ms_should_yield(ctx) )
+            return MEMSWAP_PREEMPTED;
+        ms_translate_frame(ctx, MS_F(ctx, i, new_mfn), cls, pgd, true);
     }
     ms_enter(ctx, MEMSWAP_PH_COMMIT);
     return 0;
@@ -997,37 +1240,68 @@ static int ms_phase_freeze(struct memswap_ctx *ctx)
  * COMMIT: the point of no return. Nothing below may fail.
  */
 
-static void ms_commit_frame(struct memswap_ctx *ctx, struct ms_chunk *c,
-                            unsigned int i, unsigned long pfn)
+/*
+ * Hand frame @i's place to its new frame. The new frame stays frozen
+ * (count 0: nobody can take or drop a reference) if its entries hold
+ * references - a table - until all of them are live at the end of COMMIT;
+ * anything else holds no references and is live at once.
+ */
+static void ms_commit_frame(struct memswap_ctx *ctx, unsigned long i)
 {
-    const struct page_info *old = ms_page(c->old_mfn[i]);
+    unsigned long old_mfn = MS_F(ctx, i, old_mfn), new_mfn = MS_F(ctx, i, new_mfn);
 
-    ms_host_transfer_frame(ctx->d, c->old_mfn[i], c->new_mfn[i],
-                           old->count_info, old->u.inuse.type_info);
+    ms_host_transfer_frame(ctx->d, old_mfn, new_mfn);
     /*
      * The old frame's M2P entry still names the pfn: ms_xlate() of old
      * MFNs (kept tables, holders) relies on it until the commit is over.
      * FREE invalidates it just before the frame goes back to the heap.
      */
-    ms_m2p_set(c->new_mfn[i], pfn);
+    ms_m2p_set(new_mfn, MS_F(ctx, i, pfn));
+    if ( !ms_is_table(MS_F(ctx, i, cls)) )
+        ms_host_thaw_frame(ctx->d, new_mfn,
+                           ms_planned_gen(ctx, i, ms_page(new_mfn)->u.inuse.type_info) - 1);
     ctx->res.frames_moved++;
 }
 
-/* A kept table or P2M frame is live: its entries to moved frames change in place. */
-static void ms_commit_kept_frame(struct memswap_ctx *ctx, struct ms_chunk *c,
-                                 unsigned int i)
+/*
+ * A kept table or P2M frame is live: its entries to moved frames change in
+ * place. Only the guest's own plain page is ever written: a frozen one is
+ * (nobody could change that since FREEZE); a kept P2M frame others map was
+ * not frozen (its entries hold no references) and is checked here.
+ */
+static void ms_commit_kept_frame(struct memswap_ctx *ctx, unsigned long i)
 {
-    void *p;
+    unsigned int cls = MS_F(ctx, i, cls);
+    unsigned long mfn = MS_F(ctx, i, old_mfn);
 
-    if ( c->cls[i] < MEMSWAP_FC_L1 )
-        return;
-    p = ms_map(c->old_mfn[i]);
-    if ( c->cls[i] <= MEMSWAP_FC_L4 )
-        ms_translate_table(ctx, p, p, c->cls[i] - MEMSWAP_FC_L1 + 1, false,
-                           c->old_mfn[i]);
-    else
-        ms_translate_p2m(ctx, p, p);
-    ms_unmap(p);
+    if ( MS_F(ctx, i, flags) & MS_FL_INPLACE )
+        ms_translate_frame(ctx, mfn, cls, false, false);
+    else if ( ms_is_p2m(cls) && ms_plain_page(ctx, ms_page(mfn)) )
+        ms_translate_frame(ctx, mfn, cls, false, false);
+}
+
+/*
+ * Every frame is in place: make the new tables live and thaw the kept
+ * frames that were rewritten, in one go, so that no table anyone can
+ * reach holds a reference on a frame nobody can reference yet. Bounded by
+ * the number of tables; not preemptible on purpose.
+ */
+static void ms_commit_late(struct memswap_ctx *ctx)
+{
+    unsigned long k;
+
+    for ( k = 0; k < ctx->nr_late; k++ )
+    {
+        unsigned long i = ctx->late[k];
+        bool moved = ms_moved(ctx, i);
+        unsigned long mfn = moved ? MS_F(ctx, i, new_mfn) : MS_F(ctx, i, old_mfn);
+        unsigned long ti = ms_page(mfn)->u.inuse.type_info;
+
+        /* A moved frame's new count lacks our reference: we kept none on it. */
+        ms_host_thaw_frame(ctx->d, mfn, ms_planned_gen(ctx, i, ti) - moved);
+        if ( !moved )
+            MS_F(ctx, i, flags) &= ~MS_FL_FROZEN;
+    }
 }
 
 static void ms_commit_holders(struct memswap_ctx *ctx)
@@ -1063,82 +1337,116 @@ static void ms_commit_holders(struct memswap_ctx *ctx)
 
 static int ms_phase_commit(struct memswap_ctx *ctx)
 {
-    struct ms_chunk *c;
-    unsigned int i;
     unsigned long n = 0;
 
     /*
      * Step 0 hands every moved frame's counts and ownership to its new
-     * frame and fixes the M2P. It may be preempted: the domain stays paused
-     * and its old frames frozen, and the new frames are consistent owned
-     * pages from the moment they are handed over.
+     * frame, fixes the M2P and rewrites kept tables. It may be preempted:
+     * the domain stays paused, and every frame a reference could be taken
+     * or dropped through is frozen until step 1.
      */
-    for ( ; ctx->step == 0 && ms_next_frame(ctx, &c, &i); ctx->pos++ )
+    for ( ; ctx->step == 0 && ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
-        ms_prefetch_ahead(c, i);
+        unsigned long i = ctx->pos;
+
+        ms_prefetch_ahead(ctx, i);
         if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
-        if ( ms_moved(c, i) )
-            ms_commit_frame(ctx, c, i, ctx->pos);
+        if ( ms_moved(ctx, i) )
+            ms_commit_frame(ctx, i);
         else
-            ms_commit_kept_frame(ctx, c, i);
+            ms_commit_kept_frame(ctx, i);
     }
-    /* Step 1: the holders outside guest memory, then the TLBs, then go. */
+    /* Step 1: everything live; the holders outside guest memory, TLBs, go. */
     ctx->step = 1;
+    ms_commit_late(ctx);
     ms_commit_holders(ctx);
     ms_unpause(ctx);
     ms_enter(ctx, MEMSWAP_PH_FREE);
     return 0;
 }
 
-/* FREE: old frames back to the heap while the domain runs. */
+/*
+ * FREE: old frames back to the heap while the domain runs, and the
+ * references on every other indexed frame (kept frames, and everything
+ * after a dry run) given back.
+ */
 static int ms_phase_free(struct memswap_ctx *ctx)
 {
-    struct ms_chunk *c;
-    unsigned int i;
     unsigned long n = 0;
 
-    for ( ; ms_next_frame(ctx, &c, &i); ctx->pos++ )
+    for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
-        ms_prefetch_ahead(c, i);
-        if ( !ms_moved(c, i) )
-            continue;
+        unsigned long i = ctx->pos, old_mfn = MS_F(ctx, i, old_mfn);
+
+        ms_prefetch_ahead(ctx, i);
         if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
-        ms_m2p_set(c->old_mfn[i], INVALID_M2P_ENTRY);
-        ms_host_release_frame(c->old_mfn[i]);
+        if ( MS_F(ctx, i, new_mfn) == MS_INVALID_MFN )
+        {
+            ms_host_put_frame(old_mfn);
+            continue;
+        }
+        ms_m2p_set(old_mfn, INVALID_M2P_ENTRY);
+        /*
+         * XSA-402, as cleanup_page_mappings() does before a page is freed:
+         * a frame once mapped writable with a non-coherent memory type is
+         * flushed before anyone else can have it.
+         */
+        if ( ms_page(old_mfn)->u.inuse.type_info & PGT_non_coherent )
+            ms_host_flush_cache(old_mfn);
+        ms_host_release_frame(old_mfn);
     }
     ms_enter(ctx, MEMSWAP_PH_DONE);
     return 0;
 }
 
 /* ------------------------------------------------------------------------
- * Rollback: undo everything done before the point of no return.
+ * Rollback: undo everything done before the point of no return, frame by
+ * frame and resumable like the phases (the domain stays paused until it
+ * is complete). ctx->phase keeps the phase that failed.
  */
-static void ms_rollback(struct memswap_ctx *ctx, int rc)
+static void ms_start_rollback(struct memswap_ctx *ctx, int rc)
 {
-    unsigned long frozen_end = ctx->phase == MEMSWAP_PH_FREEZE ? ctx->pos : 0;
-    struct ms_chunk *c;
-    unsigned int i;
+    ms_charge(ctx);
+    ctx->res.failed_phase = ctx->phase;
+    ctx->rc = rc;
+    ctx->undoing = true;
+    ctx->pos = 0;
+}
 
-    for ( ctx->pos = 0; ctx->chunk && ms_next_frame(ctx, &c, &i); ctx->pos++ )
+static int ms_rollback(struct memswap_ctx *ctx)
+{
+    unsigned long n = 0;
+
+    for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
-        if ( ctx->pos < frozen_end && ms_moved(c, i) )
-            ms_host_thaw_frame(ctx->d, c->old_mfn[i]);
-        if ( c->new_mfn[i] != MS_INVALID_MFN )
+        unsigned long i = ctx->pos, old_mfn = MS_F(ctx, i, old_mfn);
+
+        if ( ms_yield_point(ctx, &n) )
+            return MEMSWAP_PREEMPTED;
+        if ( MS_F(ctx, i, flags) & MS_FL_FROZEN )
         {
-            ms_host_free_frame(c->new_mfn[i]);
-            c->new_mfn[i] = MS_INVALID_MFN;
+            ms_host_thaw_frame(ctx->d, old_mfn,
+                               ms_planned_gen(ctx, i, ms_page(old_mfn)->u.inuse.type_info));
+            MS_F(ctx, i, flags) &= ~MS_FL_FROZEN;
         }
+        if ( MS_F(ctx, i, new_mfn) != MS_INVALID_MFN )
+        {
+            ms_host_free_frame(MS_F(ctx, i, new_mfn));
+            MS_F(ctx, i, new_mfn) = MS_INVALID_MFN;
+        }
+        /* Our reference last: it may be the frame's last one (freed now). */
+        ms_host_put_frame(old_mfn);
     }
     ctx->nr_allocated = 0;
     ms_unpause(ctx);
-    ctx->res.failed_phase = ctx->phase;
     ctx->res.frames_moved = 0;
     ctx->res.bytes_copied = 0;
     ctx->res.ptes_translated = 0;
-    ctx->rc = rc;
+    ctx->undoing = false;
     ms_enter(ctx, MEMSWAP_PH_DONE);
+    return ctx->rc;
 }
 
 /* ------------------------------------------------------------------------
@@ -1149,7 +1457,7 @@ int memswap_begin(struct domain *d, const struct memswap_request *req,
                   struct memswap_ctx **ctxp)
 {
     struct memswap_ctx *ctx;
-    unsigned int i, any = 0, allowed = 0;
+    unsigned int i, any = 0;
     int rc;
 
     if ( req->flags & ~MEMSWAP_F_DRY_RUN )
@@ -1160,13 +1468,9 @@ int memswap_begin(struct domain *d, const struct memswap_request *req,
         return -EINVAL;
     for ( i = 0; i < MEMSWAP_COLOUR_WORDS; i++ )
         any |= req->colours[i] != 0;
-    for ( i = 0; any && i < MEMSWAP_MAX_COLOURS; i++ )
+    for ( i = req->geom.nr_colours; any && i < MEMSWAP_MAX_COLOURS; i++ )
         if ( (req->colours[i / 64] >> (i % 64)) & 1 )
-        {
-            if ( i >= req->geom.nr_colours )
-                return -EINVAL;     /* a colour the geometry does not have */
-            allowed++;
-        }
+            return -EINVAL;     /* a colour the geometry does not have */
     if ( (rc = ms_host_check_domain(d)) )
         return rc;
     if ( *ctxp )
@@ -1177,7 +1481,7 @@ int memswap_begin(struct domain *d, const struct memswap_request *req,
         return -ENOMEM;
     ctx->d = d;
     ctx->req = *req;
-    ctx->empty_leaf_mfn = MS_INVALID_MFN;
+    ctx->empty_leaf_mfn = ctx->marked_mid_mfn = MS_INVALID_MFN;
     ctx->meta_bytes = sizeof(*ctx);
     ctx->t_phase = ms_host_now_ns();
     ctx->phase = MEMSWAP_PH_SCAN;
@@ -1191,9 +1495,19 @@ int memswap_run(struct memswap_ctx *ctx)
 
     ctx->t_phase = ms_host_now_ns();
     ctx->resumed = true;
+    /*
+     * Between two calls the domain may have started dying, or a toolstack
+     * may have put it in log-dirty mode or given it a device: before the
+     * point of no return, any answer but yes rolls the swap back.
+     */
+    if ( !ctx->undoing && ctx->phase < MEMSWAP_PH_COMMIT &&
+         (rc = ms_host_check_domain(ctx->d)) )
+        ms_start_rollback(ctx, rc);
     while ( ctx->phase != MEMSWAP_PH_DONE )
     {
-        switch ( ctx->phase )
+        if ( ctx->undoing )
+            rc = ms_rollback(ctx);
+        else switch ( ctx->phase )
         {
         case MEMSWAP_PH_SCAN:       rc = ms_phase_scan(ctx); break;
         case MEMSWAP_PH_COUNT_REFS: rc = ms_phase_count_refs(ctx); break;
@@ -1211,29 +1525,28 @@ int memswap_run(struct memswap_ctx *ctx)
             ms_charge(ctx);
             return rc;
         }
-        if ( rc < 0 )
-        {
-            /* Only phases before the point of no return can fail. */
-            ms_rollback(ctx, rc);
-            break;
-        }
+        /* Only phases before the point of no return can fail. */
+        if ( rc < 0 && !ctx->undoing && ctx->phase != MEMSWAP_PH_DONE )
+            ms_start_rollback(ctx, rc);
     }
     ms_charge(ctx);
     return ctx->rc;
 }
 
-int memswap_abort(struct memswap_ctx *ctx)
+int memswap_cancel(struct memswap_ctx *ctx)
 {
     if ( ctx->phase == MEMSWAP_PH_DONE )
         return ctx->rc;
-    if ( ctx->phase < MEMSWAP_PH_COMMIT )
-    {
-        ms_rollback(ctx, -EINTR);
-        return ctx->rc;
-    }
-    /* Past the point of no return the only way out is forward. */
-    ctx->finishing = true;
+    if ( ctx->phase < MEMSWAP_PH_COMMIT && !ctx->undoing )
+        ms_start_rollback(ctx, -EINTR);
+    /* A rollback, or past the point of no return the only way out: forward. */
     return memswap_run(ctx);
+}
+
+int memswap_abort(struct memswap_ctx *ctx)
+{
+    ctx->finishing = true;
+    return memswap_cancel(ctx);
 }
 
 const struct memswap_result *memswap_result(const struct memswap_ctx *ctx)
@@ -1249,24 +1562,28 @@ enum memswap_phase memswap_phase(const struct memswap_ctx *ctx)
 void memswap_progress(const struct memswap_ctx *ctx, uint64_t *done, uint64_t *total)
 {
     *done = ctx->pos;
-    *total = ctx->phase == MEMSWAP_PH_SCAN && ctx->step == 1 ? ctx->nr_leaves : ctx->nr_pfns;
+    *total = ctx->phase == MEMSWAP_PH_SCAN && ctx->step == 1 ? ctx->nr_leaves :
+             ctx->phase == MEMSWAP_PH_SCAN && ctx->step == 2 ? MS_P2M_PER_PAGE :
+             ctx->nr_frames;
 }
 
 void memswap_end(struct memswap_ctx *ctx)
 {
-    unsigned long leaf;
+    unsigned long s;
 
     if ( !ctx )
         return;
     if ( ctx->phase != MEMSWAP_PH_DONE )
         memswap_abort(ctx);
-    for ( leaf = 0; ctx->chunk && leaf < ctx->nr_leaves; leaf++ )
-        if ( ctx->chunk[leaf] )
-            ms_host_free(ctx->chunk[leaf], sizeof(struct ms_chunk));
-    if ( ctx->chunk )
-        ms_host_free(ctx->chunk, ctx->nr_leaves * sizeof(*ctx->chunk));
-    if ( ctx->leaf_mfn )
-        ms_host_free(ctx->leaf_mfn, ctx->nr_leaves * sizeof(*ctx->leaf_mfn));
+    for ( s = 0; ctx->seg && s < ctx->nr_segs; s++ )
+        if ( ctx->seg[s] )
+            ms_host_free(ctx->seg[s], sizeof(struct ms_seg));
+    if ( ctx->seg )
+        ms_host_free(ctx->seg, (ctx->nr_segs ?: 1) * sizeof(*ctx->seg));
+    if ( ctx->leaf_first )
+        ms_host_free(ctx->leaf_first, (ctx->nr_leaves + 1) * sizeof(*ctx->leaf_first));
+    if ( ctx->late )
+        ms_host_free(ctx->late, ctx->late_cap * sizeof(*ctx->late));
     ms_host_free(ctx, sizeof(*ctx));
 }
 
@@ -1278,15 +1595,30 @@ unsigned long memswap_nr_pfns(const struct memswap_ctx *ctx)
 int memswap_pfn_info(const struct memswap_ctx *ctx, unsigned long pfn,
                      int *cls, int *kept_reason, uint64_t *old_mfn, uint64_t *new_mfn)
 {
-    const struct ms_chunk *c = pfn < ctx->nr_pfns ? ms_chunk_of(ctx, pfn) : NULL;
-    unsigned int i = pfn & (MS_CHUNK - 1);
+    unsigned long i;
 
-    if ( !c || c->cls[i] == MEMSWAP_FC_NONE )
+    if ( !ctx->indexed || (i = ms_frame_of_pfn(ctx, pfn)) == MS_NO_FRAME )
         return -ENOENT;
-    *cls = c->cls[i];
-    *kept_reason = c->kept[i] == MS_NOT_KEPT ? -1 : c->kept[i];
-    *old_mfn = c->old_mfn[i];
-    *new_mfn = c->new_mfn[i];
+    *cls = MS_F(ctx, i, cls);
+    *kept_reason = MS_F(ctx, i, kept) == MS_NOT_KEPT ? -1 : MS_F(ctx, i, kept);
+    *old_mfn = MS_F(ctx, i, old_mfn);
+    *new_mfn = MS_F(ctx, i, new_mfn);
+    return 0;
+}
+
+unsigned long memswap_nr_frames(const struct memswap_ctx *ctx)
+{
+    return ctx->nr_frames;
+}
+
+int memswap_frame_info(const struct memswap_ctx *ctx, unsigned long i,
+                       uint64_t *pfn, uint64_t *old_mfn, uint64_t *new_mfn)
+{
+    if ( i >= ctx->nr_frames )
+        return -ENOENT;
+    *pfn = MS_F(ctx, i, pfn);
+    *old_mfn = MS_F(ctx, i, old_mfn);
+    *new_mfn = MS_F(ctx, i, new_mfn);
     return 0;
 }
 

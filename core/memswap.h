@@ -129,18 +129,32 @@ int memswap_run(struct memswap_ctx *ctx);
  */
 int memswap_abort(struct memswap_ctx *ctx);
 
+/*
+ * memswap_abort(), resumable: returns MEMSWAP_PREEMPTED while there is
+ * work left (call it again), then the final result. For a host that must
+ * not undo a large domain's swap in one go (domain destruction).
+ */
+int memswap_cancel(struct memswap_ctx *ctx);
+
 const struct memswap_result *memswap_result(const struct memswap_ctx *ctx);
 enum memswap_phase memswap_phase(const struct memswap_ctx *ctx);
-/* Position within the current phase (pfns, or P2M leaves while scanning). */
+/*
+ * Position within the current phase: frames of the index; while scanning,
+ * P2M leaves, then mid frames (of 512) while marking the tree.
+ */
 void memswap_progress(const struct memswap_ctx *ctx, uint64_t *done, uint64_t *total);
 void memswap_end(struct memswap_ctx *ctx);
 
-/* Plan details for tests and tools (valid after CLASSIFY, until end). */
+/* Plan details for tests and tools (valid once SCAN is done, until end). */
 unsigned long memswap_nr_pfns(const struct memswap_ctx *ctx);
 /* For pfn: class, kept reason (-1 if moved or absent), old and new mfn. */
 int memswap_pfn_info(const struct memswap_ctx *ctx, unsigned long pfn,
                      int *cls, int *kept_reason,
                      uint64_t *old_mfn, uint64_t *new_mfn);
+/* The frames indexed so far (SCAN may still be adding), in pfn order. */
+unsigned long memswap_nr_frames(const struct memswap_ctx *ctx);
+int memswap_frame_info(const struct memswap_ctx *ctx, unsigned long i,
+                       uint64_t *pfn, uint64_t *old_mfn, uint64_t *new_mfn);
 
 const char *memswap_phase_name(enum memswap_phase ph);
 const char *memswap_kept_name(enum memswap_kept_reason r);

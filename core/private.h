@@ -143,7 +143,12 @@ unsigned int ms_host_domid(const struct domain *d);
 unsigned long ms_host_tot_pages(const struct domain *d);
 void ms_host_pause(struct domain *d);
 void ms_host_unpause(struct domain *d);
-/* -errno if @d may not be swapped (dying, HVM/PVH, control domain, ...). */
+/*
+ * -errno if @d may not be swapped (dying, HVM/PVH, control domain, an
+ * IOMMU, log-dirty or another paging mode, ...). Asked at the start and
+ * again on every continuation before the point of no return: the answer
+ * can change while the swap waits between two of them.
+ */
 int ms_host_check_domain(struct domain *d);
 
 /*
@@ -215,22 +220,45 @@ unsigned long ms_host_alloc_frame(struct domain *d,
 void ms_host_free_frame(unsigned long mfn);
 
 /*
- * Freezing an old frame: after it, nobody can take a new reference to it
- * (get_page() against @d fails); thawing undoes it (rollback).
+ * References, with get_page()/put_page() semantics: the engine holds one on
+ * every frame it indexes, from SCAN until FREE or rollback, so that nothing
+ * it looks at can be freed (and reused) under it. get fails on a frame with
+ * no references or another owner; the last put frees the frame (after
+ * Xen's cleanup of its mappings).
  */
-void ms_host_freeze_frame(struct domain *d, unsigned long mfn);
-void ms_host_thaw_frame(struct domain *d, unsigned long mfn);
+bool ms_host_get_frame(struct domain *d, unsigned long mfn);
+void ms_host_put_frame(unsigned long mfn);
 
 /*
- * Commit of one frame: @new_mfn takes @old_mfn's place in @d's page list
- * and ownership with the given counts; @old_mfn is left disowned, with no
- * references, off every list, for ms_host_release_frame(). tot_pages does
- * not change.
+ * Freezing, as steal_page() does it: one cmpxchg on count_info that
+ * succeeds only if the general count is exactly @count (every reference
+ * the plan accounts for, the engine's own included) with PGC_allocated,
+ * and leaves count 0 with PGC_allocated clear. Nobody can take a
+ * reference to a frame with count 0 (page_get_owner_and_reference()
+ * refuses it), and as nobody else holds one, nobody can drop one. Thawing
+ * puts @count and PGC_allocated back; it also makes a new frame live after
+ * its transfer. Only the count and PGC_allocated change.
+ */
+bool ms_host_freeze_frame(struct domain *d, unsigned long mfn, unsigned long count);
+void ms_host_thaw_frame(struct domain *d, unsigned long mfn, unsigned long count);
+
+/*
+ * Commit of one frame (both frozen): @new_mfn takes @old_mfn's place in
+ * @d's page list and ownership, with its type word and count_info's flags,
+ * still frozen (the engine thaws it with the count). @old_mfn is left
+ * disowned, count 0, off every list, its type word cleared but for
+ * PGT_non_coherent, for ms_host_release_frame(). tot_pages does not change.
  */
 void ms_host_transfer_frame(struct domain *d, unsigned long old_mfn,
-                            unsigned long new_mfn, unsigned long count_info,
-                            unsigned long type_info);
+                            unsigned long new_mfn);
 void ms_host_release_frame(unsigned long mfn);
+
+/*
+ * Write back and invalidate the cache lines of a frame (XSA-402: a frame
+ * mapped writable with a non-coherent memory type, PGT_non_coherent, may
+ * have stale lines; Xen flushes it before it changes use).
+ */
+void ms_host_flush_cache(unsigned long mfn);
 
 /* Flush every TLB that may hold a translation of @d's (all CPUs that ran it). */
 void ms_host_flush_tlbs(struct domain *d);

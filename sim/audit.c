@@ -104,7 +104,7 @@ static void count_table(struct audit *a, struct domain *d, unsigned long mfn)
 
 static void audit_p2m(struct audit *a, struct domain *d)
 {
-    unsigned long pfn, populated = 0;
+    unsigned long pfn, populated = 0, cr3_mfn;
     struct sim_shared_info *si = sim_shared_info(d);
     uint32_t m;
 
@@ -120,11 +120,11 @@ static void audit_p2m(struct audit *a, struct domain *d)
                 (unsigned long long)si->arch.pfn_to_mfn_frame_list_list);
         return;
     }
-    if ( (si->arch.p2m_cr3 >> PAGE_SHIFT) != d->vcpu[0].guest_table &&
-         sim_mfn_to_page((unsigned long)(si->arch.p2m_cr3 >> PAGE_SHIFT))->owner != d )
+    /* Guest-written: any value at all, so look before dereferencing. */
+    cr3_mfn = (unsigned long)(si->arch.p2m_cr3 >> PAGE_SHIFT);
+    if ( !sim_mfn_valid(cr3_mfn) || sim_mfn_to_page(cr3_mfn)->owner != d )
         problem(a, "d%u p2m_cr3 %#llx not an own L4", d->domid, (unsigned long long)si->arch.p2m_cr3);
-    else if ( (sim_mfn_to_page((unsigned long)(si->arch.p2m_cr3 >> PAGE_SHIFT))->u.inuse.type_info &
-               PGT_type_mask) != PGT_l4_page_table )
+    else if ( (sim_mfn_to_page(cr3_mfn)->u.inuse.type_info & PGT_type_mask) != PGT_l4_page_table )
         problem(a, "d%u p2m_cr3 %#llx is not an L4", d->domid, (unsigned long long)si->arch.p2m_cr3);
 
     for ( pfn = 0; pfn < d->p2m_size; pfn++ )

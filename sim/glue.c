@@ -20,14 +20,21 @@ const struct sim_swap_opts *sim_swap_cur_opts;
 struct memswap_ctx *sim_swap_cur_ctx;
 uint64_t sim_swap_checks, sim_swap_allocs;
 
+/* The engine's metadata, measured here (tests compare it with what it claims). */
+uint64_t sim_swap_meta_bytes, sim_swap_meta_peak;
+
 void *ms_host_zalloc(size_t bytes)
 {
-    return calloc(1, bytes ? bytes : 1);
+    void *p = calloc(1, bytes ? bytes : 1);
+
+    if ( p && (sim_swap_meta_bytes += bytes) > sim_swap_meta_peak )
+        sim_swap_meta_peak = sim_swap_meta_bytes;
+    return p;
 }
 
 void ms_host_free(void *p, size_t bytes)
 {
-    (void)bytes;
+    sim_swap_meta_bytes -= bytes;
     free(p);
 }
 
@@ -68,12 +75,17 @@ void ms_host_unpause(struct domain *d)
 
 int ms_host_check_domain(struct domain *d)
 {
+    /* The mutation: only the check at the start (no swap in progress yet). */
+    if ( (sim_mutations & SIM_MUT_NO_RECHECK) && sim_swap_cur_ctx )
+        return 0;
     if ( d->is_dom0 || d->domid == 0 )
         return -EACCES;
     if ( d->dying )
         return -ENODEV;
-    if ( d->hvm )
+    if ( d->hvm || d->iommu )
         return -EOPNOTSUPP;
+    if ( d->log_dirty )
+        return -EBUSY;
     return 0;
 }
 
@@ -224,32 +236,52 @@ void ms_host_free_frame(unsigned long mfn)
         sim_heap_free(mfn);
 }
 
-void ms_host_freeze_frame(struct domain *d, unsigned long mfn)
+bool ms_host_get_frame(struct domain *d, unsigned long mfn)
 {
+    return sim_get_page(sim_mfn_to_page(mfn), d);
+}
+
+void ms_host_put_frame(unsigned long mfn)
+{
+    sim_put_page(sim_mfn_to_page(mfn));
+}
+
+/* steal_page()'s cmpxchg: the sim is single-threaded, so compare and store. */
+bool ms_host_freeze_frame(struct domain *d, unsigned long mfn, unsigned long count)
+{
+    struct page_info *pg = sim_mfn_to_page(mfn);
+    unsigned long x = pg->count_info;
+
+    if ( pg->owner != d || (x & (PGC_count_mask | PGC_allocated)) != (count | PGC_allocated) )
+        return false;
+    if ( !(sim_mutations & SIM_MUT_FREEZE_KEEPS_COUNT) )
+        pg->count_info = x & ~(PGC_count_mask | PGC_allocated);
+    return true;
+}
+
+void ms_host_thaw_frame(struct domain *d, unsigned long mfn, unsigned long count)
+{
+    struct page_info *pg = sim_mfn_to_page(mfn);
+
     (void)d;
-    /* get_page() checks the owner: with none, every new reference fails. */
-    sim_mfn_to_page(mfn)->owner = NULL;
+    pg->count_info = (pg->count_info & ~(PGC_count_mask | PGC_allocated)) | PGC_allocated | count;
 }
 
-void ms_host_thaw_frame(struct domain *d, unsigned long mfn)
-{
-    sim_mfn_to_page(mfn)->owner = d;
-}
-
-void ms_host_transfer_frame(struct domain *d, unsigned long old_mfn, unsigned long new_mfn,
-                            unsigned long count_info, unsigned long type_info)
+void ms_host_transfer_frame(struct domain *d, unsigned long old_mfn, unsigned long new_mfn)
 {
     struct page_info *o = sim_mfn_to_page(old_mfn), *n = sim_mfn_to_page(new_mfn);
+    const unsigned long flags = PGC_page_table;
 
     sim_page_list_replace(d, old_mfn, new_mfn);
     n->owner = d;
-    n->count_info = (count_info & ~PGC_state) | PGC_state_inuse;
-    n->u.inuse.type_info = type_info;
+    /* Frozen, as the old one: the engine thaws it with the count. */
+    n->count_info = (o->count_info & flags) | PGC_state_inuse;
+    n->u.inuse.type_info = o->u.inuse.type_info;
     n->heap_bucket = SIM_NIL;
     n->linear_entries = o->linear_entries;
     o->owner = NULL;
-    o->count_info = PGC_state_inuse;
-    o->u.inuse.type_info = 0;
+    o->count_info &= ~flags;
+    o->u.inuse.type_info &= PGT_non_coherent;
     o->linear_entries = 0;
 }
 
@@ -257,6 +289,11 @@ void ms_host_release_frame(unsigned long mfn)
 {
     if ( sim_mfn_valid(mfn) )
         sim_heap_free(mfn);
+}
+
+void ms_host_flush_cache(unsigned long mfn)
+{
+    sim_cache_flush(mfn);
 }
 
 void ms_host_flush_tlbs(struct domain *d)

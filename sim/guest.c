@@ -296,11 +296,24 @@ static int build_memory(struct builder *b, const struct sim_guest_config *cfg)
         return -ENOMEM;
 
     /* pfn layout: RAM, a 2-leaf hole, a 1-leaf identity range, RAM, then a
-     * partial identity tail and (with devices) two foreign entries. */
-    b->hole_start = ((M / 2) + 511) & ~511UL;
-    b->id_start = b->hole_start + 1024;
-    b->ram2_start = b->id_start + 512;
-    b->ram_end = b->ram2_start + (M - b->hole_start);
+     * partial identity tail and (with devices) two foreign entries. A
+     * sparse guest (pfn_stride > 1, as after ballooning or hotplug) has
+     * one RAM pfn every pfn_stride and nothing in between. */
+    if ( cfg->pfn_stride > 1 )
+    {
+        if ( (unsigned long)cfg->pfn_stride * M > (1UL << 27) )
+            return -EINVAL;
+        b->hole_start = b->ram2_start = M * cfg->pfn_stride;
+        b->id_start = b->hole_start;
+        b->ram_end = b->hole_start;
+    }
+    else
+    {
+        b->hole_start = ((M / 2) + 511) & ~511UL;
+        b->id_start = b->hole_start + 1024;
+        b->ram2_start = b->id_start + 512;
+        b->ram_end = b->ram2_start + (M - b->hole_start);
+    }
     d->p2m_size = b->ram_end + 16 + (cfg->with_devices ? 2 : 0);
     d->nr_ram_pfns = M;
     d->max_pages = M + 64;
@@ -312,7 +325,7 @@ static int build_memory(struct builder *b, const struct sim_guest_config *cfg)
         return -ENOMEM;
     for ( pfn = 0; pfn < d->p2m_size; pfn++ )
         b->p2m[pfn] = SIM_P2M_INVALID;
-    for ( pfn = b->id_start; pfn < b->id_start + 512; pfn++ )
+    for ( pfn = b->id_start; pfn < b->ram2_start; pfn++ )
         b->p2m[pfn] = pfn | SIM_P2M_IDENTITY;
     for ( pfn = b->ram_end; pfn < b->ram_end + 16; pfn++ )
         b->p2m[pfn] = pfn | SIM_P2M_IDENTITY;
@@ -322,7 +335,8 @@ static int build_memory(struct builder *b, const struct sim_guest_config *cfg)
     {
         unsigned long mfn;
 
-        if ( pfn >= b->hole_start && pfn < b->ram2_start )
+        if ( (pfn >= b->hole_start && pfn < b->ram2_start) ||
+             (cfg->pfn_stride > 1 && pfn % cfg->pfn_stride) )
             continue;
         mfn = sim_heap_alloc_any(node, cfg->colours, pfn);
         if ( mfn == MS_INVALID_MFN )

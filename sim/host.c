@@ -631,6 +631,26 @@ int sim_domain_set_dying(unsigned int domid)
     return 0;
 }
 
+int sim_domain_set_log_dirty(unsigned int domid, bool on)
+{
+    struct domain *d = sim_domain_lookup(domid);
+
+    if ( !d )
+        return -ESRCH;
+    d->log_dirty = on;
+    return 0;
+}
+
+int sim_domain_set_iommu(unsigned int domid, bool on)
+{
+    struct domain *d = sim_domain_lookup(domid);
+
+    if ( !d )
+        return -ESRCH;
+    d->iommu = on;
+    return 0;
+}
+
 int sim_domain_info(unsigned int domid, struct sim_domain_info *info)
 {
     struct domain *d = sim_domain_lookup(domid);

@@ -35,11 +35,32 @@ static void log_get_page_failure(const struct page_info *pg, const struct domain
             sim_owner_domid(pg), pg->count_info, pg->u.inuse.type_info);
 }
 
+/*
+ * get_page(): page_get_owner_and_reference() takes the reference if the
+ * count allows it (not 0, not about to wrap), then reads the owner; on a
+ * mismatch the reference is dropped again. A referenced page without an
+ * owner is a Xen bug (ASSERT(owner)), and get_page() would leak the
+ * reference: recorded as a bug.
+ */
 bool sim_get_page(struct page_info *pg, struct domain *d)
 {
     unsigned long x = pg->count_info, c = x & PGC_count_mask;
 
-    if ( !c || ((c + 1) & PGC_count_mask) == 0 || pg->owner != d || !d )
+    /* Count 0: not allocated; -1 would wrap; -2 is get_page_light()'s. */
+    if ( ((c + 2) & PGC_count_mask) <= 2 || !d )
+    {
+        log_get_page_failure(pg, d);
+        return false;
+    }
+    if ( !pg->owner )
+    {
+        sim_log("BUG: get_page: mfn %lx referenced but has no owner (caf=%016lx)",
+                sim_page_to_mfn(pg), x);
+        sim_bugs++;
+        log_get_page_failure(pg, d);
+        return false;
+    }
+    if ( pg->owner != d )
     {
         log_get_page_failure(pg, d);
         return false;
@@ -63,10 +84,24 @@ void sim_put_page(struct page_info *pg)
     pg->count_info--;
     if ( pg->count_info & PGC_count_mask )
         return;
-    /* Last reference: free_domheap_page(). */
+    /*
+     * Last reference: cleanup_page_mappings() (XSA-402: a page once mapped
+     * writable with a non-coherent memory type is flushed before it goes),
+     * then free_domheap_page().
+     */
+    if ( pg->u.inuse.type_info & PGT_non_coherent )
+        sim_cache_flush(mfn);
     if ( d && d != &sim_dom_xen )
         sim_page_list_del(d, mfn);
     sim_heap_free(mfn);
+}
+
+unsigned long sim_cache_flushes;
+
+void sim_cache_flush(unsigned long mfn)
+{
+    sim_cache_flushes++;
+    sim_log("cache flush mfn %#lx", mfn);
 }
 
 bool sim_is_pt_type(unsigned long type)
@@ -107,6 +142,12 @@ static int get_page_from_l1e(uint64_t e, struct domain *d)
         sim_put_page(pg);
         return -EINVAL;
     }
+    /*
+     * As get_page_from_l1e() on a CPU without self-snoop: a writable
+     * write-combining mapping may leave the cache incoherent with memory.
+     */
+    if ( (e & (SIM_PTE_CACHE_ATTRS | SIM_PTE_RW)) == (SIM_PTE_WC | SIM_PTE_RW) )
+        pg->u.inuse.type_info |= PGT_non_coherent;
     return 0;
 }
 
@@ -251,6 +292,12 @@ int sim_get_page_type(struct page_info *pg, unsigned long type)
     }
     /* Count is zero: the type may change; tables must be (re)validated. */
     nx = (x & ~(PGT_type_mask | PGT_validated | PGT_partial | PGT_count_mask)) | type | 1;
+    /* XSA-402: its contents are about to be read as something else. */
+    if ( (nx & PGT_non_coherent) && type != PGT_writable_page )
+    {
+        sim_cache_flush(sim_page_to_mfn(pg));
+        nx &= ~PGT_non_coherent;
+    }
     if ( !sim_is_pt_type(type) && type != PGT_seg_desc_page )
     {
         pg->u.inuse.type_info = nx | PGT_validated;
@@ -501,4 +548,60 @@ int sim_dom0_map_foreign(unsigned int domid, unsigned long mfn, bool rw)
 void sim_dom0_unmap_foreign(int id)
 {
     sim_fmap_unmap(id);
+}
+
+/* ---- dom0 acting on a guest's memory ------------------------------------- */
+
+/* dom0 takes a reference on a frame of @domid (get_page_from_mfn()): 0 or -errno. */
+static int dom0_get_frame(unsigned int domid, unsigned long mfn, struct page_info **pgp)
+{
+    struct domain *d = sim_domain_lookup(domid);
+
+    if ( !d )
+        return -ESRCH;
+    if ( !sim_mfn_valid(mfn) )
+        return -EINVAL;
+    *pgp = sim_mfn_to_page(mfn);
+    sim_current_domid = 0;
+    return sim_get_page(*pgp, d) ? 0 : -ENXIO;
+}
+
+/*
+ * XENMEM_decrease_reservation by dom0 on a PV guest (whose "gmfn" is an
+ * MFN): Xen 4.17's guest_remove_page(). A reference first (fails on a frame
+ * with no references or another owner: -ENXIO), then the allocation
+ * reference (put_page_alloc_ref), then ours: the frame is freed if nothing
+ * else holds it.
+ */
+int sim_dom0_decrease_reservation(unsigned int domid, unsigned long mfn)
+{
+    struct page_info *pg;
+    int rc = dom0_get_frame(domid, mfn, &pg);
+
+    if ( rc )
+        return rc;
+    if ( pg->count_info & PGC_allocated )
+    {
+        pg->count_info &= ~PGC_allocated;
+        sim_put_page(pg);
+    }
+    sim_put_page(pg);
+    return 0;
+}
+
+/*
+ * MMU_MACHPHYS_UPDATE with FOREIGNDOM = @domid (what a guest may also do
+ * for its own frames): set the M2P entry of a frame of @domid, which takes
+ * a reference for the duration (-EINVAL if that fails).
+ */
+int sim_dom0_machphys_update(unsigned int domid, unsigned long mfn, unsigned long pfn)
+{
+    struct page_info *pg;
+    int rc = dom0_get_frame(domid, mfn, &pg);
+
+    if ( rc )
+        return rc == -ENXIO ? -EINVAL : rc;
+    sim_m2p[mfn] = pfn;
+    sim_put_page(pg);
+    return 0;
 }

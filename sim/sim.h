@@ -62,6 +62,7 @@ struct sim_guest_config {
     bool with_devices;          /* console + xenstore rings, netfront, grants */
     uint64_t seed;              /* contents and layout */
     bool forks;                 /* run the fork actor (sim/actors.c); off by default */
+    uint32_t pfn_stride;        /* > 1: a sparse P2M, one RAM pfn every pfn_stride */
 };
 
 /* Build a PV guest the way Linux builds itself; returns the domid (>0). */
@@ -71,6 +72,10 @@ struct domain *sim_domain_lookup(unsigned int domid);
 int sim_domain_pause(unsigned int domid);
 int sim_domain_unpause(unsigned int domid);
 int sim_domain_set_dying(unsigned int domid);
+/* What a toolstack can turn on under a running domain: log-dirty mode
+ * (live migration, xl save) and an IOMMU (a passed-through device). */
+int sim_domain_set_log_dirty(unsigned int domid, bool on);
+int sim_domain_set_iommu(unsigned int domid, bool on);
 
 struct sim_domain_info {
     unsigned int domid;
@@ -242,6 +247,8 @@ extern unsigned int sim_mutations;
 #define SIM_MUT_SKIP_GDT                (1u << 2) /* GDT frames not re-pointed */
 #define SIM_MUT_SKIP_P2M_INFO           (1u << 3) /* shared_info fll/p2m_cr3 not updated */
 #define SIM_MUT_SKIP_TLB_FLUSH          (1u << 4) /* ms_host_flush_tlbs does nothing */
+#define SIM_MUT_FREEZE_KEEPS_COUNT      (1u << 5) /* freezing checks the count but leaves it */
+#define SIM_MUT_NO_RECHECK              (1u << 6) /* the domain is checked at the start only */
 
 /*
  * sim_log capture: the last lines logged are kept in a ring; tests count
@@ -260,5 +267,113 @@ void sim_dom0_unmap_foreign(int id);
 
 /* One step of only Xen's own writes (vcpu_info), as happens while paused. */
 void sim_xen_step(void);
+
+/*
+ * dom0 acting on a guest's memory behind its back: XENMEM_decrease_reservation
+ * of one frame (Xen 4.17's guest_remove_page(): 0, -ENXIO if no reference
+ * can be taken, -EINVAL), and MMU_MACHPHYS_UPDATE of one M2P entry (0 or
+ * -EINVAL if no reference can be taken).
+ */
+int sim_dom0_decrease_reservation(unsigned int domid, unsigned long mfn);
+int sim_dom0_machphys_update(unsigned int domid, unsigned long mfn, unsigned long pfn);
+
+/* ---- program traces as workloads (sim/trace.c, sim/llc.c) --------------- */
+
+/*
+ * A real program's memory-reference trace (captured by `make traces`; file
+ * format in sim/trace.h), loaded, validated and shared read-only by every
+ * domain that replays it. sim_trace_load() gives the caller one reference;
+ * a domain replaying the trace holds its own, so the caller may
+ * sim_trace_put() right after sim_domain_set_trace().
+ * sim_trace_load: 0; -errno of open/read; -EINVAL for a file that is not a
+ * valid trace (@err, if given, says what is wrong); -ENOMEM.
+ */
+struct sim_trace;
+int  sim_trace_load(const char *path, struct sim_trace **out, char *err, size_t errlen);
+void sim_trace_put(struct sim_trace *t);
+
+struct sim_trace_info {
+    const char *program;        /* the command line traced; valid while the trace is */
+    uint64_t records;           /* instruction fetches + loads + stores + modifies */
+    uint64_t instructions, loads, stores, modifies;
+    uint64_t nr_pages;          /* distinct 4 KiB pages the program touched */
+    uint64_t file_bytes;
+};
+void sim_trace_info(const struct sim_trace *t, struct sim_trace_info *info);
+
+/*
+ * The private first level a trace passes through before the LLC, as
+ * cachegrind models it: split instruction (I1) and data (D1) caches, true
+ * LRU, write-allocate, indexed by the program's virtual addresses (for a
+ * 64-set, 64 B-line L1 the index lies within the page offset, so virtual and
+ * physical indexing agree). Only its misses reach the LLC. Limits as for
+ * sim_llc_config; all zeros: I1 32 KiB 8-way, D1 48 KiB 12-way, 64 B lines.
+ * A private L2 is not modelled (neither is it by cachegrind).
+ */
+struct sim_l1_config {
+    struct sim_llc_config i1, d1;
+};
+
+/*
+ * Counts of one replay, in cachegrind's categories and by its rules: a
+ * modify is one data read (it reaches the caches once); an access
+ * straddling two lines is one reference that misses if either line misses
+ * (both are looked up); an access longer than the smallest line size (L1 or
+ * LLC) is cut to it, as cachegrind cuts to its L1 line; the LLC sees each
+ * L1 miss, with the same address and size, whether a load or a store
+ * (write-allocate, no write-backs).
+ */
+struct sim_trace_counts {
+    uint64_t records;           /* records replayed */
+    uint64_t loops;             /* times the trace restarted (sim_trace_workload.loop) */
+    uint64_t i_refs, d_reads, d_writes;           /* d_reads: loads and modifies */
+    uint64_t i1_misses, d1_read_misses, d1_write_misses;
+    uint64_t ll_i_misses, ll_d_read_misses, ll_d_write_misses;
+    uint64_t unmapped;          /* L1 misses dropped: the guest does not map their page */
+    bool done;                  /* the trace ended and does not loop */
+};
+
+/*
+ * Replay a trace as domain @domid's workload, on its vCPU 0's L1 and the
+ * shared LLC. The trace's pages, in address order (trace page k = the k-th
+ * distinct page the program touched), land on the guest's working set: the
+ * kernel direct map from pfn 1024 on, as for sim_workload, trace page k on
+ * working-set page (k + offset_pages) mod n, n = the trace's page count
+ * (clamped to what the guest maps; then pages alias). The pfn a trace page
+ * lands on is fixed, so a swap changes its machine frame - and colour - as
+ * it would a real guest's, once sim_llc_flush_translations() is called
+ * (which also empties the domain's L1: a real one is physically tagged).
+ *
+ * Rate: sim_llc_run() shares its references among domains by weight; a
+ * trace domain's share is counted in trace records (each fetch or data
+ * access, before the L1), a synthetic domain's in LLC references. Its
+ * sim_counters are those of the program: instructions = fetches replayed,
+ * accesses = L1 misses that reached the LLC, misses = LLC misses, cycles as
+ * for sim_workload. Replaces any sim_workload (sim_domain_set_workload(domid,
+ * NULL) clears either). Returns 0, -ESRCH, -ENODEV (no LLC), -EINVAL (no
+ * trace, weight 0, bad L1 geometry), -EFAULT (nothing mapped), -ENOMEM.
+ */
+struct sim_trace_workload {
+    struct sim_trace *trace;
+    uint32_t weight;            /* share of sim_llc_run(), in trace records */
+    bool loop;                  /* restart at the end (else the domain goes idle) */
+    uint64_t offset_pages;
+    struct sim_l1_config l1;
+};
+int sim_domain_set_trace(unsigned int domid, const struct sim_trace_workload *tw);
+/* -ESRCH; -ENOENT when the domain has no trace workload. */
+int sim_domain_trace_counts(unsigned int domid, struct sim_trace_counts *c);
+
+/*
+ * Validation mode: replay @max_records of the trace (0: all of it, once;
+ * more than it holds: looping) through a cold L1 of geometry @l1 (NULL: the
+ * default) and the host's LLC (sim_llc_init; its current contents are
+ * kept) with the identity mapping: machine address = the program's virtual
+ * address, as cachegrind indexes its caches. The replay loop is the
+ * domains' one. 0, -ENODEV (no LLC), -EINVAL (geometry), -ENOMEM.
+ * Like the rest of sim/, none of this is thread-safe: callers serialise.
+ */
+int sim_trace_replay_flat(struct sim_trace *t, const struct sim_l1_config *l1,
+                          uint64_t max_records, struct sim_trace_counts *c);
 
 #endif /* SIM_SIM_H */

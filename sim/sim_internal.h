@@ -44,6 +44,12 @@
 #define SIM_PTE_G           0x100ULL
 #define SIM_PTE_NX          (1ULL << 63)
 #define SIM_PTE_ADDR        0x000ffffffffff000ULL
+/* L1 cache attributes (PAT, PCD, PWT); Xen's PAT makes PAT alone WC. */
+#define SIM_PTE_PWT         0x008ULL
+#define SIM_PTE_PCD         0x010ULL
+#define SIM_PTE_PAT         0x080ULL
+#define SIM_PTE_CACHE_ATTRS (SIM_PTE_PAT | SIM_PTE_PCD | SIM_PTE_PWT)
+#define SIM_PTE_WC          SIM_PTE_PAT
 #define SIM_PTE_XEN_RW      (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_A | SIM_PTE_D)
 
 static inline unsigned long sim_pte_mfn(uint64_t e) { return (unsigned long)((e & SIM_PTE_ADDR) >> PAGE_SHIFT); }
@@ -246,6 +252,8 @@ struct domain {
     unsigned int domid;
     char name[SIM_NAME_LEN];
     bool exists, hvm, dying, is_dom0;
+    bool log_dirty;                    /* toolstack's log-dirty mode (migration) */
+    bool iommu;                        /* a device assigned: DMA by MFN */
     unsigned int pause_count;
     uint64_t seed;
 
@@ -353,6 +361,9 @@ int sim_mmu_update(struct domain *d, uint64_t ptr, uint64_t val);
 int sim_set_guest_table(struct vcpu *v, unsigned long mfn, bool user);
 /* Relinquish-like forced devalidation (Xen's relinquish_memory does this). */
 int sim_force_devalidate(struct page_info *pg);
+/* Write back and invalidate a frame's cache lines (counted, logged). */
+void sim_cache_flush(unsigned long mfn);
+extern unsigned long sim_cache_flushes;
 
 /* dom0 foreign mappings (privcmd/xc_map_foreign_range -> mmu_update with FD). */
 int  sim_fmap_map(unsigned int domid, unsigned long mfn, bool rw);     /* id or -errno */
@@ -415,5 +426,6 @@ int sim_guest_directmap_rw(struct domain *d, unsigned long pfn, bool rw);
 extern const struct sim_swap_opts *sim_swap_cur_opts;
 extern struct memswap_ctx *sim_swap_cur_ctx;
 extern uint64_t sim_swap_checks, sim_swap_allocs;
+extern uint64_t sim_swap_meta_bytes, sim_swap_meta_peak;   /* ms_host_zalloc'd now, at most */
 
 #endif /* SIM_INTERNAL_H */

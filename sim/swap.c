@@ -34,6 +34,7 @@ int sim_swap(const struct memswap_request *req, const struct sim_swap_opts *opts
     sim_swap_cur_opts = o;
     sim_swap_checks = 0;
     sim_swap_allocs = 0;
+    sim_swap_meta_peak = sim_swap_meta_bytes;
     rc = memswap_begin(d, req, &ctx);
     if ( rc )
     {

@@ -5,7 +5,12 @@
  * core/ is written against these names (see core/private.h); in the
  * hypervisor they come from xen/include and asm-x86/mm.h. Bit positions
  * follow Xen 4.17's x86 layout so that values printed by the simulator read
- * like those in `xl dmesg` (e.g. caf=1c00000000000000 in the seed post).
+ * like those in `xl dmesg` (e.g. caf=8000000000000002: PGC_allocated and two
+ * references). As in 4.17's asm/mm.h: count_info has PGC_allocated (63),
+ * PGC_xen_heap (62), PGC_page_table (61), PGC_broken (60), the page state
+ * (59-58), PGC_extra (57) and the count below; type_info has the type
+ * (63-61), PGT_locked, _pinned, _validated, _pae_xen_l2, _partial,
+ * PGT_non_coherent (55, XSA-402) and the type count below.
  */
 #ifndef SIM_XEN_COMPAT_H
 #define SIM_XEN_COMPAT_H
@@ -40,7 +45,10 @@
 #define PGT_pae_xen_l2      PG_mask(1, 7)
 #define _PGT_partial        PG_shift(8)
 #define PGT_partial         PG_mask(1, 8)
-#define PGT_count_width     PG_shift(8)
+/* Mapped writable with a non-coherent memory type (XSA-402): flush before reuse. */
+#define _PGT_non_coherent   PG_shift(9)
+#define PGT_non_coherent    PG_mask(1, 9)
+#define PGT_count_width     PG_shift(9)
 #define PGT_count_mask      ((1UL << PGT_count_width) - 1)
 
 /* count_info: flags and the general reference count. */
@@ -50,17 +58,17 @@
 #define PGC_xen_heap        PG_mask(1, 2)
 #define _PGC_page_table     PG_shift(3)
 #define PGC_page_table      PG_mask(1, 3)
-#define _PGC_broken         PG_shift(7)
-#define PGC_broken          PG_mask(1, 7)
-#define PGC_state           PG_mask(3, 9)
-#define PGC_state_inuse     PG_mask(0, 9)
-#define PGC_state_offlining PG_mask(1, 9)
-#define PGC_state_offlined  PG_mask(2, 9)
-#define PGC_state_free      PG_mask(3, 9)
+#define _PGC_broken         PG_shift(4)
+#define PGC_broken          PG_mask(1, 4)
+#define PGC_state           PG_mask(3, 6)
+#define PGC_state_inuse     PG_mask(0, 6)
+#define PGC_state_offlining PG_mask(1, 6)
+#define PGC_state_offlined  PG_mask(2, 6)
+#define PGC_state_free      PG_mask(3, 6)
 #define page_state_is(pg, st) (((pg)->count_info & PGC_state) == PGC_state_##st)
-#define _PGC_extra          PG_shift(10)
-#define PGC_extra           PG_mask(1, 10)
-#define PGC_count_width     PG_shift(10)
+#define _PGC_extra          PG_shift(7)
+#define PGC_extra           PG_mask(1, 7)
+#define PGC_count_width     PG_shift(7)
 #define PGC_count_mask      ((1UL << PGC_count_width) - 1)
 
 #define INVALID_M2P_ENTRY   (~0UL)

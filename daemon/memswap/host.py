@@ -7,126 +7,78 @@
     res = host.swap(domid, colours=range(8))
 
 open_host(backend) returns a Host. Both backends answer the same questions
-(domains, geometry, colour occupancy, free frames, counters) and do the
-same thing (swap); the simulated one can also build and drive domains.
+(domains, geometry, colour occupancy, free frames, counters, the P2M) and
+do the same thing (swap); the simulated one can also build and drive
+domains. The types they return are memswap.types'.
 
-Errors are memswap.MemswapError, an OSError with .errno, .strerror and
-.call (the failing call), e.g. ESRCH for an unknown domain, EACCES for
-dom0, ENODEV for a dying domain, EOPNOTSUPP for HVM, ENOMEM for too few
-free frames on the requested colours/node, EBUSY for a swap in progress,
-EAGAIN when the guest had unpinned page tables (nothing moved: retry, or
-swap cooperatively), and, for a cooperative swap (Xen), call='suspend' with
-ETIMEDOUT (the guest did not suspend in time), EOPNOTSUPP (it does not
-advertise control/feature-suspend) or EBUSY (it is paused or shut down).
+Time: Host.now() is the host's clock in seconds (monotonic) and
+Host.advance(dt) lets dt seconds of the host's life pass. On Xen advance()
+returns at once and now() is time.monotonic(); the simulator runs its
+guests, dom0 daemons and Xen for dt simulated seconds and now() is the
+simulated time. memswapd calls advance(interval) once per loop iteration
+and has no other simulator-specific path.
+
+Refusals (before anything is written to xenstore or a domain is paused):
+Host.preflight(domid) and Host.swap() raise MemswapError with
+call='swap-preflight' for the control domain (EACCES), the caller's own
+domain (EDEADLK), a dying domain (ENODEV), HVM/PVH (EOPNOTSUPP), and a
+domain that is shut down or suspended, has a control/shutdown request
+pending, has log-dirty mode on or is paused (EBUSY): see
+memswap.types.refusal. The C backends check again below.
+
+Other errors are memswap.MemswapError too, an OSError with .errno,
+.strerror and .call (the failing call), e.g. ESRCH for an unknown domain,
+ENOMEM for too few free frames on the requested colours/node, EBUSY for a
+swap in progress, EAGAIN when the guest had unpinned page tables (nothing
+moved: retry, or swap cooperatively), and, for a cooperative swap (Xen),
+call='suspend' with ETIMEDOUT (the guest did not suspend in time),
+EOPNOTSUPP (it has no control/ directory in xenstore, so no PV shutdown
+driver to suspend it, or it says control/feature-suspend = 0; a guest that
+merely does not advertise feature-suspend is asked all the same, as Linux
+does not write it again after a restore) or EBUSY.
 """
 import errno
 import os
 import threading
+import time
 import weakref
-from dataclasses import dataclass, field
 
 from . import _memswap
 from ._memswap import MemswapError
+from .types import (COUNTER_FIELDS, PAGE_SIZE, PREFLIGHT_CALL, Counters, DomainInfo,  # noqa: F401
+                    Geometry, Occupancy, SwapResult, refusal)
 
-PAGE_SIZE = 4096
 MiB = 1 << 20
 
 __all__ = ['open_host', 'Host', 'SimHost', 'XenHost', 'DomainInfo', 'Geometry',
-           'Counters', 'SwapResult', 'MemswapError', 'xen_available']
-
-COUNTER_FIELDS = ('instructions', 'llc_references', 'llc_misses', 'cycles')
-
-
-@dataclass(frozen=True)
-class DomainInfo:
-    """A domain as listed by the backend. state: running, paused, dying or
-    shutdown. mem_bytes is its current allocation (tot_pages * 4 KiB)."""
-    domid: int
-    name: str
-    mem_bytes: int
-    vcpus: int
-    state: str
-    hvm: bool = False
-    max_bytes: int = 0
+           'Counters', 'Occupancy', 'SwapResult', 'MemswapError', 'xen_available',
+           'memswap_error']
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """The LLC as page colours: colour(mfn) = (mfn >> colour_shift) & (nr_colours - 1)."""
-    nr_colours: int
-    colour_shift: int
-    llc_bytes: int
-    ways: int
-    line_bytes: int
-    nr_nodes: int
-
-
-@dataclass(frozen=True)
-class Counters:
-    """Cumulative counters of a domain. A field the source cannot measure is
-    None and its name is in `unavailable` (never 0)."""
-    instructions: int | None
-    llc_references: int | None
-    llc_misses: int | None
-    cycles: int | None
-    unavailable: frozenset = frozenset()
-
-    @classmethod
-    def none(cls):
-        """All fields unavailable."""
-        return cls(None, None, None, None, frozenset(COUNTER_FIELDS))
-
-
-@dataclass
-class SwapResult:
-    """What a swap did (or, with dry_run, would do).
-
-    kept: frames left in place by reason (granted, foreign, unexplained,
-    not_in_p2m); phase_ns: time per engine phase (simulator only; {} on
-    Xen); by_class: moved frames per class (simulator only).
-    cooperative: the guest was suspended around the swap (Xen), with
-    suspend_ns from the request to the guest's suspend and resume_ns for
-    the cancelled resume; retries: domctl attempts repeated after EAGAIN."""
-    frames_total: int
-    moved: int
-    kept: dict
-    bytes_copied: int
-    paused_ns: int
-    continuations: int
-    phase_ns: dict
-    dry_run: bool
-    by_class: dict = field(default_factory=dict)
-    ptes_translated: int = 0
-    extra_bytes_peak: int = 0
-    unpinned_pgds: int = 0
-    cooperative: bool = False
-    suspend_ns: int = 0
-    resume_ns: int = 0
-    retries: int = 0
-
-    @classmethod
-    def _from(cls, d, dry_run):
-        return cls(frames_total=d['frames_total'], moved=d['moved'], kept=dict(d['kept']),
-                   bytes_copied=d['bytes_copied'], paused_ns=d['paused_ns'],
-                   continuations=d['continuations'], phase_ns=dict(d.get('phase_ns', {})),
-                   dry_run=bool(dry_run), by_class=dict(d.get('by_class', {})),
-                   ptes_translated=d.get('ptes_translated', 0),
-                   extra_bytes_peak=d.get('extra_bytes_peak', 0),
-                   cooperative=bool(d.get('cooperative', False)),
-                   suspend_ns=d.get('suspend_ns', 0), resume_ns=d.get('resume_ns', 0),
-                   retries=d.get('retries', 0), unpinned_pgds=d.get('unpinned_pgds', 0))
-
-
-def _domain_info(d):
-    return DomainInfo(domid=d['domid'], name=d['name'], mem_bytes=d['tot_pages'] * PAGE_SIZE,
-                      vcpus=d['vcpus'], state=d['state'], hvm=bool(d['hvm']),
-                      max_bytes=d['max_pages'] * PAGE_SIZE)
+def memswap_error(err, msg, call):
+    """A MemswapError with .errno, .strerror and .call set."""
+    e = MemswapError(err, msg)
+    e.call = call
+    return e
 
 
 class Host:
-    """Common interface of both backends (see the module docstring)."""
+    """Common interface of every backend (see the module docstring).
+
+    A subclass provides domains(), geometry(), p2m(), free_frames(),
+    counters() and _swap(); the rest has a default here."""
 
     backend = None
+
+    #: What a swap costs before memswapd has measured one on this host
+    #: (memswap.payoff.SwapSpeed): bytes copied per second, the engine's
+    #: pause per GiB, and a cooperative swap's guest suspend + resume.
+    #: Conservative on purpose - the first real swap replaces them. These
+    #: are Xen's: the end-to-end test (Xen 4.17 under QEMU) measured
+    #: 0.6-1.2 s of guest downtime for a cooperative swap of a small guest,
+    #: nearly all of it suspend and resume.
+    swap_speed_default = {'copy_bps': 256 * MiB, 'paused_s_per_gib': 4.0,
+                          'coop_overhead_s': 1.2}
 
     def domains(self):
         """[DomainInfo] of every domain, dom0 included."""
@@ -140,15 +92,40 @@ class Host:
         else:
             hits = [d for d in doms if d.domid == int(ref)]
         if not hits:
-            raise MemswapError(errno.ESRCH, 'no such domain: %r' % (ref,), 'domain')
+            raise memswap_error(errno.ESRCH, 'no such domain: %.64r' % (ref,), 'domain')
         return hits[0]
 
     def geometry(self):
         raise NotImplementedError
 
+    def p2m(self, domid):
+        """[machine frame of pfn] for every pfn of the domain; -1 where the pfn
+        has no frame (not populated, or an invalid/identity/foreign marker).
+        Refused for the control domain (EACCES) and the caller's own domain
+        (EDEADLK): memswap never maps their P2M."""
+        raise NotImplementedError
+
+    def occupancy(self, domid):
+        """Occupancy of the domain's frames per colour (and per node where the
+        backend knows the nodes' frame ranges), from its P2M."""
+        g = self.geometry()
+        colours = [0] * g.nr_colours
+        mask = g.nr_colours - 1
+        per_node = g.total_frames // g.nr_nodes if g.total_frames and g.nr_nodes > 1 else 0
+        nodes = [0] * g.nr_nodes if per_node or g.nr_nodes == 1 else None
+        for mfn in self.p2m(domid):
+            if mfn < 0:
+                continue
+            colours[(mfn >> g.colour_shift) & mask] += 1
+            if per_node:
+                nodes[min(mfn // per_node, g.nr_nodes - 1)] += 1
+            elif nodes is not None:
+                nodes[0] += 1
+        return Occupancy(tuple(colours), None if nodes is None else tuple(nodes))
+
     def colour_counts(self, domid):
         """[frames of the domain on colour c] for every colour c."""
-        raise NotImplementedError
+        return list(self.occupancy(self._resolve(domid)).colours)
 
     def free_frames(self, node=None, colours=None):
         """Free frames on a node (None: any) with one of the colours (None: any)."""
@@ -157,11 +134,53 @@ class Host:
     def counters(self, domid):
         raise NotImplementedError
 
+    # -- who may be swapped ---------------------------------------------------------------
+
+    def own_domid(self):
+        """The domain this process runs in (0 in dom0)."""
+        return 0
+
+    def shutdown_request(self, domid):
+        """The domain's pending control/shutdown request ('' or None: none)."""
+        return None
+
+    def refusal(self, info):
+        """(errno, reason) if memswap must not swap the domain, else None."""
+        return refusal(info, self.own_domid(), self.shutdown_request(info.domid))
+
+    def protected(self, info):
+        """The control domain or the caller's own: never swapped, never mapped."""
+        return info.domid == 0 or info.control or info.domid == self.own_domid()
+
+    def preflight(self, ref):
+        """The domain's DomainInfo if it may be swapped now; else MemswapError
+        with call='swap-preflight' (ESRCH when there is no such domain) and
+        retries=0, like a refusal from the backends' own preflight.
+        Reads only: nothing is written anywhere."""
+        try:
+            info = self.domain(ref)
+        except MemswapError as e:
+            err = memswap_error(e.errno, e.strerror, PREFLIGHT_CALL)
+            err.retries = 0
+            raise err from e
+        why = self.refusal(info)
+        if why is not None:
+            err = memswap_error(why[0], why[1], PREFLIGHT_CALL)
+            err.retries = 0
+            raise err
+        return info
+
+    # -- the swap ------------------------------------------------------------------------
+
     def swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
-             cooperative=None, retries=None):
+             cooperative=None, retries=None, **backend_kw):
         """Move the domain's memory to frames of the given colours (iterable of
         ints, None: any) on the given NUMA node (None: any). progress, if given,
         is called as progress(phase, done, total) while the swap runs.
+
+        The domain is checked first (preflight(): the control domain, the
+        caller's own domain and a domain the toolstack is suspending, saving
+        or migrating are refused before anything happens).
 
         cooperative: suspend the guest around the swap (as `xl save -c` does:
         Linux freezes its processes and pins every page table, so none is
@@ -170,7 +189,53 @@ class Host:
         retries: how often to retry after EAGAIN (an unpinned page table seen,
         nothing moved), the domain running in between. Returns a SwapResult;
         raises MemswapError."""
+        info = self.preflight(domid)
+        return self._swap(info.domid, colours=colours, node=node, dry_run=dry_run,
+                          progress=progress, cooperative=cooperative, retries=retries,
+                          **backend_kw)
+
+    def _swap(self, domid, **kw):
         raise NotImplementedError
+
+    # -- recovery marks ------------------------------------------------------------------
+    # memswapd marks a domain before it swaps it (the guest is suspended or
+    # paused while the swap runs) and clears the mark afterwards. After a
+    # crash it resumes a domain only if the mark is still there and is the
+    # token of its own in-flight record.
+
+    def set_swap_mark(self, domid, token):
+        raise NotImplementedError
+
+    def swap_mark(self, domid):
+        """The mark set_swap_mark() left on the domain, or None."""
+        raise NotImplementedError
+
+    def clear_swap_mark(self, domid):
+        raise NotImplementedError
+
+    def resume_suspended(self, domid):
+        """Resume (cancelled) a guest left suspended by an interrupted cooperative swap."""
+        raise memswap_error(errno.EOPNOTSUPP, 'this backend cannot resume a suspended domain',
+                            'resume_suspended')
+
+    def unpause(self, domid):
+        raise memswap_error(errno.EOPNOTSUPP, 'this backend cannot unpause a domain', 'unpause')
+
+    # -- time and health -----------------------------------------------------------------
+
+    def now(self):
+        """The host's clock, seconds (monotonic)."""
+        return time.monotonic()
+
+    def advance(self, dt):
+        """Let dt seconds of the host's life pass (a no-op on a real host)."""
+
+    def health(self):
+        """{'problems': n, 'text': str, 'domains': {name: {'state': ..., ...}}}:
+        a backend-neutral consistency check (the simulator audits its whole
+        host and reports every guest's I/O counters)."""
+        return {'problems': 0, 'text': '',
+                'domains': {d.name: {'state': d.state} for d in self.domains()}}
 
     def close(self):
         pass
@@ -194,21 +259,32 @@ _sim_owner_lock = threading.Lock()
 class SimHost(Host):
     """The simulated Xen host (sim/), one per process.
 
-    Besides the Host interface it builds and drives domains. Timekeeping is
-    in LLC accesses: run(n) lets every domain's workload make n accesses in
-    total, then advances the world (guests, dom0 daemons, Xen) one step.
+    Besides the Host interface it builds and drives domains. Time:
+    advance(dt) lets the domains' workloads do accesses_per_second * dt units
+    of work, shared by weight (in steps of at most max_accesses_per_step, one
+    world step of guests, dom0 daemons and Xen after each), and moves now()
+    on by dt. A synthetic workload's unit is an LLC reference, a program
+    trace's (set_trace) a trace record: one instruction or data access.
     """
 
     backend = 'sim'
+    #: The simulator copies in process (make bench: over 1 GiB/s, about
+    #: 0.6 s paused per GiB on a loaded shared machine); halved and doubled
+    #: to be safe. Its guests suspend and resume in no measurable time.
+    swap_speed_default = {'copy_bps': 512 * MiB, 'paused_s_per_gib': 2.0,
+                          'coop_overhead_s': 0.01}
 
     def __init__(self, ram_bytes=1 << 30, nr_nodes=1, llc_bytes=8 * MiB, ways=16,
-                 line_bytes=64, seed=1):
+                 line_bytes=64, seed=1, accesses_per_second=400000,
+                 max_accesses_per_step=4000000):
         global _sim_owner
+        if accesses_per_second < 0 or max_accesses_per_step < 1:
+            raise ValueError('accesses_per_second must be >= 0 and max_accesses_per_step >= 1')
         with _sim_owner_lock:
             owner = _sim_owner() if _sim_owner else None
             if owner is not None and not owner.closed:
-                raise MemswapError(errno.EBUSY, 'a simulated host is already open in this '
-                                   'process: close() it first', 'sim_host_create')
+                raise memswap_error(errno.EBUSY, 'a simulated host is already open in this '
+                                    'process: close() it first', 'sim_host_create')
             if _memswap.sim_host_exists():
                 _memswap.sim_host_destroy()      # left behind by a collected SimHost
             _memswap.sim_host_create(ram_bytes=ram_bytes, nr_nodes=nr_nodes,
@@ -216,6 +292,10 @@ class SimHost(Host):
                                      seed=seed)
             _sim_owner = weakref.ref(self)
         self.closed = False
+        self.accesses_per_second = int(accesses_per_second)
+        self.max_accesses_per_step = int(max_accesses_per_step)
+        self._clock = 0.0
+        self._marks = {}
 
     def close(self):
         """Destroy the simulated host (and every domain on it)."""
@@ -227,16 +307,25 @@ class SimHost(Host):
                 _sim_owner = None
 
     def domains(self):
-        return [_domain_info(d) for d in _memswap.sim_domain_list()]
+        return [DomainInfo.from_dict(d) for d in _memswap.sim_domain_list()]
 
     def geometry(self):
         g = _memswap.sim_geometry()
         return Geometry(nr_colours=g['nr_colours'], colour_shift=g['colour_shift'],
                         llc_bytes=g['llc_bytes'], ways=g['ways'], line_bytes=g['line_bytes'],
-                        nr_nodes=g['nr_nodes'])
+                        nr_nodes=g['nr_nodes'], total_frames=g.get('total_frames', 0))
 
     def colour_counts(self, domid):
         return _memswap.sim_colour_counts(self._resolve(domid))
+
+    def occupancy(self, domid):
+        """Colours from the simulator's own count; nodes from the P2M (the
+        simulator splits its RAM evenly over the nodes, as Geometry says)."""
+        domid = self._resolve(domid)
+        if self.geometry().nr_nodes > 1:
+            return Host.occupancy(self, domid)
+        counts = _memswap.sim_colour_counts(domid)
+        return Occupancy(tuple(counts), (sum(counts),))
 
     def free_frames(self, node=None, colours=None):
         return _memswap.sim_free_frames(node=node, colours=_list(colours))
@@ -246,8 +335,8 @@ class SimHost(Host):
         c = _memswap.sim_counters(self._resolve(domid))
         return Counters(c['instructions'], c['llc_references'], c['llc_misses'], c['cycles'])
 
-    def swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
-             preempt_every=0, cooperative=None, retries=None):
+    def _swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
+              cooperative=None, retries=None, preempt_every=0):
         """See Host.swap. The simulated dom0 daemons and backends keep running
         during the swap (as on Xen); preempt_every=N forces a continuation at
         every Nth preemption check.
@@ -256,7 +345,7 @@ class SimHost(Host):
         guest first (it finishes a fork in progress and pins every page table,
         as Linux does), swap, resume it cancelled. retries (default 3): EAGAIN
         retries, the guest running a little in between."""
-        d = _memswap.sim_swap(self._resolve(domid), colours=_list(colours), node=node,
+        d = _memswap.sim_swap(domid, colours=_list(colours), node=node,
                               dry_run=bool(dry_run), progress=progress,
                               preempt_every=preempt_every,
                               cooperative=bool(cooperative),
@@ -264,8 +353,47 @@ class SimHost(Host):
         return SwapResult._from(d, dry_run)
 
     def p2m(self, domid):
-        """[mfn of every pfn] (-1: not populated)."""
-        return _memswap.sim_p2m(self._resolve(domid))
+        domid = self._resolve(domid)
+        if domid == 0:
+            raise memswap_error(errno.EACCES, 'memswap never maps the control domain\'s P2M',
+                                'sim_p2m')
+        return _memswap.sim_p2m(domid)
+
+    # The simulated guests live in this process: a mark cannot outlive them.
+    def set_swap_mark(self, domid, token):
+        self._marks[domid] = str(token)
+
+    def swap_mark(self, domid):
+        return self._marks.get(domid)
+
+    def clear_swap_mark(self, domid):
+        self._marks.pop(domid, None)
+
+    def now(self):
+        """Simulated seconds since the host was created."""
+        return self._clock
+
+    def advance(self, dt):
+        """Run the simulated world for dt simulated seconds (GIL released)."""
+        total = int(self.accesses_per_second * max(0.0, float(dt)))
+        while total > 0:
+            n = min(total, self.max_accesses_per_step)
+            self.run(n)
+            total -= n
+        self._clock += max(0.0, float(dt))
+
+    def health(self):
+        """The simulator's full audit and every domain's I/O counters."""
+        n, text = _memswap.sim_audit()
+        doms = {}
+        for d in self.domains():
+            v = {'state': d.state}
+            try:
+                v.update(_memswap.sim_io_stats(d.domid))
+            except MemswapError:
+                pass
+            doms[d.name] = v
+        return {'problems': n, 'text': text, 'domains': doms}
 
     # -- simulator only --
 
@@ -286,7 +414,9 @@ class SimHost(Host):
                                           forks=bool(forks))
 
     def destroy_domain(self, domid):
-        _memswap.sim_domain_destroy(self._resolve(domid))
+        domid = self._resolve(domid)
+        _memswap.sim_domain_destroy(domid)
+        self._marks.pop(domid, None)
 
     def set_dying(self, domid):
         _memswap.sim_domain_set_dying(self._resolve(domid))
@@ -305,9 +435,32 @@ class SimHost(Host):
         _memswap.sim_set_workload(self._resolve(domid), int(wss_bytes), pattern=pattern,
                                   stride=stride, intensity=intensity, weight=weight)
 
+    def set_trace(self, domid, path, weight=1, loop=True, offset_pages=0):
+        """Replay a real program's memory-reference trace (`make traces`:
+        build/traces/<name>.mtr) as the domain's workload, instead of a
+        synthetic one: each reference passes the domain's private L1, and
+        what misses there reaches the shared LLC at the machine address of a
+        fixed pfn of the guest (the trace's k-th page on working-set page
+        (k + offset_pages) mod n), so a swap recolours it. weight: the
+        domain's share of run(), counted in trace records; loop: start over
+        at the end (else the domain goes idle). counters() become the
+        program's: instructions are the ones it executed. The file is loaded
+        and checked first (MemswapError with call 'sim_trace_load' for a
+        missing or damaged trace)."""
+        _memswap.sim_set_trace(self._resolve(domid), os.fspath(path), weight=int(weight),
+                               loop=bool(loop), offset_pages=int(offset_pages))
+
+    def trace_counts(self, domid):
+        """The replay's counts, in cachegrind's categories: dict(records, loops,
+        i_refs, d_reads, d_writes, i1_misses, d1_read_misses, d1_write_misses,
+        ll_i_misses, ll_d_read_misses, ll_d_write_misses, unmapped, done).
+        MemswapError(ENOENT) if the domain replays no trace."""
+        return _memswap.sim_trace_counts(self._resolve(domid))
+
     def run(self, accesses):
-        """Run the workloads for `accesses` LLC references in total, then one
-        world step (the GIL is released throughout)."""
+        """Run the workloads for `accesses` units of work in total (LLC
+        references of synthetic workloads, records of traces), then one world
+        step (the GIL is released throughout). Does not move now()."""
         _memswap.sim_llc_run(int(accesses))
         _memswap.sim_world_step(1)
 
@@ -327,6 +480,12 @@ def _list(x):
     return None if x is None else [int(c) for c in x]
 
 
+def normalise_p2m(raw):
+    """The backend's P2M as [mfn or -1]: the top bits of a 64-bit PV P2M
+    entry mark invalid, identity and foreign entries (INVALID_MFN is ~0)."""
+    return [-1 if m < 0 or m >> 52 else m for m in raw]
+
+
 # ---- the real Xen host -------------------------------------------------------------
 
 def _read_int(path):
@@ -335,6 +494,10 @@ def _read_int(path):
             return int(f.read().strip().rstrip('K'))
     except (OSError, ValueError):
         return None
+
+
+#: What Xen's sysctl numainfo reports as an offline node's memsize/memfree.
+XEN_INVALID_MEM_SZ = (1 << 64) - 1
 
 
 def llc_from_sysfs(cpu=0):
@@ -371,11 +534,18 @@ class XenHost(Host):
     """A Xen dom0 (needs root and /dev/xen/privcmd).
 
     counters() returns all-unavailable Counters: Xen itself does not count
-    per-domain cache misses; the daemon's metric sources (in-guest agent via
-    xenstore, perf on pinned CPUs, CMT occupancy) provide them.
+    per-domain cache misses; the daemon's metric sources (the in-guest agent
+    via xenstore, CMT occupancy) provide them. occupancy() knows colours but
+    not nodes (Xen does not tell a dom0 which frames a node holds).
+    free_frames(node=n) is node n's free memory when the extension has
+    xen_numainfo(), else the host's.
     """
 
     backend = 'xen'
+    #: Where memswapd marks a domain it is swapping (dom0-owned: the guest
+    #: can read it but not write it; xenstored removes it with the domain).
+    MARK = '/local/domain/%d/memswap/swap-token'
+    _own = None                  # own_domid(), once known
 
     def __init__(self, llc=None):
         _memswap.xen_open()
@@ -388,7 +558,7 @@ class XenHost(Host):
             _memswap.xen_close()
 
     def domains(self):
-        return [_domain_info(d) for d in _memswap.xen_domain_list()]
+        return [DomainInfo.from_dict(d) for d in _memswap.xen_domain_list()]
 
     def physinfo(self):
         return _memswap.xen_physinfo()
@@ -401,24 +571,71 @@ class XenHost(Host):
         return Geometry(nr_colours=nr, colour_shift=0, llc_bytes=llc_bytes, ways=ways,
                         line_bytes=line, nr_nodes=self.physinfo()['nr_nodes'])
 
-    def p2m(self, domid):
-        """[mfn of every pfn] read from the guest's P2M (64-bit PV)."""
-        return _memswap.xen_p2m(self._resolve(domid))
+    def own_domid(self):
+        """xen_own_domid() where the extension has it, else xenstore's relative
+        'domid' node (the caller's home); 0 when neither answers (dom0)."""
+        if self._own is None:
+            own = None
+            fn = getattr(_memswap, 'xen_own_domid', None)
+            try:
+                if fn is not None:
+                    own = int(fn())
+                else:
+                    v = _memswap.xen_xs_read('domid')
+                    own = int(v) if v not in (None, '') else None
+            except (MemswapError, ValueError, TypeError):
+                own = None
+            self._own = 0 if own is None else own
+        return self._own
 
-    def colour_counts(self, domid):
-        g = self.geometry()
-        counts = [0] * g.nr_colours
-        mask = g.nr_colours - 1
-        for mfn in self.p2m(domid):
-            if mfn >> 62:        # invalid / identity / foreign markers
-                continue
-            counts[(mfn >> g.colour_shift) & mask] += 1
-        return counts
+    def shutdown_request(self, domid):
+        try:
+            return _memswap.xen_xs_read('/local/domain/%d/control/shutdown' % domid) or None
+        except MemswapError:
+            return None
+
+    def p2m(self, domid):
+        """[mfn of every pfn] read from the guest's P2M (64-bit PV); -1 where a
+        pfn has no frame. Refused for the control domain and our own."""
+        info = self.domain(domid)
+        if self.protected(info):
+            err = errno.EACCES if info.domid == 0 or info.control else errno.EDEADLK
+            raise memswap_error(err, 'memswap never maps the P2M of %s (domain %d)'
+                                % (info.name, info.domid), 'xen_p2m')
+        return normalise_p2m(_memswap.xen_p2m(info.domid))
 
     def free_frames(self, node=None, colours=None):
-        """Xen reports free pages per host only: node and colours are not
-        resolved (an upper bound)."""
+        """Free frames on a node: the node's free memory where the extension
+        reports it per node (node_free_frames()), else the host's (an upper
+        bound). Colours are not resolved: Xen does not count free frames per
+        colour (an upper bound too)."""
+        if node is not None:
+            per_node = self.node_free_frames()
+            if per_node is not None and 0 <= node < len(per_node):
+                return per_node[node]
         return self.physinfo()['free_pages']
+
+    def node_free_frames(self):
+        """[free frames of node n] from the extension's xen_numainfo() - a list
+        indexed by node of dicts with 'memfree' in bytes, as libxc's
+        xc_numainfo() reports them - or None when the extension has no such
+        call or its answer is not that."""
+        fn = getattr(_memswap, 'xen_numainfo', None)
+        if fn is None:
+            return None
+        try:
+            nodes = fn()
+        except MemswapError:
+            return None
+        out = []
+        for n in nodes if isinstance(nodes, (list, tuple)) else ():
+            free = n.get('memfree') if isinstance(n, dict) else None
+            if isinstance(free, bool) or not isinstance(free, int) or free < 0:
+                return None
+            if free >= XEN_INVALID_MEM_SZ:
+                free = 0                 # an offline node: nothing to allocate there
+            out.append(free // PAGE_SIZE)
+        return out or None
 
     def counters(self, domid):
         return Counters.none()
@@ -429,6 +646,18 @@ class XenHost(Host):
         domain is not suspended."""
         _memswap.xen_resume_suspended(self._resolve(domid))
 
+    def set_swap_mark(self, domid, token):
+        _memswap.xen_xs_write(self.MARK % domid, str(token))
+
+    def swap_mark(self, domid):
+        try:
+            return _memswap.xen_xs_read(self.MARK % domid) or None
+        except MemswapError:
+            return None
+
+    def clear_swap_mark(self, domid):
+        _memswap.xen_xs_write(self.MARK % domid, '')
+
     def psr_cmt(self, domid):
         """LLC occupancy in bytes (Intel CMT); MemswapError(EOPNOTSUPP) without it."""
         return _memswap.xen_psr_cmt(self._resolve(domid))
@@ -436,8 +665,8 @@ class XenHost(Host):
     SUSPEND_TIMEOUT = 10.0       # seconds a guest gets to suspend itself
     RETRIES = 3                  # EAGAIN retries by default
 
-    def swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
-             cooperative=None, retries=None, suspend_timeout=None, force_suspend=False):
+    def _swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
+              cooperative=None, retries=None, suspend_timeout=None, force_suspend=False):
         """See Host.swap. The hypercall preempts itself inside Xen; progress is
         called once at the start and once at the end.
 
@@ -445,11 +674,12 @@ class XenHost(Host):
         to suspend_timeout seconds for the guest to suspend, swap, then resume
         it cancelled (its suspend hypercall returns 1), also when the swap
         fails. Refused with MemswapError(EOPNOTSUPP, call='suspend') when the
-        guest does not advertise control/feature-suspend, unless
-        force_suspend. A dry run never suspends. retries (default 3): EAGAIN
-        retries, each one a new suspend when cooperative."""
+        guest has no control/ directory in xenstore or says
+        control/feature-suspend = 0, unless force_suspend (then the request
+        is written regardless); a missing feature-suspend is no refusal.
+        A dry run never suspends. retries (default 3): EAGAIN retries, each
+        one a new suspend when cooperative."""
         g = self.geometry()
-        domid = self._resolve(domid)
         cooperative = True if cooperative is None else bool(cooperative)
         retries = self.RETRIES if retries is None else int(retries)
         timeout = self.SUSPEND_TIMEOUT if suspend_timeout is None else float(suspend_timeout)
@@ -497,7 +727,8 @@ def xen_available():
 def open_host(backend='auto', **sim_kwargs):
     """Open the host. backend: 'xen', 'sim', or 'auto' (Xen in a dom0 that
     has /dev/xen/privcmd, else the simulator). sim_kwargs: ram_bytes,
-    nr_nodes, llc_bytes, ways, line_bytes, seed (simulator only)."""
+    nr_nodes, llc_bytes, ways, line_bytes, seed, accesses_per_second,
+    max_accesses_per_step (simulator only)."""
     if backend == 'auto':
         backend = 'xen' if xen_available() else 'sim'
     if backend == 'sim':

@@ -1,71 +1,109 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Metric sources and sliding-window rates for memswapd.
 
-A source samples cumulative per-domain counters; a Window turns the samples
-of one domain into rates over a sliding window:
+A source samples per-domain values: cumulative counters (instructions,
+llc_misses, page_faults, ...) and gauges (LLC occupancy, the guest
+applications' own numbers). Each (domain, source) pair keeps a Window of
+samples; the metrics a policy can name are computed from it:
 
-  mpki            LLC misses per 1000 instructions
-  misses_per_s    LLC misses per second
-  miss_ratio      LLC misses / LLC references
-  occupancy_bytes LLC occupancy (a gauge; Intel CMT via Xen PSR)
-  bandwidth_bps   memory bandwidth (Intel MBM via Xen PSR)
+  mpki              LLC misses per 1000 instructions
+  misses_per_s      LLC misses per second
+  miss_ratio        LLC misses / LLC references
+  occupancy_bytes   LLC occupancy (a gauge; Intel CMT via Xen PSR)
+  bandwidth_bps     memory bandwidth (Intel MBM via Xen PSR)
+  <counter>_per_s   the rate of any cumulative counter (CUMULATIVE below)
+  app.<name>        the mean of an application gauge over the window
+
+When several sources give the same metric for a domain, the first source
+(in the collector's order) with a value wins. A metric whose inputs are
+unavailable is None, never 0, and a trigger on it never fires.
 
 Sources:
   sim    the simulator's LLC model, through Host.counters()
   api    Host.counters() on Xen (whatever the backend can count)
-  agent  the in-guest memswap-agent, which writes its own perf counters to
-         xenstore (/local/domain/<id>/data/memswap/*); read on xenstore watch
+  agent  the in-guest memswap-agent, which publishes its counters in
+         xenstore under /local/domain/<id>/data/memswap/ (layout below)
   psr    Xen CMT/MBM through the API, when the host supports it
-  perf   memswap.perf counter groups on the domain's pinned CPUs
-A metric that a source cannot provide is None, never a made-up number.
+There is no dom0 perf source: a dom0's perf_event counts only what runs on
+dom0's own vCPUs, never another domain's execution; the guest agent (which
+counts inside the guest) is the place for per-domain counters.
+
+The agent's layout (memswap-agent writes it, one transaction per publish):
+  <counter>       cumulative decimal integers: instructions, cycles,
+                  llc_references, llc_misses (hardware, often unavailable
+                  in guests), task_clock_ns, page_faults, context_switches
+  unavailable     space-separated names of counters the guest cannot count
+                  (their keys are absent: unavailable is never 0)
+  app/<name>      gauges from the guest's applications, decimal, may be
+                  fractional; name [a-z0-9_]{1,32}, at most 32
+  timestamp       CLOCK_REALTIME seconds of the publish; interval (seconds);
+  seq             incremented by every publish
 """
 
 import collections
 import logging
-import os
+import math
+import re
+import shutil
 import subprocess
-from dataclasses import dataclass, fields
+import time
+from dataclasses import dataclass, field
 
 log = logging.getLogger("memswapd.metrics")
 
-COUNTER_FIELDS = ("instructions", "llc_references", "llc_misses", "cycles", "mbm_bytes")
+#: Cumulative counters a policy may use as <counter>_per_s.
+CUMULATIVE = ("instructions", "cycles", "llc_references", "llc_misses", "task_clock_ns",
+              "page_faults", "context_switches")
+#: Metrics derived from the counters and gauges.
+DERIVED = ("mpki", "misses_per_s", "miss_ratio", "occupancy_bytes", "bandwidth_bps")
+APP_NAME = re.compile(r"[a-z0-9_]{1,32}")
+APP_MAX = 32
+#: The counters memswapd's own sources add (Intel MBM through PSR).
+_INTERNAL = ("mbm_bytes",)
+
+
+def metric_names():
+    """The fixed metric names a policy may use (besides app.<name>)."""
+    return list(DERIVED) + [f"{c}_per_s" for c in CUMULATIVE]
+
+
+def valid_metric(name):
+    """True if a policy may trigger on `name`."""
+    if name in DERIVED or (name.endswith("_per_s") and name[:-6] in CUMULATIVE):
+        return True
+    return name.startswith("app.") and APP_NAME.fullmatch(name[4:]) is not None
 
 
 @dataclass
 class Sample:
-    t: float
-    instructions: int | None = None
-    llc_references: int | None = None
-    llc_misses: int | None = None
-    cycles: int | None = None
-    occupancy_bytes: int | None = None
-    mbm_bytes: int | None = None
-    source: str = ""
+    """Values of one domain from one source at time t (the daemon's clock).
 
-    def merge(self, other):
-        """Fill this sample's missing fields from another source's sample."""
-        for f in fields(self):
-            if f.name in ("t", "source"):
-                continue
-            if getattr(self, f.name) is None and getattr(other, f.name) is not None:
-                setattr(self, f.name, getattr(other, f.name))
-                self.source = f"{self.source}+{other.source}" if self.source else other.source
+    counters: cumulative counters it has; gauges: instantaneous values
+    (occupancy_bytes, app.<name>); unavailable: counters the source says it
+    cannot count. A name in neither dict is unknown to this source."""
+    t: float
+    counters: dict = field(default_factory=dict)
+    gauges: dict = field(default_factory=dict)
+    unavailable: frozenset = frozenset()
+    source: str = ""
 
 
 class Window:
-    """Samples of one domain; rates over a sliding window of seconds."""
+    """Samples of one domain from one source; rates over a sliding window."""
 
-    def __init__(self, keep=600.0):
+    def __init__(self, keep=3600.0):
         self.samples = collections.deque()
         self.keep = keep
 
     def add(self, s):
         if self.samples:
             last = self.samples[-1]
-            for f in COUNTER_FIELDS:
-                a, b = getattr(last, f), getattr(s, f)
-                if a is not None and b is not None and b < a:
-                    # counters went backwards: domain re-created or reset
+            if s.t <= last.t:
+                return                     # not newer: nothing to learn
+            for k, v in s.counters.items():
+                old = last.counters.get(k)
+                if old is not None and v < old:
+                    # counters went backwards: domain re-created or its agent restarted
                     self.samples.clear()
                     break
         self.samples.append(s)
@@ -73,7 +111,7 @@ class Window:
             self.samples.popleft()
 
     def rates(self, window=None):
-        """Rates over the last `window` seconds; window=None: since the previous sample."""
+        """Metrics over the last `window` seconds; window=None: since the previous sample."""
         if not self.samples:
             return {}
         new = self.samples[-1]
@@ -88,15 +126,31 @@ class Window:
                     break
         if old is None:
             old = self.samples[0]
-        out = {"occupancy_bytes": new.occupancy_bytes, "mpki": None, "misses_per_s": None,
-               "miss_ratio": None, "bandwidth_bps": None, "span": new.t - old.t}
+        out = {m: None for m in DERIVED}
+        out["occupancy_bytes"] = new.gauges.get("occupancy_bytes")
+        out["span"] = new.t - old.t
+        since = new.t - (window if window is not None else 0.0)
+        apps = {}
+        for s in self.samples:
+            if s.t < since and s is not new:
+                continue
+            for k, v in s.gauges.items():
+                if k.startswith("app.") and v is not None:
+                    apps.setdefault(k, []).append(v)
+        for k, vs in apps.items():
+            out[k] = sum(vs) / len(vs)
         dt = new.t - old.t
         if old is new or dt <= 0:
             return out
 
-        def d(f):
-            a, b = getattr(old, f), getattr(new, f)
+        def d(k):
+            if k in new.unavailable:
+                return None
+            a, b = old.counters.get(k), new.counters.get(k)
             return None if a is None or b is None else b - a
+        for k in CUMULATIVE:
+            dk = d(k)
+            out[f"{k}_per_s"] = None if dk is None else dk / dt
         dm, di, dr, db = d("llc_misses"), d("instructions"), d("llc_references"), d("mbm_bytes")
         if dm is not None and di:
             out["mpki"] = dm * 1000.0 / di
@@ -112,12 +166,6 @@ class Window:
 class Source:
     name = "?"
 
-    def fds(self):
-        return []
-
-    def on_readable(self, fd):
-        pass
-
     def sample(self, host, domains, t):
         """-> {domid: Sample}"""
         return {}
@@ -129,9 +177,10 @@ class Source:
 class ApiSource(Source):
     """Host.counters(): the simulator's LLC model, or what the Xen backend counts."""
 
+    FIELDS = ("instructions", "llc_references", "llc_misses", "cycles")
+
     def __init__(self, name="api"):
         self.name = name
-        self.available = True
 
     def sample(self, host, domains, t):
         out = {}
@@ -141,10 +190,10 @@ class ApiSource(Source):
             except OSError as e:
                 log.debug("counters(%s): %s", d.domid, e)
                 continue
-            s = Sample(t=t, instructions=c.instructions, llc_references=c.llc_references,
-                       llc_misses=c.llc_misses, cycles=c.cycles, source=self.name)
-            if s.instructions is not None or s.llc_misses is not None:
-                out[d.domid] = s
+            vals = {k: getattr(c, k) for k in self.FIELDS if getattr(c, k) is not None}
+            if vals:
+                out[d.domid] = Sample(t=t, counters=vals, unavailable=frozenset(c.unavailable),
+                                      source=self.name)
         return out
 
 
@@ -171,10 +220,14 @@ class PsrSource(Source):
                     return {}
                 continue
             if isinstance(occ, dict):
-                out[d.domid] = Sample(t=t, occupancy_bytes=occ.get("occupancy_bytes"),
-                                      mbm_bytes=occ.get("mbm_total_bytes"), source=self.name)
+                s = Sample(t=t, gauges={"occupancy_bytes": occ.get("occupancy_bytes")},
+                           source=self.name)
+                if occ.get("mbm_total_bytes") is not None:
+                    s.counters["mbm_bytes"] = occ["mbm_total_bytes"]
+                out[d.domid] = s
             elif occ is not None:
-                out[d.domid] = Sample(t=t, occupancy_bytes=int(occ), source=self.name)
+                out[d.domid] = Sample(t=t, gauges={"occupancy_bytes": int(occ)},
+                                      source=self.name)
         return out
 
 
@@ -191,199 +244,142 @@ class HostXenstore:
             return None
         return v.decode() if isinstance(v, bytes) else v
 
+    def directory(self, path):
+        try:
+            return self.host.xs_directory(path)
+        except OSError:
+            return None
+
 
 class XenstoreCli:
-    """Minimal xenstore access through xenstore-read / xenstore-watch (xen-utils)."""
+    """xenstore through xenstore-read / xenstore-list (xen-utils), when the
+    host has no xenstore connection of its own."""
 
-    def __init__(self, read_cmd="xenstore-read", watch_cmd="xenstore-watch"):
-        self.read_cmd, self.watch_cmd = read_cmd, watch_cmd
+    def __init__(self, read_cmd="xenstore-read", list_cmd="xenstore-list"):
+        self.read_cmd, self.list_cmd = read_cmd, list_cmd
 
-    def read(self, path):
+    @staticmethod
+    def available():
+        return bool(shutil.which("xenstore-read") and shutil.which("xenstore-list"))
+
+    def _run(self, cmd, path):
         try:
-            r = subprocess.run([self.read_cmd, path], capture_output=True, text=True, timeout=2)
+            r = subprocess.run([cmd, path], capture_output=True, text=True, timeout=2)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        return r.stdout.strip() if r.returncode == 0 else None
+        return r.stdout if r.returncode == 0 else None
 
-    def watch(self, path):
-        """A process printing one changed path per line."""
-        return subprocess.Popen([self.watch_cmd, path], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    def read(self, path):
+        v = self._run(self.read_cmd, path)
+        return None if v is None else v.rstrip("\n")
+
+    def directory(self, path):
+        v = self._run(self.list_cmd, path)
+        return None if v is None else [x for x in v.split("\n") if x]
+
+
+def _parse_count(text):
+    """A cumulative counter value from the guest: a non-negative decimal
+    integer of at most 20 digits, else None (the guest controls the text)."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text or len(text) > 20 or not text.isdigit():
+        return None
+    return int(text)
+
+
+def _parse_gauge(text):
+    if text is None or len(text) > 64:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
 
 
 class AgentSource(Source):
-    """Counters the in-guest memswap-agent publishes in xenstore.
-
-    The agent writes /local/domain/<id>/data/memswap/{instructions,
-    llc_references,llc_misses,cycles} (decimal, cumulative). We keep one
-    xenstore watch per domain and re-read a domain's keys when it fires;
-    between events the last values stand.
-    """
+    """What memswap-agent publishes in a guest's xenstore home (layout in the
+    module docstring). Each sample() reads every guest's `seq` and reads the
+    rest only when it changed, so a guest costs one xenstore read per
+    iteration while its agent is quiet; the sample's time is the publish's
+    (its timestamp translated to the daemon's clock, at most 3 intervals
+    back)."""
 
     name = "agent"
-    KEYS = ("instructions", "llc_references", "llc_misses", "cycles")
+    BASE = "/local/domain/%d/data/memswap"
 
-    def __init__(self, xs=None, host=None):
-        self.host_watch = host is not None and callable(getattr(host, "xs_watch", None))
-        self.xs = xs or (HostXenstore(host) if self.host_watch else XenstoreCli())
-        self.host = host
-        self.hwatched = set()
-        self.watches = {}    # domid -> Popen
-        self.by_fd = {}
-        self.values = {}     # domid -> {key: int}
-        self.dirty = set()
+    def __init__(self, xs):
+        self.xs = xs
+        self.seen = {}       # domid -> last seq text
 
-    def _path(self, domid):
-        return f"/local/domain/{domid}/data/memswap"
-
-    def fds(self):
-        return list(self.by_fd)
-
-    def on_readable(self, fd):
-        domid = self.by_fd.get(fd)
-        if domid is None:
-            return
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            data = b""
-        if not data:
-            self._unwatch(domid)
-        self.dirty.add(domid)
-
-    def _unwatch(self, domid):
-        p = self.watches.pop(domid, None)
-        if p is not None:
-            self.by_fd.pop(p.stdout.fileno(), None)
-            p.kill()
-            p.wait()
-
-    def _host_watches(self, domains):
-        """Watches on the Host's xenstore connection; events drained without blocking."""
-        for d in domains:
-            if d.domid and d.domid not in self.hwatched:
-                try:
-                    self.host.xs_watch(self._path(d.domid), f"memswapd:{d.domid}")
-                    self.hwatched.add(d.domid)
-                except OSError:
-                    pass
-                self.dirty.add(d.domid)
-        while True:
-            try:
-                ev = self.host.xs_read_watch(timeout=0)
-            except OSError:
-                break
-            if not ev:
-                break
-            tok = ev[1] if isinstance(ev, (tuple, list)) and len(ev) > 1 else ""
-            tok = tok.decode() if isinstance(tok, bytes) else str(tok)
-            if tok.startswith("memswapd:") and tok[9:].isdigit():
-                self.dirty.add(int(tok[9:]))
+    def _read_domain(self, domid, now, wall):
+        base = self.BASE % domid
+        keys = self.xs.directory(base)
+        if not keys:
+            return None
+        keys = set(keys)
+        unavailable = set()
+        text = self.xs.read(f"{base}/unavailable") if "unavailable" in keys else None
+        if text:
+            unavailable = {n for n in text.split()[:64] if n in CUMULATIVE}
+        counters = {}
+        for k in CUMULATIVE:
+            if k in keys and k not in unavailable:
+                v = _parse_count(self.xs.read(f"{base}/{k}"))
+                if v is not None:
+                    counters[k] = v
+        gauges = {}
+        if "app" in keys:
+            for n in sorted(self.xs.directory(f"{base}/app") or [])[:APP_MAX]:
+                if APP_NAME.fullmatch(n):
+                    v = _parse_gauge(self.xs.read(f"{base}/app/{n}"))
+                    if v is not None:
+                        gauges[f"app.{n}"] = v
+        t = now
+        ts = _parse_gauge(self.xs.read(f"{base}/timestamp")) if "timestamp" in keys else None
+        iv = _parse_gauge(self.xs.read(f"{base}/interval")) if "interval" in keys else None
+        if ts is not None:
+            age = wall - ts
+            t = now - min(max(age, 0.0), 3 * iv if iv and iv > 0 else 0.0)
+        return Sample(t=t, counters=counters, gauges=gauges,
+                      unavailable=frozenset(unavailable), source=self.name)
 
     def sample(self, host, domains, t):
-        if self.host_watch:
-            self._host_watches(domains)
-        live = {d.domid for d in domains}
-        for domid in list(self.watches):
-            if domid not in live:
-                self._unwatch(domid)
         out = {}
+        wall = time.time()
+        live = set()
         for d in domains:
             if d.domid == 0:
                 continue
-            if not self.host_watch and d.domid not in self.watches:
-                try:
-                    p = self.xs.watch(self._path(d.domid))
-                    self.watches[d.domid] = p
-                    self.by_fd[p.stdout.fileno()] = d.domid
-                except OSError:
-                    pass
-                self.dirty.add(d.domid)
-            if d.domid in self.dirty:
-                vals = {}
-                for k in self.KEYS:
-                    v = self.xs.read(f"{self._path(d.domid)}/{k}")
-                    try:
-                        vals[k] = int(v) if v is not None else None
-                    except ValueError:
-                        vals[k] = None
-                self.values[d.domid] = vals
-                self.dirty.discard(d.domid)
-            vals = self.values.get(d.domid)
-            if vals and vals.get("llc_misses") is not None:
-                out[d.domid] = Sample(t=t, source=self.name, **vals)
-        return out
-
-    def close(self):
-        for domid in list(self.watches):
-            self._unwatch(domid)
-
-
-class PerfSource(Source):
-    """memswap.perf counter groups on the CPUs a domain's vCPUs are pinned to.
-
-    Pinning comes from the policy settings (not from Xen), so this source only
-    reports for domains it has a CPU list for; everything else stays None.
-    """
-
-    name = "perf"
-
-    def __init__(self, cpus_by_name=None):
-        self.cpus_by_name = cpus_by_name or {}
-        self.groups = {}
-        try:
-            from memswap import perf   # noqa: F401
-            self.perf = perf
-            self.available = True
-        except Exception:
-            self.perf = None
-            self.available = False
-
-    def sample(self, host, domains, t):
-        out = {}
-        if not self.available:
-            return out
-        for d in domains:
-            cpus = self.cpus_by_name.get(d.name)
-            if not cpus:
+            live.add(d.domid)
+            seq = self.xs.read(f"{self.BASE % d.domid}/seq")
+            if seq is None or seq == self.seen.get(d.domid):
                 continue
-            tot = {k: 0 for k in ("instructions", "llc_references", "llc_misses", "cycles")}
-            try:
-                for cpu in cpus:
-                    g = self.groups.get(cpu)
-                    if g is None:
-                        g = self.groups[cpu] = self.perf.open_group(cpu=cpu)
-                    c = g.read()
-                    for k in tot:
-                        v = getattr(c, k, None)
-                        tot[k] = None if v is None or tot[k] is None else tot[k] + v
-            except Exception as e:   # perf unavailable on this host
-                log.info("perf counters unavailable: %s", e)
-                self.available = False
-                return {}
-            out[d.domid] = Sample(t=t, source=self.name, **tot)
+            s = self._read_domain(d.domid, t, wall)
+            if s is not None and (s.counters or s.gauges):
+                self.seen[d.domid] = seq
+                out[d.domid] = s
+        for domid in list(self.seen):
+            if domid not in live:
+                del self.seen[domid]
         return out
 
 
 class Collector:
-    """Merges sources (first non-None wins, in order) and keeps the windows."""
+    """The sources, in priority order, and one window per (domain, source)."""
 
     def __init__(self, sources):
         self.sources = sources
-        self.windows = {}
+        self.windows = {}     # (domid, source name) -> Window
 
     @property
     def names(self):
         return [s.name for s in self.sources]
 
-    def fds(self):
-        out = []
-        for s in self.sources:
-            out.extend((fd, s) for fd in s.fds())
-        return out
-
     def collect(self, host, domains, t):
-        merged = {}
+        got_any = {}
         for src in self.sources:
             try:
                 got = src.sample(host, domains, t)
@@ -391,55 +387,60 @@ class Collector:
                 log.warning("metric source %s failed: %s", src.name, e)
                 continue
             for domid, s in got.items():
-                if domid in merged:
-                    merged[domid].merge(s)
-                else:
-                    merged[domid] = s
+                self.windows.setdefault((domid, src.name), Window()).add(s)
+                got_any.setdefault(domid, []).append(src.name)
         live = {d.domid for d in domains}
-        for domid in list(self.windows):
-            if domid not in live:
-                del self.windows[domid]
-        for domid, s in merged.items():
-            self.windows.setdefault(domid, Window()).add(s)
-        return merged
+        for key in list(self.windows):
+            if key[0] not in live:
+                del self.windows[key]
+        return got_any
 
     def rates(self, domid, window):
-        w = self.windows.get(domid)
-        return w.rates(window) if w else {}
+        """Every metric of the domain: per metric the first source with a value."""
+        out = {}
+        span = 0.0
+        for src in self.sources:
+            w = self.windows.get((domid, src.name))
+            if w is None:
+                continue
+            r = w.rates(window)
+            span = max(span, r.pop("span", 0.0) or 0.0)
+            for k, v in r.items():
+                if out.get(k) is None:
+                    out[k] = v
+        if out:
+            out["span"] = span
+        return out
 
     def reset(self, domid):
-        self.windows.pop(domid, None)
+        for key in [k for k in self.windows if k[0] == domid]:
+            del self.windows[key]
 
     def close(self):
         for s in self.sources:
             s.close()
 
 
-def make_collector(spec, host, backend):
-    """spec: 'auto' or one source name."""
+def make_collector(spec, host):
+    """spec: 'auto' or one source name (policy.METRIC_SOURCES)."""
+    def agent():
+        if callable(getattr(host, "xs_read", None)):
+            return AgentSource(HostXenstore(host))
+        if XenstoreCli.available():
+            return AgentSource(XenstoreCli())
+        return None
     if spec == "auto":
-        if backend == "sim":
-            return Collector([ApiSource("sim")])
-        srcs = [ApiSource("api"), PsrSource(host)]
-        if callable(getattr(host, "xs_watch", None)):
-            srcs.insert(1, AgentSource(host=host))
-        elif _have("xenstore-read") and _have("xenstore-watch"):
-            srcs.insert(1, AgentSource())
-        return Collector(srcs)
+        srcs = [ApiSource("api"), agent(),
+                PsrSource(host) if callable(getattr(host, "psr_cmt", None)) else None]
+        return Collector([s for s in srcs if s is not None])
     if spec in ("sim", "api"):
         return Collector([ApiSource(spec)])
     if spec == "agent":
-        return Collector([AgentSource(host=host if callable(getattr(host, "xs_watch", None)) else None)])
+        a = agent()
+        if a is None:
+            raise ValueError("metrics: agent needs xenstore (a Xen host, or xenstore-read "
+                             "and xenstore-list on PATH)")
+        return Collector([a])
     if spec == "psr":
         return Collector([PsrSource(host)])
-    if spec == "perf":
-        return Collector([PerfSource()])
     raise ValueError(f"unknown metric source {spec!r}")
-
-
-def _have(prog):
-    for d in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
-        if os.access(os.path.join(d, prog), os.X_OK):
-            return True
-    return False
-

@@ -4,6 +4,10 @@
 Works whether or not python3-systemd is installed (the protocol is a single
 sendto on an AF_UNIX datagram socket; '@' names the abstract namespace).
 Also computes the watchdog ping period from $WATCHDOG_USEC/$WATCHDOG_PID.
+
+A send never blocks: with the receiver's queue full (net.unix.max_dgram_qlen,
+10 by default) the message is dropped and notify() returns False, rather
+than stalling memswapd's loop behind a busy service manager.
 """
 
 import os
@@ -44,7 +48,8 @@ class Notifier:
             addr = "\0" + addr[1:]
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                                           | socket.SOCK_NONBLOCK)
             self._sock.sendto(msg, addr)
             return True
         except OSError:

@@ -79,7 +79,7 @@ class Reading:
 
     def counters(self):
         """This reading as memswap.Counters (missing events are unavailable)."""
-        from .host import Counters
+        from .types import Counters
         vals = {f: self.values.get(ev) for ev, f in COUNTER_EVENTS.items()}
         return Counters(unavailable=frozenset(f for f, v in vals.items() if v is None),
                         **vals)

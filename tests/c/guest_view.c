@@ -65,3 +65,31 @@ uint64_t guest_canonical_hash(struct domain *d, unsigned long pfn)
     }
     return h;
 }
+
+/* Down the guest's own tables (kernel L4 of vCPU 0) to the L1 mapping @va. */
+static unsigned long l1_of(struct domain *d, uint64_t va)
+{
+    unsigned long mfn = d->vcpu[0].guest_table;
+    int shift;
+
+    for ( shift = 39; shift > 12; shift -= 9 )
+        mfn = sim_pte_mfn(((const uint64_t *)sim_map_frame(mfn))[(va >> shift) & 511]);
+    return mfn;
+}
+
+unsigned long guest_data_pfn(struct domain *d, unsigned long from, uint64_t *pte_maddr)
+{
+    unsigned long pfn;
+
+    for ( pfn = from; d->pfn_role[pfn] != SIM_ROLE_DATA; pfn++ )
+        ;
+    if ( pte_maddr )
+        *pte_maddr = ((uint64_t)l1_of(d, sim_pfn_va(pfn)) << PAGE_SHIFT) +
+                     ((sim_pfn_va(pfn) >> PAGE_SHIFT) & 511) * 8;
+    return pfn;
+}
+
+unsigned long guest_user_l1(struct domain *d)
+{
+    return l1_of(d, SIM_GUEST_USER_VA);
+}

@@ -24,4 +24,13 @@ bool guest_owns(struct domain *d, unsigned long mfn);
  */
 uint64_t guest_canonical_hash(struct domain *d, unsigned long pfn);
 
+/*
+ * The first plain data pfn of @d from @from on, and (if @pte_maddr) the
+ * machine address of the guest's direct-map L1 entry that maps it.
+ */
+unsigned long guest_data_pfn(struct domain *d, unsigned long from, uint64_t *pte_maddr);
+
+/* The L1 of @d's first address space that maps its user pages (SIM_GUEST_USER_VA). */
+unsigned long guest_user_l1(struct domain *d);
+
 #endif /* TESTS_GUEST_VIEW_H */

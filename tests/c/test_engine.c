@@ -747,3 +747,769 @@ TEST(engine_unmutated_control)
     /* The same scenario without a mutation passes: the failures above are real. */
     CHECK(mutated_swap(0, true) == 0);
 }
+
+/* ---- the hypervisor's discipline: references, freezing, re-checks ----------- */
+
+/*
+ * Drive a swap as sim_swap() does, calling @at at every continuation with
+ * the engine's context (its phase and progress), before the world runs.
+ */
+typedef void (*at_continuation_fn)(struct memswap_ctx *ctx, void *arg);
+
+static int drive(const struct memswap_request *req, const struct sim_swap_opts *o,
+                 at_continuation_fn at, void *arg, struct memswap_result *res)
+{
+    struct memswap_ctx *ctx = NULL;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    sim_swap_cur_opts = o;
+    sim_swap_checks = 0;
+    sim_swap_allocs = 0;
+    sim_swap_meta_peak = sim_swap_meta_bytes;
+    rc = memswap_begin(sim_domain_lookup(req->domid), req, &ctx);
+    if ( rc )
+    {
+        sim_swap_cur_opts = NULL;
+        return rc;
+    }
+    sim_swap_cur_ctx = ctx;
+    while ( (rc = memswap_run(ctx)) == MEMSWAP_PREEMPTED )
+    {
+        if ( at )
+            at(ctx, arg);
+        if ( o->world_runs )
+            sim_world_step();
+    }
+    *res = *memswap_result(ctx);
+    memswap_end(ctx);
+    sim_swap_cur_ctx = NULL;
+    sim_swap_cur_opts = NULL;
+    return rc;
+}
+
+/* The guest's P2M entry for @pfn, through its frame-list tree. */
+static uint64_t *p2m_slot(struct domain *d, unsigned long pfn)
+{
+    const uint64_t *top = sim_map_frame((unsigned long)sim_shared_info(d)->arch.pfn_to_mfn_frame_list_list);
+    const uint64_t *mid = sim_map_frame((unsigned long)top[pfn >> 18]);
+
+    return (uint64_t *)sim_map_frame((unsigned long)mid[(pfn >> 9) & 511]) + (pfn & 511);
+}
+
+/* The whole machine as a dry run must leave it. */
+static uint64_t machine_hash(void)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    unsigned long mfn;
+
+    for ( mfn = 0; mfn < sim_nr_frames; mfn++ )
+    {
+        const struct page_info *pg = sim_mfn_to_page(mfn);
+        const uint64_t *w = sim_map_frame(mfn);
+
+        h = (h ^ pg->count_info) * 0x100000001b3ULL;
+        h = (h ^ pg->u.inuse.type_info) * 0x100000001b3ULL;
+        h = (h ^ (uintptr_t)pg->owner) * 0x100000001b3ULL;
+        h = (h ^ sim_m2p[mfn]) * 0x100000001b3ULL;
+        if ( pg->owner && pg->owner != &sim_dom_xen )
+            h = (h ^ w[0] ^ w[511] ^ w[mfn & 511]) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+TEST(engine_dry_run_changes_nothing)
+{
+    struct memswap_request req;
+    struct sim_swap_opts opts = { .alloc_fail_at = -1, .preempt_every = 1 };
+    struct memswap_result res;
+    uint64_t before;
+    int domid;
+
+    CHECK(host(256 * MiB, 1, 70) == 0);
+    domid = guest("dry", 32 * MiB, 2, 2, 70);
+    request(&req, domid);
+    req.flags = MEMSWAP_F_DRY_RUN;
+    before = machine_hash();
+    CHECK(sim_swap(&req, &opts, &res) == 0);
+    CHECK(res.frames_moved > 0 && res.continuations > 10 && res.bytes_copied == 0);
+    /* Every reference it took is given back: counts, types, owners, M2P, bytes. */
+    CHECK(machine_hash() == before);
+    CHECK(sim_audit(NULL, 0) == 0);
+    sim_host_destroy();
+}
+
+/*
+ * dom0 frees one of the guest's frames (XENMEM_decrease_reservation, after
+ * the guest unmapped it) while the swap waits between two continuations,
+ * in each phase. The engine's reference keeps the frame from being freed
+ * under it; a changed count rolls the swap back before the point of no
+ * return; a frozen frame cannot be referenced at all. Whatever the
+ * outcome, the heap and the domain stay consistent.
+ */
+struct dom0_act {
+    unsigned int domid, phase;
+    unsigned long pfn;
+    int rc;
+    bool done;
+};
+
+static void decrease_at(struct memswap_ctx *ctx, void *arg)
+{
+    struct dom0_act *a = arg;
+
+    if ( a->done || memswap_phase(ctx) != a->phase )
+        return;
+    a->done = true;
+    a->rc = sim_dom0_decrease_reservation(a->domid, sim_domain_pfn_to_mfn(a->domid, a->pfn));
+}
+
+TEST(engine_dom0_decrease_reservation_in_every_phase)
+{
+    unsigned int ph;
+
+    for ( ph = MEMSWAP_PH_SCAN; ph < MEMSWAP_PH_DONE; ph++ )
+    {
+        struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true,
+                                      .preempt_every = 1, .preempt_at_phase = ph };
+        struct dom0_act a = { .phase = ph, .rc = 1 };
+        struct memswap_request req;
+        struct memswap_result res;
+        unsigned long free0, tot0;
+        struct domain *d;
+        uint64_t pte;
+        char audit[512];
+        int domid, rc;
+
+        CHECK(host(256 * MiB, 1, 80 + ph) == 0);
+        domid = guest("dec", 32 * MiB, 2, 2, 80 + ph);
+        d = sim_domain_lookup(domid);
+        a.domid = domid;
+        /* A page of the guest's the guest has unmapped (a balloon driver's first step). */
+        a.pfn = guest_data_pfn(d, d->p2m_size / 2 + 700, &pte);
+        CHECK(sim_mmu_update(d, pte, 0) == 0);
+        free0 = sim_host_free_frames(-1, NULL);
+        tot0 = d->tot_pages;
+        request(&req, domid);
+        sim_domain_pause(domid);
+        rc = drive(&req, &opts, decrease_at, &a, &res);
+        sim_domain_unpause(domid);
+        CHECKF(a.done, "phase %s: no continuation", memswap_phase_name(ph));
+        CHECKF(rc == 0 || rc == -EAGAIN, "phase %s: rc=%d", memswap_phase_name(ph), rc);
+        CHECKF(a.rc == 0 || a.rc == -ENXIO, "phase %s: decrease rc=%d", memswap_phase_name(ph), a.rc);
+        /* Before the freeze it works and the swap rolls back; once frozen it cannot. */
+        if ( ph == MEMSWAP_PH_ALLOC || ph == MEMSWAP_PH_COPY )
+            CHECKF(a.rc == 0 && rc == -EAGAIN, "phase %s: %d/%d", memswap_phase_name(ph), a.rc, rc);
+        if ( ph == MEMSWAP_PH_COMMIT )
+            CHECKF(a.rc == -ENXIO && rc == 0, "commit: %d/%d", a.rc, rc);
+        if ( ph == MEMSWAP_PH_FREE )
+            CHECKF(a.rc == 0 && rc == 0, "free: %d/%d", a.rc, rc);
+        /* The frame went back to the heap exactly once, or not at all. */
+        CHECK(sim_bugs == 0);
+        CHECKF(d->tot_pages == tot0 - (a.rc == 0), "phase %s: tot_pages %lu -> %lu",
+               memswap_phase_name(ph), tot0, d->tot_pages);
+        CHECKF(sim_host_free_frames(-1, NULL) == free0 + (a.rc == 0), "phase %s: free %lu -> %lu",
+               memswap_phase_name(ph), free0, sim_host_free_frames(-1, NULL));
+        /* The guest's P2M still names it: what its balloon driver would fix. */
+        if ( a.rc == 0 )
+            *p2m_slot(d, a.pfn) = SIM_P2M_INVALID;
+        CHECKF(sim_audit(audit, sizeof(audit)) == 0, "phase %s: %s", memswap_phase_name(ph), audit);
+        CHECK(check_io(domid, 20) == 0);
+        sim_host_destroy();
+    }
+}
+
+/*
+ * Frozen means frozen: between FREEZE and the end of COMMIT nobody can map
+ * a frame that moves (a dom0 tool's foreign mapping fails), so no
+ * reference can be lost. With the freeze only checking the count (the
+ * mutation), the mapping goes through and the checks see a freed frame
+ * still mapped.
+ */
+struct map_try {
+    unsigned int domid;
+    unsigned long mfn;
+    int id;
+};
+
+static void map_at_commit(struct memswap_ctx *ctx, void *arg)
+{
+    struct map_try *m = arg;
+
+    if ( memswap_phase(ctx) == MEMSWAP_PH_COMMIT && m->id == -1 )
+        m->id = sim_fmap_map(m->domid, m->mfn, false);
+}
+
+static int frozen_swap(unsigned int mutation, int *map_id)
+{
+    struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true,
+                                  .preempt_every = 1, .preempt_at_phase = MEMSWAP_PH_COMMIT };
+    struct memswap_request req;
+    struct memswap_result res;
+    struct map_try m = { .id = -1 };
+    struct snapshot s;
+    struct domain *d;
+    int domid, rc, bad;
+
+    if ( host(256 * MiB, 1, 90) )
+        return -100;
+    domid = guest("frz", 32 * MiB, 1, 2, 90);
+    d = sim_domain_lookup(domid);
+    m.domid = domid;
+    /* The last data frame: its turn in COMMIT comes after the first continuation. */
+    m.mfn = sim_domain_pfn_to_mfn(domid, guest_data_pfn(d, d->p2m_size - 600, NULL));
+    request(&req, domid);
+    sim_mutations = mutation;
+    sim_domain_pause(domid);
+    snapshot_take(&s, domid);
+    rc = drive(&req, &opts, map_at_commit, &m, &res);
+    bad = rc ? 1 : check_swap(&s, &req, &res, !mutation);
+    sim_domain_unpause(domid);
+    sim_mutations = 0;
+    snapshot_free(&s);
+    *map_id = m.id;
+    if ( m.id >= 0 )
+    {
+        sim_fmap_unmap(m.id);
+        bad++;
+    }
+    sim_host_destroy();
+    return bad;
+}
+
+TEST(engine_frozen_frames_take_no_references)
+{
+    int id;
+
+    CHECK(frozen_swap(0, &id) == 0);
+    CHECK(id == -EINVAL);
+}
+
+TEST(engine_mutation_freeze_keeping_count_is_caught)
+{
+    int id;
+
+    CHECK(frozen_swap(SIM_MUT_FREEZE_KEEPS_COUNT, &id) > 0);
+    CHECK(id >= 0);
+}
+
+/*
+ * The domain is checked again on every continuation: a toolstack that
+ * starts a migration (log-dirty), assigns a device (IOMMU) or kills the
+ * domain between two of them makes the swap roll back with the errno the
+ * start would have given, in any phase before the point of no return;
+ * after it, the swap completes. Without the re-check (the mutation) the
+ * swap goes on regardless.
+ */
+enum { RECHECK_LOG_DIRTY, RECHECK_IOMMU, RECHECK_DYING, RECHECK_NR };
+
+struct recheck {
+    unsigned int domid, phase, what;
+    bool done;
+};
+
+static void recheck_at(struct memswap_ctx *ctx, void *arg)
+{
+    struct recheck *r = arg;
+    struct domain *d = sim_domain_lookup(r->domid);
+
+    if ( r->done || memswap_phase(ctx) != r->phase )
+        return;
+    r->done = true;
+    if ( r->what == RECHECK_LOG_DIRTY )
+        d->log_dirty = true;
+    else if ( r->what == RECHECK_IOMMU )
+        d->iommu = true;
+    else
+        d->dying = true;
+}
+
+static int recheck_swap(unsigned int phase, unsigned int what, unsigned int mutation,
+                        bool *unchanged)
+{
+    static const int want[RECHECK_NR] = { -EBUSY, -EOPNOTSUPP, -ENODEV };
+    struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true,
+                                  .preempt_every = 1, .preempt_at_phase = phase };
+    struct recheck r = { .phase = phase, .what = what };
+    struct memswap_request req;
+    struct memswap_result res;
+    struct snapshot s;
+    struct domain *d;
+    int domid, rc;
+
+    if ( host(256 * MiB, 1, 100 + phase) )
+        return -100;
+    domid = guest("chk", 32 * MiB, 1, 2, 100 + phase);
+    d = sim_domain_lookup(domid);
+    r.domid = domid;
+    request(&req, domid);
+    sim_mutations = mutation;
+    sim_domain_pause(domid);
+    snapshot_take(&s, domid);
+    rc = drive(&req, &opts, recheck_at, &r, &res);
+    sim_mutations = 0;
+    d->log_dirty = d->iommu = d->dying = false;
+    *unchanged = check_unchanged(&s) == 0;
+    snapshot_free(&s);
+    sim_domain_unpause(domid);
+    sim_host_destroy();
+    if ( !r.done )
+        return -101;
+    return rc == want[what] ? 1 : rc == 0 ? 0 : rc;
+}
+
+TEST(engine_rechecks_the_domain_on_every_continuation)
+{
+    unsigned int ph, what;
+    bool unchanged;
+
+    for ( ph = MEMSWAP_PH_SCAN; ph < MEMSWAP_PH_COMMIT; ph++ )
+        for ( what = 0; what < RECHECK_NR; what++ )
+        {
+            int got = recheck_swap(ph, what, 0, &unchanged);
+
+            CHECKF(got == 1, "phase %s, change %u: %d", memswap_phase_name(ph), what, got);
+            CHECKF(unchanged, "phase %s, change %u: not rolled back", memswap_phase_name(ph), what);
+        }
+    /* Past the point of no return it finishes. */
+    CHECK(recheck_swap(MEMSWAP_PH_COMMIT, RECHECK_LOG_DIRTY, 0, &unchanged) == 0);
+}
+
+TEST(engine_mutation_no_recheck_is_caught)
+{
+    bool unchanged;
+
+    CHECK(recheck_swap(MEMSWAP_PH_COPY, RECHECK_LOG_DIRTY, SIM_MUT_NO_RECHECK, &unchanged) == 0);
+}
+
+/*
+ * The rollback is resumable like the phases: a rollback of a whole domain
+ * yields many times (the host wanted to), the world runs in between, and
+ * the end state is exactly the start state; an abort in the middle of it
+ * completes it.
+ */
+TEST(engine_rollback_is_preemptible_and_complete)
+{
+    unsigned int abort_after;
+
+    for ( abort_after = 0; abort_after <= 20; abort_after += 20 )
+    {
+        struct sim_swap_opts opts = { .alloc_fail_at = 100, .world_runs = true,
+                                      .preempt_every = 1, .preempt_at_phase = MEMSWAP_PH_ALLOC,
+                                      .abort_after_continuations = abort_after };
+        struct memswap_request req;
+        struct memswap_result res;
+        struct snapshot s;
+        int domid, rc;
+
+        CHECK(host(256 * MiB, 1, 110) == 0);
+        domid = guest("rb", 32 * MiB, 2, 2, 110);
+        request(&req, domid);
+        sim_domain_pause(domid);
+        snapshot_take(&s, domid);
+        rc = sim_swap(&req, &opts, &res);
+        CHECKF(rc == -ENOMEM, "rc=%d", rc);
+        CHECK(res.failed_phase == MEMSWAP_PH_ALLOC);
+        /* 8192 frames, a yield every 64 at most: the rollback yielded throughout. */
+        if ( !abort_after )
+            CHECKF(res.continuations > 8192 / 128, "%llu continuations",
+                   (unsigned long long)res.continuations);
+        CHECK(check_unchanged(&s) == 0);
+        snapshot_free(&s);
+        sim_domain_unpause(domid);
+        CHECK(check_io(domid, 20) == 0);
+        sim_host_destroy();
+    }
+}
+
+/*
+ * A large P2M (here three mid frames' worth, max_pfn about 2^19, for a
+ * 16 MiB guest spread over it): marking the tree's frames yields between
+ * mids (513 lookups each), never walking the whole tree in one go.
+ */
+static int sparse_guest(unsigned int stride, uint64_t seed)
+{
+    struct sim_guest_config gc = {
+        .mem_bytes = 16 * MiB, .nr_vcpus = 1, .nr_address_spaces = 1,
+        .node = MEMSWAP_NODE_ANY, .with_devices = true, .seed = seed, .pfn_stride = stride,
+    };
+
+    snprintf(gc.name, sizeof(gc.name), "sparse");
+    return sim_domain_create(&gc);
+}
+
+static void count_marking(struct memswap_ctx *ctx, void *arg)
+{
+    uint64_t done, total;
+
+    memswap_progress(ctx, &done, &total);
+    if ( memswap_phase(ctx) == MEMSWAP_PH_SCAN && total == 512 )
+        ++*(unsigned int *)arg;
+}
+
+TEST(engine_p2m_tree_marking_yields)
+{
+    struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true,
+                                  .preempt_every = 1, .preempt_at_phase = MEMSWAP_PH_SCAN };
+    struct memswap_request req;
+    struct memswap_result res;
+    unsigned int marking = 0;
+    int domid, bad;
+    struct snapshot s;
+
+    CHECK(host(256 * MiB, 1, 120) == 0);
+    domid = sparse_guest(128, 120);
+    CHECKF(domid > 0, "%d", domid);
+    CHECK(sim_audit(NULL, 0) == 0);
+    request(&req, domid);
+    sim_domain_pause(domid);
+    snapshot_take(&s, domid);
+    CHECK(drive(&req, &opts, count_marking, &marking, &res) == 0);
+    /* Three mids and Linux's shared "mid missing": a continuation between each two. */
+    CHECKF(marking >= 3, "%u continuations while marking", marking);
+    bad = check_swap(&s, &req, &res, true);
+    CHECKF(bad == 0, "%d violations", bad);
+    snapshot_free(&s);
+    sim_domain_unpause(domid);
+    sim_host_destroy();
+}
+
+/*
+ * Metadata follows the frames the guest owns, not its pseudo-physical
+ * space: a dry run of a 16 MiB guest spread over 512K pfns costs about
+ * 30 bytes per frame and 4 per P2M leaf (a per-leaf index would cost
+ * 13 KiB for every one of its 1025 leaves).
+ */
+TEST(engine_sparse_p2m_metadata_is_bounded)
+{
+    struct sim_swap_opts opts = { .alloc_fail_at = -1 };
+    struct memswap_request req;
+    struct memswap_result res;
+    struct sim_domain_info info;
+    unsigned long leaves, bound;
+    int domid;
+
+    CHECK(host(256 * MiB, 1, 121) == 0);
+    domid = sparse_guest(128, 121);
+    CHECK(domid > 0 && sim_domain_info(domid, &info) == 0);
+    leaves = (info.max_pfn + 511) / 512;
+    request(&req, domid);
+    req.flags = MEMSWAP_F_DRY_RUN;
+    CHECK(sim_swap(&req, &opts, &res) == 0);
+    bound = 32 * info.tot_pages + 4 * leaves + 2048 * 32 + 16384;
+    printf("  sparse 16 MiB guest, max_pfn %lu (%lu leaves): dry run metadata %llu bytes "
+           "(engine says %llu), bound %lu\n", info.max_pfn, leaves,
+           (unsigned long long)sim_swap_meta_peak, (unsigned long long)res.extra_bytes_peak, bound);
+    CHECK(leaves > 1000);
+    CHECK(sim_swap_meta_peak <= bound);
+    CHECK(res.extra_bytes_peak == sim_swap_meta_peak);
+    /* And the real swap of it works. */
+    req.flags = 0;
+    CHECK(swap_and_check(domid, &req, &(struct sim_swap_opts){ .alloc_fail_at = -1, .world_runs = true,
+                                                               .preempt_every = 3 }, &res, true) == 0);
+    sim_host_destroy();
+}
+
+/*
+ * dom0 rewrites the M2P entry of a frame that moves (MMU_MACHPHYS_UPDATE)
+ * between two continuations after CLASSIFY. Left wrong, FREEZE sees it and
+ * the swap rolls back (-EAGAIN). Put right again before the freeze (an
+ * A-B-A the freeze cannot see), the swap must still be right: tables are
+ * translated only once frozen frames' M2P entries cannot change.
+ */
+struct m2p_act {
+    unsigned int domid;
+    unsigned long mfn, pfn;
+    bool restore, written, restored;
+};
+
+static void m2p_at(struct memswap_ctx *ctx, void *arg)
+{
+    struct m2p_act *a = arg;
+
+    if ( memswap_phase(ctx) == MEMSWAP_PH_ALLOC && !a->written )
+        a->written = sim_dom0_machphys_update(a->domid, a->mfn, a->pfn ^ 0x40000) == 0;
+    if ( memswap_phase(ctx) == MEMSWAP_PH_FREEZE && a->restore && !a->restored )
+        a->restored = sim_dom0_machphys_update(a->domid, a->mfn, a->pfn) == 0;
+}
+
+TEST(engine_m2p_rewritten_during_the_swap)
+{
+    unsigned int restore;
+
+    for ( restore = 0; restore <= 1; restore++ )
+    {
+        struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true, .preempt_every = 1 };
+        struct memswap_request req;
+        struct memswap_result res;
+        struct m2p_act a = { .restore = restore };
+        struct snapshot s;
+        struct domain *d;
+        int domid, rc;
+
+        CHECK(host(256 * MiB, 1, 130 + restore) == 0);
+        domid = guest("m2p", 32 * MiB, 1, 2, 130);
+        d = sim_domain_lookup(domid);
+        a.domid = domid;
+        /* The last data frame: frozen late, so still writable at FREEZE's first yield. */
+        a.pfn = guest_data_pfn(d, d->p2m_size - 600, NULL);
+        a.mfn = sim_domain_pfn_to_mfn(domid, a.pfn);
+        request(&req, domid);
+        sim_domain_pause(domid);
+        snapshot_take(&s, domid);
+        rc = drive(&req, &opts, m2p_at, &a, &res);
+        CHECK(a.written);
+        if ( !restore )
+        {
+            CHECKF(rc == -EAGAIN && res.failed_phase == MEMSWAP_PH_FREEZE, "rc=%d in %s", rc,
+                   memswap_phase_name(res.failed_phase));
+            CHECK(sim_dom0_machphys_update(domid, a.mfn, a.pfn) == 0);
+            CHECK(check_unchanged(&s) == 0);
+        }
+        else
+        {
+            CHECK(a.restored);
+            CHECKF(rc == 0, "rc=%d in %s", rc, memswap_phase_name(res.failed_phase));
+            CHECK(check_swap(&s, &req, &res, true) == 0);
+        }
+        snapshot_free(&s);
+        sim_domain_unpause(domid);
+        CHECK(check_io(domid, 20) == 0);
+        sim_host_destroy();
+    }
+}
+
+/*
+ * The engine writes only the guest's own plain pages. A Xen-heap page
+ * shared with the guest (as its shared_info is in Xen) that the guest
+ * lists in its P2M is never indexed, and named as a P2M leaf it makes the
+ * swap refuse the tree; a kept P2M leaf that dom0 took from the guest
+ * (decrease_reservation) before the commit is not rewritten.
+ */
+/* dom0 takes a P2M leaf from the guest during COPY, or once FREEZE is translating. */
+struct leaf_take {
+    unsigned int domid;
+    unsigned long mfn;
+    bool late, done;
+    uint64_t last;
+    int rc;
+};
+
+static void take_leaf_at(struct memswap_ctx *ctx, void *arg)
+{
+    struct leaf_take *t = arg;
+    uint64_t done, total;
+
+    memswap_progress(ctx, &done, &total);
+    if ( !t->done && memswap_phase(ctx) == (t->late ? MEMSWAP_PH_FREEZE : MEMSWAP_PH_COPY) &&
+         (!t->late || done < t->last) )
+    {
+        t->done = true;
+        t->rc = sim_dom0_decrease_reservation(t->domid, t->mfn);
+    }
+    if ( memswap_phase(ctx) == MEMSWAP_PH_FREEZE )
+        t->last = done;
+}
+
+TEST(engine_writes_only_plain_own_pages)
+{
+    unsigned int late;
+    int rc;
+    struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true, .preempt_every = 1 };
+    struct memswap_request req;
+    struct memswap_result res;
+    struct domain *d;
+    unsigned long xen, pfn, old_mfn, leaf_pfn, leaf_mfn;
+    uint64_t *slot, saved, bytes[512], *mid;
+    struct snapshot s;
+    int domid, id;
+
+    CHECK(host(256 * MiB, 1, 140) == 0);
+    domid = guest("xh", 32 * MiB, 1, 1, 140);
+    d = sim_domain_lookup(domid);
+    request(&req, domid);
+
+    /* A Xen-heap page shared with the guest (owner the guest, PGC_xen_heap). */
+    xen = sim_alloc_xen_frame();
+    sim_mfn_to_page(xen)->owner = d;
+    pfn = guest_data_pfn(d, 300, NULL);
+    old_mfn = sim_domain_pfn_to_mfn(domid, pfn);
+    slot = p2m_slot(d, pfn);
+    saved = *slot;
+    /* Listed as the guest's pfn, M2P agreeing: not indexed. */
+    *slot = xen;
+    sim_m2p[xen] = pfn;
+    memcpy(bytes, sim_map_frame(old_mfn), sizeof(bytes));
+    memcpy(sim_map_frame(xen), bytes, sizeof(bytes));
+    req.flags = MEMSWAP_F_DRY_RUN;
+    CHECK(sim_swap(&req, &opts, &res) == 0);
+    /* Named as a leaf of the tree (its bytes a copy of the real leaf): refused. */
+    leaf_pfn = pfn & ~511UL;
+    mid = sim_map_frame((unsigned long)((uint64_t *)sim_map_frame(
+              (unsigned long)sim_shared_info(d)->arch.pfn_to_mfn_frame_list_list))[0]);
+    leaf_mfn = (unsigned long)mid[leaf_pfn / 512];
+    *slot = saved;
+    memcpy(sim_map_frame(xen), sim_map_frame(leaf_mfn), PAGE_SIZE);
+    memcpy(bytes, sim_map_frame(xen), sizeof(bytes));
+    mid[leaf_pfn / 512] = xen;
+    req.flags = 0;
+    CHECK(sim_swap(&req, &opts, &res) == -EINVAL && res.failed_phase == MEMSWAP_PH_SCAN);
+    CHECK(memcmp(bytes, sim_map_frame(xen), sizeof(bytes)) == 0);
+    mid[leaf_pfn / 512] = leaf_mfn;
+    sim_mfn_to_page(xen)->owner = &sim_dom_xen;
+    sim_m2p[xen] = INVALID_M2P_ENTRY;
+    sim_free_xen_frame(xen);
+    CHECK(sim_audit(NULL, 0) == 0);
+
+    /* A P2M leaf dom0 maps is kept, and rewritten in place at COMMIT... */
+    id = sim_fmap_map(domid, leaf_mfn, false);
+    CHECK(id >= 0);
+    sim_domain_pause(domid);
+    snapshot_take(&s, domid);
+    memcpy(bytes, sim_map_frame(leaf_mfn), sizeof(bytes));
+    CHECK(sim_swap(&req, &opts, &res) == 0);
+    CHECK(check_swap(&s, &req, &res, true) == 0);
+    CHECK(memcmp(bytes, sim_map_frame(leaf_mfn), sizeof(bytes)) != 0);
+    snapshot_free(&s);
+    sim_domain_unpause(domid);
+    sim_fmap_unmap(id);
+    sim_host_destroy();
+
+    /*
+     * ...but not once dom0 has taken it from the guest (no PGC_allocated):
+     * before the freeze that rolls the swap back, after it the leaf is
+     * left as it is.
+     */
+    for ( late = 0; late <= 1; late++ )
+    {
+        struct leaf_take t = { .late = late };
+
+        CHECK(host(256 * MiB, 1, 141) == 0);
+        domid = guest("xh", 32 * MiB, 1, 1, 140);
+        d = sim_domain_lookup(domid);
+        request(&req, domid);
+        t.domid = domid;
+        t.mfn = leaf_mfn = (unsigned long)((uint64_t *)sim_map_frame((unsigned long)((uint64_t *)
+            sim_map_frame((unsigned long)sim_shared_info(d)->arch.pfn_to_mfn_frame_list_list))[0]))[0];
+        id = sim_fmap_map(domid, leaf_mfn, false);
+        CHECK(id >= 0);
+        memcpy(bytes, sim_map_frame(leaf_mfn), sizeof(bytes));
+        rc = drive(&req, &opts, take_leaf_at, &t, &res);
+        CHECK(t.rc == 0);
+        CHECKF(rc == (late ? 0 : -EAGAIN), "late %u: rc=%d", late, rc);
+        CHECK(!(sim_mfn_to_page(leaf_mfn)->count_info & PGC_allocated));
+        CHECK(memcmp(bytes, sim_map_frame(leaf_mfn), sizeof(bytes)) == 0);
+        CHECK(sim_bugs == 0);
+        sim_fmap_unmap(id);
+        sim_host_destroy();
+    }
+}
+
+/*
+ * A kept page table that others hold (dom0 maps an L1 of the guest) cannot
+ * be frozen, so whoever holds it may change its entries at any time: the
+ * frames it maps stay too, and dom0 dropping a reference through it during
+ * the commit cannot hit a frozen frame.
+ */
+struct kept_l1 {
+    unsigned int domid;
+    uint64_t entry;         /* machine address of the L1 entry dom0 clears */
+    unsigned long user_pfn;
+    int kept, rc;
+    bool seen, cleared;
+};
+
+static void kept_l1_at(struct memswap_ctx *ctx, void *arg)
+{
+    struct kept_l1 *k = arg;
+    int cls;
+    uint64_t o, n;
+
+    if ( memswap_phase(ctx) == MEMSWAP_PH_ALLOC && !k->seen )
+        k->seen = memswap_pfn_info(ctx, k->user_pfn, &cls, &k->kept, &o, &n) == 0;
+    if ( memswap_phase(ctx) == MEMSWAP_PH_COMMIT && !k->cleared )
+    {
+        k->cleared = true;
+        k->rc = sim_mmu_update(sim_domain_lookup(k->domid), k->entry, 0);
+    }
+}
+
+TEST(engine_frames_under_a_table_others_hold_stay)
+{
+    struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true, .preempt_every = 1 };
+    struct memswap_request req;
+    struct memswap_result res;
+    struct kept_l1 k = { .kept = -2 };
+    struct domain *d;
+    unsigned long ul1;
+    char audit[512];
+    int domid, id, rc;
+
+    CHECK(host(256 * MiB, 1, 150) == 0);
+    domid = guest("ul1", 32 * MiB, 1, 1, 150);
+    d = sim_domain_lookup(domid);
+    k.domid = domid;
+    k.user_pfn = d->user_pfn[0][0];
+    /* The user L1: the table mapping the user pages at SIM_GUEST_USER_VA. */
+    ul1 = guest_user_l1(d);
+    k.entry = ((uint64_t)ul1 << PAGE_SHIFT) + ((SIM_GUEST_USER_VA >> 12) & 511) * 8;
+    CHECK(sim_pte_mfn(*(uint64_t *)((unsigned char *)sim_map_frame(ul1) + (k.entry & 4095))) ==
+          sim_domain_pfn_to_mfn(domid, k.user_pfn));
+    id = sim_fmap_map(domid, ul1, false);
+    CHECK(id >= 0);
+    request(&req, domid);
+    sim_domain_pause(domid);
+    rc = drive(&req, &opts, kept_l1_at, &k, &res);
+    sim_domain_unpause(domid);
+    CHECKF(rc == 0, "rc=%d", rc);
+    CHECK(k.seen && k.kept == MEMSWAP_KEPT_FOREIGN);
+    CHECK(k.cleared && k.rc == 0);
+    CHECK(sim_bugs == 0);
+    sim_fmap_unmap(id);
+    CHECKF(sim_audit(audit, sizeof(audit)) == 0, "%s", audit);
+    CHECK(check_io(domid, 20) == 0);
+    sim_host_destroy();
+}
+
+/*
+ * XSA-402: a frame the guest mapped writable and write-combining is
+ * flushed before the engine reads it and before it goes back to the heap;
+ * its new frame carries PGT_non_coherent on (the WC mapping now maps it).
+ */
+TEST(engine_flushes_non_coherent_frames)
+{
+    struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true, .preempt_every = 5 };
+    struct memswap_request req;
+    struct memswap_result res;
+    struct domain *d;
+    unsigned long ul1, wc_pfn, wc_old, wb_old, now;
+    uint64_t entry, *pe;
+    char flushed[64];
+    int domid;
+
+    CHECK(host(256 * MiB, 1, 160) == 0);
+    domid = guest("wc", 32 * MiB, 1, 1, 160);
+    d = sim_domain_lookup(domid);
+    wc_pfn = d->user_pfn[0][3];
+    wc_old = sim_domain_pfn_to_mfn(domid, wc_pfn);
+    wb_old = sim_domain_pfn_to_mfn(domid, d->user_pfn[0][4]);
+    ul1 = guest_user_l1(d);
+    entry = ((uint64_t)ul1 << PAGE_SHIFT) + (((SIM_GUEST_USER_VA >> 12) + 3) & 511) * 8;
+    pe = (uint64_t *)((unsigned char *)sim_map_frame(ul1) + (entry & 4095));
+    CHECK(sim_pte_mfn(*pe) == wc_old);
+    CHECK(sim_mmu_update(d, entry, *pe | SIM_PTE_WC) == 0);
+    CHECK(sim_mfn_to_page(wc_old)->u.inuse.type_info & PGT_non_coherent);
+    sim_log_clear();
+    request(&req, domid);
+    CHECK(swap_and_check(domid, &req, &opts, &res, true) == 0);
+    now = sim_domain_pfn_to_mfn(domid, wc_pfn);
+    CHECK(now != wc_old);
+    snprintf(flushed, sizeof(flushed), "cache flush mfn %#lx", wc_old);
+    /* Before the copy read it, and before it went back to the heap. */
+    CHECKF(sim_log_count(flushed) == 2, "%lu", sim_log_count(flushed));
+    snprintf(flushed, sizeof(flushed), "cache flush mfn %#lx", wb_old);
+    CHECK(sim_log_count(flushed) == 0);
+    CHECK(sim_mfn_to_page(now)->u.inuse.type_info & PGT_non_coherent);
+    CHECK(sim_log_count("cache flush") == 2);
+    sim_host_destroy();
+}

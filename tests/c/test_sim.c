@@ -10,6 +10,7 @@
 
 #include "sim/sim_internal.h"
 #include "harness.h"
+#include "guest_view.h"
 
 static char audit_buf[8192];
 
@@ -446,5 +447,158 @@ TEST(swap_keeps_everything)
     sim_domain_io_stats((unsigned int)id, &b);
     CHECK(b.io_errors == 0 && b.console_lines >= a.console_lines + 15 && b.net_rx_ok > a.net_rx_ok);
     CHECK(sim_domain_destroy((unsigned int)id) == 0 && audit() == 0);
+    sim_host_destroy();
+}
+
+/* The count_info/type_info bits are Xen 4.17's (xen/arch/x86/include/asm/mm.h). */
+TEST(page_info_layout_is_xen_4_17)
+{
+    CHECK(PGC_allocated == 1UL << 63 && PGC_xen_heap == 1UL << 62 && PGC_page_table == 1UL << 61);
+    CHECK(PGC_broken == 1UL << 60 && PGC_state == 3UL << 58 && PGC_state_free == 3UL << 58);
+    CHECK(PGC_state_offlining == 1UL << 58 && PGC_extra == 1UL << 57);
+    CHECK(PGC_count_mask == (1UL << 57) - 1);
+    CHECK(PGT_type_mask == 7UL << 61 && PGT_writable_page == 7UL << 61 && PGT_locked == 1UL << 60);
+    CHECK(PGT_pinned == 1UL << 59 && PGT_validated == 1UL << 58 && PGT_partial == 1UL << 56);
+    CHECK(PGT_non_coherent == 1UL << 55);
+    CHECK(PGT_count_mask == (1UL << 55) - 1);
+}
+
+/*
+ * Every field of a guest's P2M registration and tree is guest-written: the
+ * audit reports garbage there and never dereferences it blindly.
+ */
+TEST(audit_survives_garbage_guest_fields)
+{
+    static const uint64_t junk[] = {
+        0, 1, 0xfff, ~0ULL, 1ULL << 52, 0x8000000000000000ULL, 0x7ff0000000000000ULL,
+    };
+    struct sim_shared_info *si;
+    struct domain *d;
+    uint64_t save_cr3, save_fll, save_max, *top, *mid, save_top, save_mid;
+    unsigned int k;
+    int id;
+
+    CHECK(host(256 << 20, 1) == 0);
+    id = guest(32 << 20, 1, 1, true, 4);
+    CHECK(id > 0 && audit() == 0);
+    d = sim_domain_lookup((unsigned int)id);
+    si = sim_shared_info(d);
+    save_cr3 = si->arch.p2m_cr3;
+    save_fll = si->arch.pfn_to_mfn_frame_list_list;
+    save_max = si->arch.max_pfn;
+    top = sim_map_frame((unsigned long)save_fll);
+    mid = sim_map_frame((unsigned long)top[0]);
+    save_top = top[0];
+    save_mid = mid[0];
+    for ( k = 0; k < sizeof(junk) / sizeof(junk[0]); k++ )
+    {
+        si->arch.p2m_cr3 = junk[k];
+        CHECKF(sim_audit(audit_buf, sizeof(audit_buf)) >= 1, "p2m_cr3 %llx", (unsigned long long)junk[k]);
+        si->arch.p2m_cr3 = save_cr3;
+        si->arch.pfn_to_mfn_frame_list_list = junk[k];
+        CHECKF(sim_audit(audit_buf, sizeof(audit_buf)) >= 1, "fll %llx", (unsigned long long)junk[k]);
+        si->arch.pfn_to_mfn_frame_list_list = save_fll;
+        si->arch.max_pfn = junk[k];
+        CHECKF(sim_audit(audit_buf, sizeof(audit_buf)) >= 1, "max_pfn %llx", (unsigned long long)junk[k]);
+        si->arch.max_pfn = save_max;
+        top[0] = junk[k];
+        CHECKF(sim_audit(audit_buf, sizeof(audit_buf)) >= 1, "top %llx", (unsigned long long)junk[k]);
+        top[0] = save_top;
+        mid[0] = junk[k];
+        CHECKF(sim_audit(audit_buf, sizeof(audit_buf)) >= 1, "mid %llx", (unsigned long long)junk[k]);
+        mid[0] = save_mid;
+    }
+    CHECK(audit() == 0);
+    sim_host_destroy();
+}
+
+/*
+ * dom0's decrease_reservation follows guest_remove_page(): a frame still
+ * mapped only loses its allocation reference; an unmapped one is freed;
+ * a frame with no references or another owner's is refused. MMU_MACHPHYS
+ * updates take a reference too.
+ */
+TEST(dom0_decrease_reservation_and_machphys_update)
+{
+    struct domain *d;
+    unsigned long pfn, mfn, free0, tot0;
+    uint64_t pte;
+    int id;
+
+    CHECK(host(256 << 20, 1) == 0);
+    id = guest(32 << 20, 1, 1, true, 6);
+    d = sim_domain_lookup((unsigned int)id);
+    pfn = guest_data_pfn(d, 200, &pte);
+    mfn = sim_domain_pfn_to_mfn((unsigned int)id, pfn);
+    CHECK(CNT(mfn) == 2);                                   /* allocated + direct map */
+    free0 = sim_host_free_frames(-1, NULL);
+    tot0 = d->tot_pages;
+
+    /* Mapped: it stays, without PGC_allocated. */
+    CHECK(sim_dom0_decrease_reservation((unsigned int)id, mfn) == 0);
+    CHECK(CNT(mfn) == 1 && !(sim_mfn_to_page(mfn)->count_info & PGC_allocated));
+    CHECK(d->tot_pages == tot0 && sim_host_free_frames(-1, NULL) == free0);
+    /* The guest unmaps it (as its balloon driver would): gone. */
+    CHECK(sim_mmu_update(d, pte, 0) == 0);
+    CHECK(page_state_is(sim_mfn_to_page(mfn), free));
+    CHECK(d->tot_pages == tot0 - 1 && sim_host_free_frames(-1, NULL) == free0 + 1);
+    /* Again: no reference can be taken on a free frame. */
+    CHECK(sim_dom0_decrease_reservation((unsigned int)id, mfn) == -ENXIO);
+    CHECK(sim_dom0_machphys_update((unsigned int)id, mfn, pfn) == -EINVAL);
+    /* dom0's own frame named as the guest's: refused. */
+    CHECK(sim_dom0_decrease_reservation((unsigned int)id, sim_domain_lookup(0)->page_head) == -ENXIO);
+    CHECK(sim_dom0_decrease_reservation((unsigned int)id, sim_nr_frames + 5) == -EINVAL);
+    CHECK(sim_dom0_decrease_reservation(99, mfn) == -ESRCH);
+
+    /* M2P update of a live frame: set. */
+    pfn = guest_data_pfn(d, pfn + 1, &pte);
+    mfn = sim_domain_pfn_to_mfn((unsigned int)id, pfn);
+    CHECK(sim_dom0_machphys_update((unsigned int)id, mfn, 12345) == 0 && sim_m2p[mfn] == 12345);
+    CHECK(CNT(mfn) == 2);
+    CHECK(sim_dom0_machphys_update((unsigned int)id, mfn, pfn) == 0);
+    CHECK(sim_bugs == 0);
+    sim_host_destroy();
+}
+
+/*
+ * XSA-402: a writable write-combining mapping marks the frame
+ * PGT_non_coherent; using it as anything but a writable page, or freeing
+ * it, flushes its cache lines first and clears the mark.
+ */
+TEST(non_coherent_frames_are_flushed)
+{
+    unsigned long m[4];
+    struct domain *d;
+    uint64_t *l1;
+
+    CHECK(host(128 << 20, 1) == 0);
+    d = bare_domain(7, m, 4);
+    l1 = sim_map_frame(m[0]);
+    l1[0] = PT(m[1], SIM_PTE_RW | SIM_PTE_WC);             /* WC, writable */
+    l1[1] = PT(m[2], SIM_PTE_WC);                           /* WC, read-only: coherent enough */
+    l1[2] = PT(m[3], SIM_PTE_RW);                           /* WB */
+    sim_log_clear();
+    CHECK(sim_pin_table(d, m[0], 1) == 0);
+    CHECK(sim_mfn_to_page(m[1])->u.inuse.type_info & PGT_non_coherent);
+    CHECK(!(sim_mfn_to_page(m[2])->u.inuse.type_info & PGT_non_coherent));
+    CHECK(!(sim_mfn_to_page(m[3])->u.inuse.type_info & PGT_non_coherent));
+    /* Unmapped, then used as a table: flushed before validation. */
+    CHECK(sim_mmu_update(d, (uint64_t)m[0] << PAGE_SHIFT, 0) == 0);
+    memset(sim_map_frame(m[1]), 0, PAGE_SIZE);
+    CHECK(sim_log_count("cache flush") == 0);
+    CHECK(sim_pin_table(d, m[1], 1) == 0);
+    CHECK(sim_log_count("cache flush") == 1);
+    CHECK(!(sim_mfn_to_page(m[1])->u.inuse.type_info & PGT_non_coherent));
+    CHECK(sim_unpin_table(d, m[1]) == 0);
+    /* Mapped WC again, then freed with its last reference: flushed. */
+    CHECK(sim_mmu_update(d, (uint64_t)m[0] << PAGE_SHIFT | 2 * 8, PT(m[3], SIM_PTE_RW | SIM_PTE_WC)) == 0);
+    CHECK(sim_mfn_to_page(m[3])->u.inuse.type_info & PGT_non_coherent);
+    CHECK(sim_dom0_decrease_reservation(7, m[3]) == 0);
+    CHECK(sim_log_count("cache flush") == 1);
+    CHECK(sim_mmu_update(d, (uint64_t)m[0] << PAGE_SHIFT | 2 * 8, 0) == 0);
+    CHECK(page_state_is(sim_mfn_to_page(m[3]), free));
+    CHECK(sim_log_count("cache flush") == 2);
+    sim_domain_destroy(7);
+    CHECK(sim_bugs == 0 && audit() == 0);
     sim_host_destroy();
 }

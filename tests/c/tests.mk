@@ -16,7 +16,10 @@ $(BUILD)/tests/test_%: tests/c/test_%.c $(wildcard tests/c/*.h) $(TESTC_FOBJS) $
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(TESTC_FOBJS) $(BUILD)/libmemswapsim.a -o $@ -lm
 
-test-c: $(TESTC_BINS)
+# Other fragments add their C tests to TESTC_BINS (cext/cext.mk); they are
+# included after this one, so the list is expanded when the rule runs.
+.SECONDEXPANSION:
+test-c: $$(TESTC_BINS)
 	@fail=0; for t in $(TESTC_BINS); do \
 	    echo "== $$t"; $$t || fail=1; \
 	done; exit $$fail

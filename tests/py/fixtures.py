@@ -62,20 +62,22 @@ class Memswapd:
         self.proc = None
 
     def argv(self):
-        a = [PY, MEMSWAPD, "--backend", "sim", "--scenario", self.scenario,
+        a = [PY, MEMSWAPD, "--scenario", self.scenario,
              "--time-scale", str(self.time_scale), "--run-dir", self.run_dir,
-             "--state-dir", self.state_dir, "--log", "stderr", "--log-level", "debug"]
+             "--state-dir", self.state_dir, "--log", "stderr", "--log-level", "debug",
+             "--textfile", "none"]
         for p in self.policies:
             a += ["--policy-dir", str(p)]
         return a + self.extra
 
-    def start(self, wait=True):
+    def start(self, wait=True, preexec_fn=None):
         e = dict(os.environ)
         for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
             e.pop(k, None)
         e.update(self.env)
         self._log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(self.argv(), stdout=self._log, stderr=subprocess.STDOUT, env=e)
+        self.proc = subprocess.Popen(self.argv(), stdout=self._log, stderr=subprocess.STDOUT, env=e,
+                                     preexec_fn=preexec_fn)
         if wait:
             self.wait_ready()
         return self
@@ -136,3 +138,56 @@ class Memswapd:
             self._log.close()
             self._log = None
         return self.proc.returncode if self.proc else None
+
+
+class RecordingClient:
+    """Stands in for a control connection in Daemon.handle_request: keeps what is sent."""
+
+    def __init__(self, pid=4242):
+        self.pid = pid
+        self.sent = []
+
+    def send(self, msg):
+        self.sent.append(msg)
+        return True
+
+    reply = send
+
+
+def inprocess_daemon(tmp_path, host, policy_text, extra=()):
+    """A memswapd Daemon set up in this process on `host`, with one policy file."""
+    from memswap import daemon as dmod
+    p = tmp_path / "policy.yaml"
+    p.write_text(policy_text)
+    args = dmod.parse_args(["--policy-dir", str(p), "--state-dir", str(tmp_path / "state"),
+                            "--run-dir", str(tmp_path / "run"), "--log", "stderr",
+                            "--textfile", "none", *extra])
+    d = dmod.Daemon(args, host=host)
+    d.setup()
+    return d
+
+
+def request(d, req):
+    """d.handle_request(req); a swap it starts is waited for. -> the final answer."""
+    from memswap.control import DEFERRED
+    c = RecordingClient()
+    r = d.handle_request(c, req)
+    if r is DEFERRED:
+        d.wait_swap()
+        r = c.sent[-1]
+    return r
+
+
+def man_pages(tmp_path):
+    """The tree's manuals (man/*.rst) rendered with rst2man as the package
+    installs them, under tmp_path/man (a MANPATH directory, returned): for
+    systemd-analyze verify, which runs man for a unit's Documentation=man:."""
+    top = tmp_path / "man"
+    for rst in sorted(os.listdir(os.path.join(REPO, "man"))):
+        name, section = rst[:-len(".rst")].rsplit(".", 1)
+        (top / f"man{section}").mkdir(parents=True, exist_ok=True)
+        with open(os.path.join(REPO, "man", rst)) as f:
+            src = f.read().replace("@VERSION@", "0")
+        subprocess.run(["rst2man", "--strict", "-", str(top / f"man{section}" / f"{name}.{section}")],
+                       input=src, text=True, check=True, timeout=60)
+    return str(top)

@@ -69,8 +69,19 @@ def exercise(h, d, d2):
     exercise.n += 1
     expect_error(h.swap, 4242)
     expect_error(h.swap, 0)
+    expect_error(h.swap, 0, cooperative=True, dry_run=True)
     expect_error(h.swap, d, colours=[0])              # ENOMEM
     expect_error(h.swap, d, colours=[99999])
+    # refusals (swap-preflight) and the cooperative sequence with retries
+    h.pause(d2)
+    expect_error(h.swap, d2, colours=[4, 5], cooperative=True)
+    h.unpause(d2)
+    h.swap(d2, colours=range(4, 8), cooperative=True, retries=2)
+    m.sim_swap(d2, colours=list(range(8, 12)), retries=1, backoff_steps=1, backoff_max_steps=2)
+    expect_error(m.sim_swap, d2, backoff_steps=9, backoff_max_steps=1)
+    e = MemswapError(16, 'busy', 'swap-preflight')
+    str(e), e.call, e.args
+    expect_error(MemswapError, 1)
     def bad(p, a, b):
         raise RuntimeError('x')
     try:
@@ -82,6 +93,12 @@ def exercise(h, d, d2):
     expect_error(m.xen_domain_list)
     expect_error(m.xen_xs_read, '/x')
     expect_error(m.xen_swap, 1, colours=[1, 2], nr_colours=4)
+    expect_error(m.xen_swap, 1, cooperative=True, backoff_ms=5, backoff_max_ms=9)
+    expect_error(m.xen_swap, 1, backoff_ms=50, backoff_max_ms=9)
+    expect_error(m.xen_own_domid)
+    expect_error(m.xen_p2m, 1)
+    expect_error(m.xen_resume_suspended, 1)
+    expect_error(m.xen_xs_read_watch, timeout=0.0)
     # perf
     with perf.open_group(pid=os.getpid(), events=['task-clock', 'cycles', 'page-faults']) as g:
         g.read()

@@ -101,6 +101,12 @@ def test_domains_and_lookup(host):
     with pytest.raises(MemswapError) as ei:
         host.domain(4242)
     assert ei.value.errno == errno.ESRCH
+    # the extension's entries have the Xen backend's keys
+    raw = _memswap.sim_domain_list()
+    for d in raw:
+        assert set(d) >= {'domid', 'name', 'state', 'vcpus', 'tot_pages', 'max_pages', 'hvm',
+                          'shutdown_reason'}
+        assert d['shutdown_reason'] is None
 
 
 def test_pause_unpause_dying(host):
@@ -190,14 +196,16 @@ def test_swap_every_frame_without_devices(host):
 
 
 def test_swap_preserves_guest_contents(host):
+    # The simulated world only runs when asked (run, world_step): nothing
+    # but the swap happens between the two readings.
     d = host.create_domain('data', 16, with_devices=False, seed=3)
-    host.pause(d)
     before = host.checksums(d)
     p2m_before = host.p2m(d)
-    r = host.swap(d, colours=[5, 6])
+    # Host.swap refuses a domain someone else paused (contract A): the
+    # simulator's own call swaps it, so that nothing runs in between.
+    r = SwapResult._from(_memswap.sim_swap(d, colours=[5, 6]), False)
     after = host.checksums(d)
     p2m_after = host.p2m(d)
-    host.unpause(d)
     changed_mfns = sum(1 for a, b in zip(p2m_before, p2m_after) if a != b)
     assert changed_mfns > 0
     differ = [pfn for pfn, (a, b) in enumerate(zip(before, after)) if a != b]
@@ -245,34 +253,88 @@ def check_error(ei, err, call='sim_swap'):
     assert call in str(e)
 
 
+# Host.swap refuses in Python first (call 'swap-preflight', contract A);
+# the simulator's own call refuses the same domains below it.
+
 def test_swap_unknown_domain(host):
     with pytest.raises(MemswapError) as ei:
         _memswap.sim_swap(4711)
     check_error(ei, errno.ESRCH)
     with pytest.raises(MemswapError) as ei:
         host.swap(4711)
-    check_error(ei, errno.ESRCH)
+    check_error(ei, errno.ESRCH, 'swap-preflight')
 
 
-def test_swap_dom0_refused(host):
+def unchanged(h, d):
+    """A snapshot of everything a refused swap must leave alone."""
+    return (h.p2m(d), h.colour_counts(d), h.free_frames(), h.domain(d).state)
+
+
+@pytest.mark.parametrize('cooperative', [False, True])
+@pytest.mark.parametrize('dry_run', [False, True])
+def test_swap_dom0_refused(host, cooperative, dry_run):
     with pytest.raises(MemswapError) as ei:
-        host.swap(0)
-    check_error(ei, errno.EACCES)
+        host.swap(0, cooperative=cooperative, dry_run=dry_run)
+    check_error(ei, errno.EACCES, 'swap-preflight')
+    assert 'control domain' in str(ei.value)
+    with pytest.raises(MemswapError) as ei:
+        _memswap.sim_swap(0, cooperative=cooperative, dry_run=dry_run)
+    check_error(ei, errno.EACCES, 'swap-preflight')
 
 
-def test_swap_dying_refused(host):
+@pytest.mark.parametrize('cooperative', [False, True])
+def test_swap_dying_refused(host, cooperative):
     d = host.create_domain('dying', 16)
     host.set_dying(d)
+    before = unchanged(host, d)
     with pytest.raises(MemswapError) as ei:
-        host.swap(d, colours=[1])
-    check_error(ei, errno.ENODEV)
+        host.swap(d, colours=[1], cooperative=cooperative)
+    check_error(ei, errno.ENODEV, 'swap-preflight')
+    assert unchanged(host, d) == before
 
 
-def test_swap_hvm_refused(host):
+@pytest.mark.parametrize('cooperative', [False, True])
+def test_swap_hvm_refused(host, cooperative):
     d = host.create_domain('hvm', 16, hvm=True)
     with pytest.raises(MemswapError) as ei:
-        host.swap(d)
-    check_error(ei, errno.EOPNOTSUPP)
+        host.swap(d, cooperative=cooperative)
+    check_error(ei, errno.EOPNOTSUPP, 'swap-preflight')
+
+
+@pytest.mark.parametrize('cooperative', [False, True])
+@pytest.mark.parametrize('dry_run', [False, True])
+def test_swap_paused_refused(host, cooperative, dry_run):
+    """A domain someone else paused (the toolstack in the middle of an
+    operation, an administrator) is not swapped, suspended or unpaused."""
+    d = host.create_domain('held', 16, forks=True)
+    host.run(50000)
+    host.pause(d)
+    before = unchanged(host, d)
+    with pytest.raises(MemswapError) as ei:
+        host.swap(d, colours=[2, 3, 4, 5], cooperative=cooperative, dry_run=dry_run,
+                  retries=2)
+    check_error(ei, errno.EBUSY, 'swap-preflight')
+    assert 'paused' in str(ei.value)
+    assert ei.value.retries == 0
+    assert unchanged(host, d) == before
+    host.unpause(d)                       # still exactly one pause: ours
+    assert host.domain(d).state == 'running'
+    host.swap(d, colours=[2, 3, 4, 5], cooperative=cooperative, dry_run=dry_run)
+    audit_clean(host)
+
+
+def test_refusal_comes_before_any_other_failure(host):
+    """Refusals are decided before the request is tried: a refused domain
+    reports its refusal, not ENOMEM for colours it could never get."""
+    d = host.create_domain('both', 64)
+    host.pause(d)
+    with pytest.raises(MemswapError) as ei:
+        host.swap(d, colours=[0])
+    check_error(ei, errno.EBUSY, 'swap-preflight')
+    host.unpause(d)
+    with pytest.raises(MemswapError) as ei:
+        host.swap(d, colours=[0])
+    check_error(ei, errno.ENOMEM)
 
 
 def test_swap_too_few_colours(host):
@@ -471,12 +533,20 @@ def test_xen_calls_before_open():
         pytest.skip('this machine has Xen')
     for fn, args in ((_memswap.xen_domain_list, ()), (_memswap.xen_physinfo, ()),
                      (_memswap.xen_p2m, (1,)), (_memswap.xen_xs_read, ('/local',)),
-                     (_memswap.xen_psr_cmt, (1,))):
+                     (_memswap.xen_psr_cmt, (1,)), (_memswap.xen_own_domid, ()),
+                     (_memswap.xen_resume_suspended, (1,)), (_memswap.xen_xs_write, ('/a', 'b')),
+                     (_memswap.xen_xs_directory, ('/',)), (_memswap.xen_xs_watch, ('/a', 't')),
+                     (_memswap.xen_xs_unwatch, ('/a', 't')), (_memswap.xen_xs_read_watch, ()),
+                     (_memswap.xen_swap, (1,))):
         with pytest.raises(MemswapError) as ei:
             fn(*args)
-        assert ei.value.errno == errno.ENXIO
+        assert ei.value.errno == errno.ENXIO, fn
+        assert 'xen_open()' in str(ei.value)
+    _memswap.xen_close()                        # closing what is not open is fine
     with pytest.raises(ValueError):
         _memswap.xen_swap(1, nr_colours=3)
+    with pytest.raises(ValueError, match='NaN'):
+        _memswap.xen_xs_read_watch(timeout=float('nan'))
 
 
 def test_memswap_error_shape():
@@ -485,3 +555,26 @@ def test_memswap_error_shape():
     assert (e.errno, e.strerror, e.call) == (errno.ESRCH, 'No such process', 'sim_swap')
     assert str(e) == 'sim_swap: [Errno 3] No such process'
     assert e.filename is None
+
+
+def test_memswap_error_is_a_c_type():
+    """Made with PyErr_NewException: an OSError subclass whose third argument
+    is the failing call, not a filename; it pickles with its call."""
+    import pickle
+    assert MemswapError.__module__ == 'memswap._memswap'
+    assert MemswapError.__mro__[1] is OSError
+    assert 'call' in MemswapError.__doc__
+    e = MemswapError(errno.ENOENT, 'gone')
+    assert type(e) is MemswapError                  # not mapped to FileNotFoundError
+    assert e.call is None and str(e) == '[Errno 2] gone'
+    e = MemswapError(errno=errno.EBUSY, strerror='busy', call='swap-preflight')
+    assert (e.errno, e.call, e.args) == (errno.EBUSY, 'swap-preflight', (errno.EBUSY, 'busy'))
+    e2 = pickle.loads(pickle.dumps(e))
+    assert (type(e2), e2.errno, e2.strerror, e2.call) == (MemswapError, errno.EBUSY, 'busy',
+                                                         'swap-preflight')
+    with pytest.raises(TypeError):
+        MemswapError(errno.EIO)
+    # raised by the extension with the same shape
+    with pytest.raises(MemswapError) as ei:
+        _memswap.sim_domain_list() if not _memswap.sim_host_exists() else _memswap.sim_swap(4711)
+    assert ei.value.call and str(ei.value).startswith(ei.value.call + ': [Errno ')

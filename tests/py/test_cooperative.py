@@ -65,6 +65,50 @@ def test_sim_cooperative_swaps_of_a_forking_guest():
         h.close()
 
 
+@needs_sim
+def test_sim_retry_backoff_is_the_callers():
+    """The wait between EAGAIN retries is the caller's policy: with no wait the
+    guest never gets to finish the fork that made the swap refuse, with one
+    it does. A plain swap of a guest caught mid-fork, found by trying."""
+    h = hostmod.open_host('sim', ram_bytes=256 * MiB, llc_bytes=2 * MiB, seed=11)
+    try:
+        d = h.create_domain('forker', 32, forks=True)
+        p2m = None
+        for _ in range(200):
+            h.world_step(1)
+            p2m = h.p2m(d)
+            try:
+                _memswap.sim_swap(d, colours=list(range(16, 32)), retries=0)
+            except MemswapError as e:
+                assert e.errno == errno.EAGAIN and e.call == 'sim_swap'
+                break
+        else:
+            pytest.fail('never caught the guest building a child\'s tables')
+        assert h.p2m(d) == p2m                          # refused: nothing moved
+        with pytest.raises(MemswapError) as ei:
+            _memswap.sim_swap(d, colours=list(range(16, 32)), retries=3, backoff_steps=0,
+                              backoff_max_steps=0)
+        assert ei.value.errno == errno.EAGAIN and ei.value.retries == 3
+        assert h.p2m(d) == p2m
+        r = _memswap.sim_swap(d, colours=list(range(16, 32)), retries=20, backoff_steps=2,
+                              backoff_max_steps=8)
+        assert r['retries'] >= 1 and r['moved'] > 0 and not r['cooperative']
+        n, text = h.audit()
+        assert n == 0, text
+        assert h.io_stats(d)['pt_errors'] == 0
+    finally:
+        h.close()
+
+
+def test_sim_backoff_kwargs_validated():
+    with pytest.raises(ValueError, match='backoff'):
+        _memswap.sim_swap(1, backoff_steps=8, backoff_max_steps=4)
+    with pytest.raises(ValueError, match='backoff'):
+        _memswap.sim_swap(1, backoff_max_steps=100000)
+    with pytest.raises((ValueError, OverflowError)):
+        _memswap.sim_swap(1, backoff_steps=-1)
+
+
 def test_swap_result_new_fields_default():
     r = SwapResult._from({'frames_total': 1, 'moved': 1, 'kept': {}, 'bytes_copied': 0,
                           'paused_ns': 0, 'continuations': 0}, False)
@@ -95,7 +139,8 @@ def test_xen_swap_new_kwargs_parse_then_need_open():
     for kw in ({'cooperative': True}, {'cooperative': False, 'retries': 3},
                {'cooperative': True, 'suspend_timeout_ms': 250, 'retries': 0,
                 'force_suspend': True},
-               {'dry_run': True, 'cooperative': True}):
+               {'dry_run': True, 'cooperative': True},
+               {'cooperative': True, 'backoff_ms': 0, 'backoff_max_ms': 0, 'retries': 5}):
         with pytest.raises(MemswapError) as ei:
             _memswap.xen_swap(1, **kw)
         assert ei.value.errno == errno.ENXIO, kw
@@ -113,7 +158,12 @@ def test_xen_swap_new_kwargs_validated():
         _memswap.xen_swap(1, cooperative=True, suspend_timeout=5)     # wrong name
     with pytest.raises(TypeError):
         _memswap.xen_swap(1, retries='3')
+    for kw in ({'backoff_ms': -1}, {'backoff_ms': 300, 'backoff_max_ms': 200},
+               {'backoff_max_ms': 600000}):
+        with pytest.raises(ValueError, match='backoff'):
+            _memswap.xen_swap(1, **kw)
     assert 'cooperative' in _memswap.xen_swap.__doc__
+    assert 'swap-preflight' in _memswap.xen_swap.__doc__
 
 
 class _XenNoXen(hostmod.XenHost):
@@ -137,6 +187,14 @@ def xen_calls(monkeypatch):
                 'resume_ns': 300000, 'retries': 1}
     monkeypatch.setattr(_memswap, 'xen_swap', fake_swap)
     monkeypatch.setattr(_memswap, 'xen_physinfo', lambda: {'nr_nodes': 1})
+    # what the refusal checks read before the swap (contract A)
+    monkeypatch.setattr(_memswap, 'xen_domain_list', lambda: [
+        {'domid': 0, 'name': 'Domain-0', 'state': 'running', 'vcpus': 1, 'tot_pages': 1,
+         'max_pages': 1, 'hvm': False},
+        {'domid': 5, 'name': 'guest', 'state': 'running', 'vcpus': 1, 'tot_pages': 10,
+         'max_pages': 10, 'hvm': False}])
+    monkeypatch.setattr(_memswap, 'xen_xs_read', lambda path: None)
+    monkeypatch.setattr(_memswap, 'xen_own_domid', lambda: 0, raising=False)
     return calls
 
 
@@ -257,9 +315,9 @@ def _daemon(tmp_path, extra=""):
            "db": h.create_domain("db", 32, colours=range(0, 16))}
     h.set_workload(ids["batch"], 64 << 20, pattern="sequential", intensity=40, weight=2)
     h.set_workload(ids["db"], 512 << 10, intensity=30)
-    args = dmod.parse_args(["--backend", "sim", "--policy-dir", str(p), "--state-dir",
+    args = dmod.parse_args(["--policy-dir", str(p), "--state-dir",
                             str(tmp_path / "state"), "--run-dir", str(tmp_path / "run"),
-                            "--log", "stderr"])
+                            "--log", "stderr", "--textfile", "none"])
     d = dmod.Daemon(args, host=h)
     d.setup()
     return d, h
@@ -267,8 +325,9 @@ def _daemon(tmp_path, extra=""):
 
 def _run_until_swap(d, h, n=10):
     for _ in range(n):
-        h.run(100000)
+        h.advance(d.interval)
         d.iterate()
+        d.wait_swap()
         if h.swaps:
             return
     raise AssertionError("no swap: %r" % d.decisions)
@@ -301,21 +360,34 @@ class _Client:
     def send(self, msg):
         self.sent.append(msg)
 
+    def reply(self, msg):
+        self.sent.append(msg)
+
+
+def _request(d, req):
+    """A control request, its swap (run on its own thread) waited for."""
+    c = _Client()
+    r = d.handle_request(c, req)
+    if r is dmod.ctlmod.DEFERRED:
+        d.wait_swap()
+        r = c.sent[-1]
+    return r
+
 
 def test_daemon_cmd_swap_suspend_flag(tmp_path):
     d, h = _daemon(tmp_path)
     try:
-        r = d.handle_request(_Client(), {"cmd": "swap", "domain": "db", "suspend": False})
+        r = _request(d, {"cmd": "swap", "domain": "db", "suspend": False})
         assert r["ok"], r
         assert h.swap_kwargs[-1][0] is False
         assert r["result"]["suspend"] is False
-        assert "no guest suspend" in d.decisions[-1]["reason"]
+        assert any("no guest suspend" in x["reason"] for x in d.decisions)
         d.state.state["cooldown"] = {}
-        r = d.handle_request(_Client(), {"cmd": "swap", "domain": "db", "colours": "40-47"})
+        r = _request(d, {"cmd": "swap", "domain": "db", "colours": "40-47"})
         assert r["ok"], r
         assert h.swap_kwargs[-1][0] is True                 # default: cooperative
         n = len(h.swap_kwargs)
-        r = d.handle_request(_Client(), {"cmd": "swap", "domain": "db", "suspend": "no"})
+        r = _request(d, {"cmd": "swap", "domain": "db", "suspend": "no"})
         assert not r["ok"] and r["code"] == "EINVAL" and "suspend" in r["error"]
         assert len(h.swap_kwargs) == n                      # refused before any swap
     finally:
@@ -355,10 +427,11 @@ def test_ctl_direct_no_suspend_reaches_host(monkeypatch, tmp_path):
     out = io.StringIO()
     monkeypatch.setattr("sys.stdout", out)
     rd = str(tmp_path / "run")
-    assert ctlmod.main(["--run-dir", rd, "swap", "db", "--direct", "--no-suspend",
-                        "--no-progress"]) == 0
+    assert ctlmod.main(["--run-dir", rd, "swap", "db", "--direct", "--colours", "8-15",
+                        "--no-suspend", "--no-progress"]) == 0
     assert h.swap_kwargs[-1][0] is False
-    assert ctlmod.main(["--run-dir", rd, "swap", "db", "--direct", "--no-progress"]) == 0
+    assert ctlmod.main(["--run-dir", rd, "swap", "db", "--direct", "--colours", "0-7",
+                        "--no-progress"]) == 0
     assert h.swap_kwargs[-1][0] is True
 
 

@@ -57,6 +57,10 @@ def test_policy_swap_end_to_end(daemon, tmp_path):
     decisions = d.result("status")["decisions"]
     sw = [x for x in decisions if x["kind"] == "swap" and x["domain"] == "db"]
     assert sw and "colours free of other busy domains" in sw[0]["reason"]
+    # it paid for itself, by the numbers in the decision and the history
+    assert sw[0]["payoff"]["pays"] and "pays: gain " in sw[0]["reason"]
+    assert s["payoff"]["gain_s"] > s["payoff"]["cost_s"] > 0 and s["horizon_s"] == 300
+    assert s["payoff"]["gain"]["sharing"][0]["domain"] == "batch"
     assert any(x["kind"] == "log" and x["domain"] == "batch" for x in
                d.wait_for(lambda: [x for x in d.result("status")["decisions"] if x["kind"] == "log"],
                           what="the log action on batch"))
@@ -64,7 +68,7 @@ def test_policy_swap_end_to_end(daemon, tmp_path):
     d.wait_for(lambda: (d.result("status")["clock"] > s["ended_clock"] + 8), what="time to pass")
     db = [x for x in d.result("status")["domains"] if x["name"] == "db"][0]
     assert db["mpki"] is not None and db["mpki"] < 4
-    chk = d.result("sim_check")
+    chk = d.result("health")
     assert chk["problems"] == 0, chk["text"]
     assert "swap db" in d.log() or "swap #1 of db done" in d.log()
     # the history survives a restart
@@ -171,16 +175,16 @@ def test_kill9_mid_swap_then_restart(tmp_path):
         assert len(mine) == 1 and mine[0]["status"] == "interrupted", h
         assert any(x["kind"] == "reconcile" for x in d.result("status")["decisions"])
         # every domain running, the host consistent, I/O progressing
-        c1 = d.result("sim_check")
+        c1 = d.result("health")
         assert c1["problems"] == 0, c1["text"]
-        assert set(c1["states"].values()) == {"running"}
+        assert {v["state"] for v in c1["domains"].values()} == {"running"}
         t = d.result("status")["clock"]
         d.wait_for(lambda: d.result("status")["clock"] > t + 3, what="time to pass")
-        c2 = d.result("sim_check")
+        c2 = d.result("health")
         assert c2["problems"] == 0
         for name in ("db", "web", "batch"):
-            assert c2["io"][name]["console_lines"] > c1["io"][name]["console_lines"], (c1, c2)
-            assert c2["io"][name]["io_errors"] == 0
+            assert c2["domains"][name]["console_lines"] > c1["domains"][name]["console_lines"], (c1, c2)
+            assert c2["domains"][name]["io_errors"] == 0
         # ids stay unique after the restart: the next swap gets a new id
         swaps = d.wait_for(lambda: ok_swaps(d), what="a swap after restart", timeout=120)
         assert swaps[0]["id"] > inf["id"]
@@ -268,3 +272,38 @@ def test_startup_refuses_invalid_policy(tmp_path):
     assert d.proc.wait(30) == 78
     assert f"{bad}:3:5: policies[0]: missing required key 'domains'" in d.log()
     d.stop()
+
+
+def test_bad_options_are_usage_errors(tmp_path):
+    """A --max-clients below 1 would lock every client out and a mistyped
+    --log-level would be ignored: both are usage errors (exit 2) that name
+    the option, before anything starts."""
+    import subprocess
+    from memswap import daemon as dmod
+    for opt, val, says in (("--max-clients", "-1", "must be at least 1"),
+                           ("--max-clients", "0", "must be at least 1"),
+                           ("--max-clients", "many", "not an integer"),
+                           ("--log-level", "verbose", "invalid choice: 'verbose'"),
+                           ("--log-level", "warn", "invalid choice: 'warn'")):
+        r = subprocess.run([fixtures.PY, fixtures.MEMSWAPD, "--scenario", SMALL,
+                            "--run-dir", str(tmp_path / "run"), "--state-dir",
+                            str(tmp_path / "state"), opt, val],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2, (opt, val, r.stderr)
+        assert f"argument {opt}: " in r.stderr and says in r.stderr, r.stderr
+        assert not (tmp_path / "run").exists()       # nothing started
+    a = dmod.parse_args(["--scenario", SMALL, "--log-level", "WARNING", "--max-clients", "1"])
+    assert a.log_level == "warning" and a.max_clients == 1
+
+
+def test_one_client_at_a_time_is_served(tmp_path):
+    """--max-clients 1: the one client gets in (and the next after it)."""
+    pol_file = tmp_path / "none.yaml"
+    pol_file.write_text("version: 1\n")
+    d = fixtures.Memswapd(tmp_path, SMALL, str(pol_file), extra=["--max-clients", "1"]).start()
+    try:
+        for _ in range(3):
+            r = fixtures.ctl("status", "--timeout", "10", run_dir=d.run_dir)
+            assert r.returncode == 0, r.stderr
+    finally:
+        d.stop()

@@ -51,6 +51,16 @@ def test_notifier_path_and_abstract(tmp_path):
     assert a.recv(100) == b"READY=1"
 
 
+def test_notifier_never_blocks_on_a_full_queue(tmp_path):
+    """A service manager that does not read: messages are dropped, the
+    sender (memswapd's loop) never waits."""
+    s = bind(str(tmp_path / "full.sock"))
+    n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "full.sock")})
+    sent = [n.watchdog() for _ in range(200)]      # would block at the 11th without care
+    assert sent[0] is True and sent[-1] is False
+    assert drain(s, lambda m: False, timeout=0.3)[0] == "WATCHDOG=1"
+
+
 def test_notifier_disabled_and_foreign_watchdog():
     assert not Notifier({}).ready()
     n = Notifier({"NOTIFY_SOCKET": "/nonexistent/x", "WATCHDOG_USEC": "1000", "WATCHDOG_PID": "1"})

@@ -58,12 +58,12 @@ CASES = [
     ("domains-empty", sub('["web*"]', "[]"), "[]", "policies[0].domains: empty selector list"),
     ("domains-mapping", sub('["web*"]', "{web: 1}"), "{web", "got a mapping"),
     ("domains-bool", sub('["web*"]', "[true]"), "true", "policies[0].domains[0]: expected a name pattern or a domain id, got a boolean"),
-    ("domid-range", sub('["web*"]', "[40000]"), "40000", "domain id 40000 out of range"),
+    ("domid-range", sub('["web*"]', "[40000]"), "40000", "domain id '40000' out of range"),
     ("domains-empty-pattern", sub('["web*"]', '[""]'), '""', "empty name pattern"),
     ("trigger-scalar", sub("trigger:\n      metric: mpki\n      above: 10\n      for: 30s\n", "trigger: high\n"),
      "high", "policies[0].trigger: expected a mapping, got a string"),
     ("missing-metric", sub("      metric: mpki\n", ""), "above", "missing required key 'metric'"),
-    ("unknown-metric", sub("metric: mpki", "metric: mpkii"), "mpkii", "unknown value 'mpkii'"),
+    ("unknown-metric", sub("metric: mpki", "metric: mpkii"), "mpkii", "unknown metric 'mpkii'"),
     ("above-string", sub("above: 10", "above: high"), "high", "trigger.above: expected a number, got string 'high'"),
     ("above-negative", sub("above: 10", "above: -1"), "-1", "must be >= 0, got -1"),
     ("above-bool", sub("above: 10", "above: yes"), "yes", "expected a number, got a boolean"),
@@ -98,25 +98,31 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_malformed_policy(tmp_path, case):
+def check_case(tmp_path, case):
+    """Load the case's document from a file; its first error is at `where`
+    (a token, (token, nth), (line, col), or None: anywhere) and says `msg`."""
     name, text, where, msg = case
     f = tmp_path / f"{name}.yaml"
     f.write_text(text)
     with pytest.raises(pol.PolicyError) as ei:
         pol.load_files([str(f)])
     errs = ei.value.errors
-    if isinstance(where, str):
-        line, col = at(text, where)
-    elif isinstance(where, tuple) and isinstance(where[0], str):
-        line, col = at(text, where[0], where[1])
-    else:
-        line, col = where
     first = errs[0]
     assert first.file == str(f)
-    assert (first.line, first.column) == (line, col), [str(e) for e in errs]
-    assert msg in first.message, [str(e) for e in errs]
-    assert str(first).startswith(f"{f}:{line}:{col}: ")
+    assert msg in first.message, [str(e)[:300] for e in errs]
+    assert len(first.message) < 600, first.message
+    if where is not None:
+        if isinstance(where, str):
+            where = at(text, where)
+        elif isinstance(where[0], str):
+            where = at(text, where[0], where[1])
+        assert (first.line, first.column) == where, [str(e)[:300] for e in errs]
+    assert str(first).startswith(f"{f}:{first.line}:{first.column}: ")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_malformed_policy(tmp_path, case):
+    check_case(tmp_path, case)
 
 
 def test_enough_malformed_cases():
@@ -220,9 +226,12 @@ def test_unreadable_file(tmp_path):
     assert ei.value.errors[0].line == 1
 
 
-def test_schema_doc_example_validates():
+def test_schema_doc_examples_validate():
     import re
     text = open(os.path.join(fixtures.POLICIES, "SCHEMA.md")).read()
-    ex = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
-    _s, ps, errs = pol.parse_text(ex, "SCHEMA.md")
-    assert not errs and [p.name for p in ps] == ["protect-db", "note-streamers"]
+    names = []
+    for ex in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        _s, ps, errs = pol.parse_text(ex, "SCHEMA.md")
+        assert not errs, errs
+        names += [p.name for p in ps]
+    assert names == ["protect-db", "note-streamers", "slow-web", "faulting"]

@@ -44,6 +44,7 @@
 #include <xen/time.h>
 #include <xen/vmap.h>
 #include <xen/xmalloc.h>
+#include <asm/cache.h>
 #include <asm/flushtlb.h>
 #include <asm/page.h>
 #include <asm/pv/mm.h>
@@ -544,52 +545,91 @@ unsigned long ms_host_free_frames(struct domain *d,
 }
 
 /* ------------------------------------------------------------------------
- * Freeze, transfer, release, flush.
+ * References, freezing, transfer, release, cache flush.
  */
 
+/* get_page(): fails on a free frame, one about to wrap, or another owner's. */
+bool ms_host_get_frame(struct domain *d, unsigned long mfn)
+{
+    return get_page(mfn_to_page(_mfn(mfn)), d);
+}
+
+/* put_page(): the last reference frees the frame (cleanup_page_mappings()). */
+void ms_host_put_frame(unsigned long mfn)
+{
+    put_page(mfn_to_page(_mfn(mfn)));
+}
+
 /*
- * A frozen frame has no owner: get_page(pg, d) - foreign and grant mapping,
- * get_page_from_gfn() - fails on it. get_page() takes its reference before
- * it reads the owner, so after the barrier any reference that succeeded is
- * visible to the engine's re-check of the counts.
+ * As steal_page(): one cmpxchg that succeeds only when the count is
+ * exactly @count with PGC_allocated (every reference is one the engine
+ * accounted for, its own included) and leaves count 0 without
+ * PGC_allocated. page_get_owner_and_reference() refuses a frame with
+ * count 0, so from here nobody can take a reference: no mapping, no
+ * get_page_from_gfn(), no guest_remove_page(), no MMU_MACHPHYS_UPDATE.
+ * The engine holds a reference until now, so the owner cannot have
+ * changed under us.
  */
-void ms_host_freeze_frame(struct domain *d, unsigned long mfn)
+bool ms_host_freeze_frame(struct domain *d, unsigned long mfn,
+                          unsigned long count)
 {
     struct page_info *pg = mfn_to_page(_mfn(mfn));
+    unsigned long x, y = pg->count_info;
+
+    if ( page_get_owner(pg) != d )
+        return false;
+    do {
+        x = y;
+        if ( (x & (PGC_count_mask | PGC_allocated)) != (count | PGC_allocated) )
+            return false;
+        y = cmpxchg(&pg->count_info, x, x & ~(PGC_count_mask | PGC_allocated));
+    } while ( y != x );
+
+    return true;
+}
+
+/*
+ * The count and PGC_allocated back: a frozen frame on rollback, a kept
+ * frame after COMMIT rewrote it, a new frame going live. Nobody else can
+ * change the count of a frame at 0; other count_info bits (the page state)
+ * may change, hence the cmpxchg.
+ */
+void ms_host_thaw_frame(struct domain *d, unsigned long mfn,
+                        unsigned long count)
+{
+    struct page_info *pg = mfn_to_page(_mfn(mfn));
+    unsigned long x, y = pg->count_info;
 
     ASSERT(page_get_owner(pg) == d);
-    page_set_owner(pg, NULL);
-    smp_mb();
-}
-
-void ms_host_thaw_frame(struct domain *d, unsigned long mfn)
-{
-    struct page_info *pg = mfn_to_page(_mfn(mfn));
-
-    ASSERT(!page_get_owner(pg));
-    page_set_owner(pg, d);
-    smp_wmb();
+    do {
+        x = y;
+        ASSERT(!(x & (PGC_count_mask | PGC_allocated)));
+        y = cmpxchg(&pg->count_info, x, x | PGC_allocated | count);
+    } while ( y != x );
 }
 
 /*
- * The new frame takes the old one's place: owner, page list, reference
- * counts and flags (PGC_allocated, PGC_page_table, the general count), type
- * and type count, and the per-page PV page-table state that shares the
- * TLB-flush timestamp's word (linear_pt_count, validation progress). The
- * old frame is left with no owner, no references and no type.
+ * The new frame takes the old one's place: owner, page list, the flags of
+ * count_info (PGC_page_table), type and type count (PGT_non_coherent
+ * included: the guest's non-coherent mapping now maps the new frame), and
+ * the per-page PV page-table state that shares the TLB-flush timestamp's
+ * word (linear_pt_count, validation progress). Both frames are frozen
+ * (count 0): the new one stays so until the engine makes it live. The old
+ * frame is left with no owner and no type, but PGT_non_coherent for the
+ * engine's XSA-402 flush before it is released.
  */
 void ms_host_transfer_frame(struct domain *d, unsigned long old_mfn,
-                            unsigned long new_mfn, unsigned long count_info,
-                            unsigned long type_info)
+                            unsigned long new_mfn)
 {
-    const unsigned long carried = PGC_allocated | PGC_page_table |
-                                  PGC_extra | PGC_count_mask;
+    const unsigned long carried = PGC_page_table;
     struct page_info *old = mfn_to_page(_mfn(old_mfn));
     struct page_info *new = mfn_to_page(_mfn(new_mfn));
 
     ASSERT(!page_get_owner(new));
+    ASSERT(!(old->count_info & (PGC_count_mask | PGC_allocated)));
+    ASSERT(!(new->count_info & (PGC_count_mask | PGC_allocated)));
 
-    if ( (type_info & PGT_type_mask) == PGT_l4_page_table )
+    if ( (old->u.inuse.type_info & PGT_type_mask) == PGT_l4_page_table )
     {
         /* Xen's RO M2P slot as the old L4 had it (m2p_strict use). */
         const l4_pgentry_t *ol4 = map_domain_page(_mfn(old_mfn));
@@ -605,15 +645,15 @@ void ms_host_transfer_frame(struct domain *d, unsigned long old_mfn,
 
     page_list_del(old, page_to_list(d, old));
 
-    new->u.inuse.type_info = type_info;
+    new->u.inuse.type_info = old->u.inuse.type_info;
     new->tlbflush_timestamp = old->tlbflush_timestamp;
     page_set_owner(new, d);
-    /* The owner must be visible before the counts (as assign_pages()). */
+    /* The owner must be visible before the count (as assign_pages()). */
     smp_wmb();
-    new->count_info = (new->count_info & ~carried) | (count_info & carried);
+    new->count_info = (new->count_info & ~carried) | (old->count_info & carried);
     page_list_add_tail(new, page_to_list(d, new));
 
-    old->u.inuse.type_info = 0;
+    old->u.inuse.type_info &= PGT_non_coherent;
     old->count_info &= ~carried;
     page_set_owner(old, NULL);
 
@@ -629,6 +669,15 @@ void ms_host_release_frame(unsigned long mfn)
     ASSERT(!(pg->count_info & PGC_count_mask));
     ASSERT(!(pg->u.inuse.type_info & PGT_count_mask));
     free_domheap_page(pg);
+}
+
+/* XSA-402: as cleanup_page_mappings() and _get_page_type() flush. */
+void ms_host_flush_cache(unsigned long mfn)
+{
+    void *p = map_domain_page(_mfn(mfn));
+
+    cache_flush(p, PAGE_SIZE);
+    unmap_domain_page(p);
 }
 
 /*
@@ -670,13 +719,10 @@ static void msh_free_host(struct domain *d)
     ms_host_free(h, sizeof(*h));
 }
 
-/* Validate a new request, build the engine's, set up the glue's state. */
-static int msh_prepare(struct domain *d, const struct xen_domctl_memswap *ms,
+/* Validate a new request and build the engine's. */
+static int msh_request(struct domain *d, const struct xen_domctl_memswap *ms,
                        struct memswap_request *req)
 {
-    struct memswap_host *h;
-    unsigned int c, words;
-
     if ( ms->pad || (ms->flags & ~XEN_DOMCTL_MEMSWAP_F_DRY_RUN) )
         return -EINVAL;
     if ( !ms->nr_colours || ms->nr_colours > MEMSWAP_MAX_COLOURS ||
@@ -692,27 +738,60 @@ static int msh_prepare(struct domain *d, const struct xen_domctl_memswap *ms,
     req->node = ms->node;
     req->geom.nr_colours = ms->nr_colours;
     req->geom.colour_shift = ms->colour_shift;
-    words = DIV_ROUND_UP(ms->nr_colours, 64);
     if ( !guest_handle_is_null(ms->colours) &&
-         copy_from_guest(req->colours, ms->colours, words) )
+         copy_from_guest(req->colours, ms->colours, DIV_ROUND_UP(ms->nr_colours, 64)) )
         return -EFAULT;
+    return 0;
+}
 
-    h = ms_host_zalloc(sizeof(*h));
+/* The glue's per-swap state for @req. */
+static struct memswap_host *msh_alloc_host(const struct memswap_request *req)
+{
+    struct memswap_host *h = ms_host_zalloc(sizeof(*h));
+    unsigned int c;
+
     if ( !h )
-        return -ENOMEM;
+        return NULL;
     for ( c = 0; c < MEMSWAP_MAX_COLOURS; c++ )
         INIT_PAGE_LIST_HEAD(&h->pool[c]);
     INIT_PAGE_LIST_HEAD(&h->held);
-    for ( c = 0; c < ms->nr_colours; c++ )
+    for ( c = 0; c < req->geom.nr_colours; c++ )
         if ( memswap_colour_allowed(req, c) )
             h->allowed[h->nr_allowed++] = c;
     h->memflags = MEMF_no_owner | MEMF_no_scrub;
-    if ( ms->node != XEN_DOMCTL_MEMSWAP_NODE_ANY )
-        h->memflags |= MEMF_node(ms->node) | MEMF_exact_node;
+    if ( req->node != MEMSWAP_NODE_ANY )
+        h->memflags |= MEMF_node(req->node) | MEMF_exact_node;
     h->drained = true;
     h->token = msh_new_token();
-    d->memswap_host = h;
+    return h;
+}
+
+/* A new request: refuse the domain, then the request; start the engine. */
+static int msh_start(struct domain *d, const struct xen_domctl_memswap *ms)
+{
+    struct memswap_request req;
+    int rc;
+
+    if ( d->memswap || d->memswap_host )
+        return -EBUSY;
+    /* Refuse the domain before looking at the request. */
+    if ( (rc = ms_host_check_domain(d)) )
+        return rc;
+    if ( (rc = msh_request(d, ms, &req)) )
+        return rc;
+
+    rc = -ENOMEM;
+    if ( !(d->memswap_host = msh_alloc_host(&req)) )
+        goto fail;
+    if ( (rc = memswap_begin(d, &req, &d->memswap)) )
+        goto fail_host;
     return 0;
+
+ fail_host:
+    d->memswap = NULL;
+    msh_free_host(d);
+ fail:
+    return rc;
 }
 
 static void msh_report(const struct memswap_ctx *ctx, int rc,
@@ -738,7 +817,6 @@ long memswap_domctl(struct domain *d, struct xen_domctl *op,
                     bool *copyback)
 {
     struct xen_domctl_memswap *ms = &op->u.memswap;
-    struct memswap_request req;
     int rc;
 
     BUILD_BUG_ON(sizeof(*ms) != XEN_DOMCTL_MEMSWAP_SIZE);
@@ -758,24 +836,14 @@ long memswap_domctl(struct domain *d, struct xen_domctl *op,
              ms->resume != d->memswap_host->token )
             return d->memswap ? -EBUSY : d->is_dying ? -ENODEV : -EINVAL;
     }
-    else
-    {
-        if ( d->memswap || d->memswap_host )
-            return -EBUSY;
-        /* Refuse the domain before looking at the request. */
-        if ( (rc = ms_host_check_domain(d)) )
-            return rc;
-        if ( (rc = msh_prepare(d, ms, &req)) )
-            return rc;
-        rc = memswap_begin(d, &req, &d->memswap);
-        if ( rc )
-        {
-            d->memswap = NULL;
-            msh_free_host(d);
-            return rc;
-        }
-    }
+    else if ( (rc = msh_start(d, ms)) )
+        return rc;
 
+    /*
+     * The engine re-checks the domain on every entry before its point of
+     * no return (COMMIT) and rolls back, itself resumably, on any change;
+     * past it, it only goes forward. Either way it may yield.
+     */
     rc = memswap_run(d->memswap);
     if ( memswap_phase(d->memswap) > MEMSWAP_PH_ALLOC )
         msh_drain(d->memswap_host);
@@ -783,14 +851,20 @@ long memswap_domctl(struct domain *d, struct xen_domctl *op,
     if ( rc == MEMSWAP_PREEMPTED )
     {
         ms->resume = d->memswap_host->token;
-        if ( !__copy_field_to_guest(u_domctl, op, u.memswap.resume) )
-            return hypercall_create_continuation(__HYPERVISOR_domctl, "h",
-                                                 u_domctl);
-        /* The caller cannot resume: roll back (or finish, if committed). */
-        memswap_abort(d->memswap);
-        rc = -EFAULT;
+        if ( __copy_field_to_guest(u_domctl, op, u.memswap.resume) )
+            goto abandon;
+        return hypercall_create_continuation(__HYPERVISOR_domctl, "h", u_domctl);
     }
+    goto out;
 
+ abandon:
+    /*
+     * The caller cannot resume: roll back now (or, past the point of no
+     * return, finish), in one go - nobody will call again.
+     */
+    memswap_abort(d->memswap);
+    rc = -EFAULT;
+ out:
     msh_report(d->memswap, rc, ms);
     memswap_end(d->memswap);
     d->memswap = NULL;
@@ -800,15 +874,25 @@ long memswap_domctl(struct domain *d, struct xen_domctl *op,
     return rc;
 }
 
-void memswap_domain_destroy(struct domain *d)
+/*
+ * domain_kill(): undo (or, after its point of no return, finish) a swap
+ * interrupted between continuations before the domain's memory goes.
+ * Resumable: -ERESTART while there is work left, as domain_kill() expects.
+ */
+int memswap_domain_destroy(struct domain *d)
 {
     if ( d->memswap )
     {
-        gprintk(XENLOG_INFO, "memswap: %pd dies during a swap (phase %s)\n",
-                d, memswap_phase_name(memswap_phase(d->memswap)));
-        memswap_abort(d->memswap);
+        int rc = memswap_cancel(d->memswap);
+
+        if ( rc == MEMSWAP_PREEMPTED )
+            return -ERESTART;
+        gprintk(XENLOG_INFO, "memswap: %pd died during a swap (%s in %s)\n",
+                d, rc ? "rolled back" : "completed",
+                memswap_phase_name(memswap_result(d->memswap)->failed_phase));
         memswap_end(d->memswap);
         d->memswap = NULL;
     }
     msh_free_host(d);
+    return 0;
 }

@@ -27,8 +27,10 @@ long memswap_domctl(struct domain *d, struct xen_domctl *op,
 /*
  * domain_kill(): finish or roll back a swap in progress (they may be
  * interrupted between continuations) before the domain's memory goes.
+ * 0 when done, -ERESTART while work is left (domain_kill() returns it and
+ * XEN_DOMCTL_destroydomain continues).
  */
-void memswap_domain_destroy(struct domain *d);
+int memswap_domain_destroy(struct domain *d);
 
 #else /* !CONFIG_MEMSWAP */
 
@@ -39,7 +41,7 @@ static inline long memswap_domctl(struct domain *d, struct xen_domctl *op,
     return -EOPNOTSUPP;
 }
 
-static inline void memswap_domain_destroy(struct domain *d) {}
+static inline int memswap_domain_destroy(struct domain *d) { return 0; }
 
 #endif /* CONFIG_MEMSWAP */
 

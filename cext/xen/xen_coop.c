@@ -1,0 +1,526 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The memswap domctl and the swap sequence on Xen (see xenhost.h).
+ *
+ * The cooperative swap. A Linux PV guest keeps the page tables of an mm
+ * under construction (fork) or teardown unpinned: plain writable pages
+ * holding MFNs that Xen does not see as page tables, which a swap cannot
+ * translate (the engine refuses with EAGAIN when it meets one). Suspending
+ * the guest the way `xl save -c` does makes Linux freeze its processes and
+ * pin every page table before it issues SCHEDOP_shutdown(SHUTDOWN_suspend);
+ * after the swap the domain is resumed "cancelled" (xc_domain_resume(fast):
+ * the guest's suspend hypercall returns 1 and it carries on with its
+ * devices connected; libxc sets the return value in the way the guest's
+ * type needs), and xenstored is told the domain runs again.
+ *
+ * Protocol, as the toolstack drives it: write "suspend" to
+ * /local/domain/<id>/control/shutdown; the guest's watch acknowledges by
+ * clearing the node, then suspends. A guest that does not acknowledge
+ * within the caller's timeout has its request withdrawn.
+ */
+#include "xenhost.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <xenguest.h>
+
+_Static_assert(sizeof(struct ms_xen_domctl) == sizeof(struct xen_domctl),
+               "the memswap domctl must not change struct xen_domctl's size");
+_Static_assert(sizeof(struct xen_domctl_memswap) == XEN_DOMCTL_MEMSWAP_SIZE,
+               "memswap ABI size");
+_Static_assert(MS_XEN_BITMAP_OFFSET >= sizeof(struct ms_xen_domctl) &&
+               MS_XEN_BITMAP_OFFSET + MS_XEN_COLOUR_WORDS * 8 <= XC_PAGE_SIZE,
+               "the colour bitmap shares the domctl's page");
+
+/* Polling for the guest to suspend: mechanism, not policy (the timeout is
+ * the caller's). */
+#define SUSPEND_POLL_MIN_US     500
+#define SUSPEND_POLL_MAX_US     5000
+/* xenstore transactions that conflict with another writer are retried;
+ * this many conflicts in a row is a xenstore in trouble. */
+#define XS_TRANSACTION_TRIES    100
+
+static void set_err(struct ms_xen_error *e, int err, const char *call, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_err(struct ms_xen_error *e, int err, const char *call, const char *fmt, ...)
+{
+    va_list ap;
+
+    e->err = err ? err : EIO;
+    e->call = call;
+    e->msg[0] = 0;
+    if ( fmt )
+    {
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+        va_end(ap);
+    }
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_us(uint64_t us)
+{
+    struct timespec ts = { .tv_sec = (time_t)(us / 1000000),
+                           .tv_nsec = (long)(us % 1000000) * 1000 };
+
+    while ( nanosleep(&ts, &ts) && errno == EINTR )
+        ;
+}
+
+/* ---- the domctl --------------------------------------------------------------- */
+
+void ms_xen_domctl_build(void *page, const struct ms_xen_request *rq)
+{
+    struct ms_xen_domctl *dc = page;
+    struct xen_domctl_memswap *ms = &dc->u.memswap;
+    uint64_t *bitmap = (uint64_t *)((char *)page + MS_XEN_BITMAP_OFFSET);
+    unsigned int i, words = (rq->nr_colours + 63) / 64, any = 0;
+
+    memset(page, 0, XC_PAGE_SIZE);
+    dc->cmd = XEN_DOMCTL_memswap;
+    dc->interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+    dc->domain = (domid_t)rq->domid;
+    ms->flags = rq->flags;
+    ms->node = rq->node;
+    ms->nr_colours = rq->nr_colours;
+    ms->colour_shift = rq->colour_shift;
+    ms->resume = 0;
+    if ( words > MS_XEN_COLOUR_WORDS )
+        words = MS_XEN_COLOUR_WORDS;
+    for ( i = 0; i < words; i++ )
+    {
+        bitmap[i] = rq->colours[i];
+        any |= rq->colours[i] != 0;
+    }
+    /* A null handle: any colour (the hypervisor reads nothing). */
+    if ( any )
+        set_xen_guest_handle_raw(ms->colours, bitmap);
+}
+
+int ms_xen_memswap(struct ms_xen *x, const struct ms_xen_request *rq,
+                   struct xen_domctl_memswap *out)
+{
+    void *page;
+    int rc, err = 0;
+
+    page = xencall_alloc_buffer(x->xcall, XC_PAGE_SIZE);
+    if ( !page )
+        return errno ? errno : ENOMEM;
+    ms_xen_domctl_build(page, rq);
+    /* Preemption happens inside Xen: continuations re-enter the domctl, so
+     * one hypercall is one complete swap. */
+    rc = xencall1(x->xcall, __HYPERVISOR_domctl, (uint64_t)(uintptr_t)page);
+    if ( rc < 0 )
+        err = errno ? errno : EIO;
+    if ( out )
+        *out = ((struct ms_xen_domctl *)page)->u.memswap;
+    xencall_free_buffer(x->xcall, page);
+    return err;
+}
+
+static int is_suspended(const xc_domaininfo_t *info)
+{
+    return ms_xen_shutdown_reason(info) == SHUTDOWN_suspend;
+}
+
+/* ---- preflight ----------------------------------------------------------------- */
+
+static void domctl_fail(struct ms_xen_error *e, int err)
+{
+    if ( err == ENOSYS )
+        set_err(e, err, "XEN_DOMCTL_memswap",
+                "this hypervisor has no memswap domctl: boot the patched Xen");
+    else
+        set_err(e, err, "XEN_DOMCTL_memswap", NULL);
+}
+
+int ms_xen_preflight(struct ms_xen_swap_op *s)
+{
+    struct ms_xen *x = s->x;
+    struct ms_swap_facts f;
+    struct ms_xen_request dry;
+    xc_domaininfo_t info;
+    char path[96], *pending = NULL;
+    unsigned int len = 0;
+    int err, dry_err = 0, own;
+
+    memset(&f, 0, sizeof(f));
+    f.domid = s->rq.domid;
+    f.own_domid = -1;
+    if ( f.domid != 0 )
+    {
+        /* The hypervisor's own refusal is authoritative; a dry run changes
+         * nothing and does not pause. */
+        dry = s->rq;
+        dry.flags |= XEN_DOMCTL_MEMSWAP_F_DRY_RUN;
+        memset(&s->result, 0, sizeof(s->result));
+        dry_err = ms_xen_memswap(x, &dry, &s->result);
+        s->have_result = 1;
+        f.dry_run_err = dry_err;
+        if ( (err = ms_xen_domain_info(x, f.domid, &info)) )
+        {
+            if ( dry_err && dry_err != EAGAIN )
+                domctl_fail(&s->e, dry_err);
+            else
+                set_err(&s->e, err, "xc_domain_getinfolist", NULL);
+            return s->e.err;
+        }
+        f.have_info = 1;
+        f.dying = !!(info.flags & XEN_DOMINF_dying);
+        f.shutdown = !!(info.flags & XEN_DOMINF_shutdown);
+        f.shutdown_reason = f.shutdown ? (unsigned int)ms_xen_shutdown_reason(&info) : 0;
+        f.paused = !!(info.flags & XEN_DOMINF_paused);
+        f.translated = !!(info.flags & XEN_DOMINF_hvm_guest);
+        own = ms_xen_read_own_domid(x);
+        f.own_domid = own >= 0 ? own : -1;  /* unknown: the hypervisor's EDEADLK stands */
+        snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown", f.domid);
+        pending = xs_read(x->xsh, XBT_NULL, path, &len);
+        f.pending_request = pending;
+    }
+    err = ms_swap_refusal(&f, s->e.msg, sizeof(s->e.msg));
+    free(pending);
+    if ( err )
+    {
+        s->e.err = err;
+        s->e.call = MS_REFUSAL_CALL;
+        return err;
+    }
+    /* Not refused, but the request itself fails (too few free frames, no
+     * memswap in this Xen...): nothing was done either. EAGAIN is what a
+     * cooperative swap cures. */
+    if ( dry_err && dry_err != EAGAIN )
+    {
+        domctl_fail(&s->e, dry_err);
+        return dry_err;
+    }
+    return 0;
+}
+
+/* ---- suspend and resume --------------------------------------------------------- */
+
+static int resume_guest(struct ms_xen *x, unsigned int domid, struct ms_xen_error *e,
+                        int *xs_failed)
+{
+    xc_domaininfo_t info;
+    int err;
+
+    if ( (err = ms_xen_domain_info(x, domid, &info)) )
+    {
+        set_err(e, err, "xc_domain_getinfolist", NULL);
+        return err;
+    }
+    /* Only a domain shut down for suspend: never one that really stopped. */
+    if ( !is_suspended(&info) || (info.flags & XEN_DOMINF_dying) )
+    {
+        set_err(e, EINVAL, "xc_domain_resume", "domain %u is not suspended", domid);
+        return EINVAL;
+    }
+    if ( xc_domain_resume(x->xch, domid, 1) )
+    {
+        set_err(e, errno, "xc_domain_resume", NULL);
+        return e->err;
+    }
+    /* xenstored marked the domain shut down; without this it would not fire
+     * @releaseDomain for the domain's next (real) shutdown. */
+    if ( !xs_resume_domain(x->xsh, domid) && xs_failed )
+        *xs_failed = 1;
+    return 0;
+}
+
+int ms_xen_resume_cancelled(struct ms_xen *x, unsigned int domid, struct ms_xen_error *e)
+{
+    memset(e, 0, sizeof(*e));
+    return resume_guest(x, domid, e, NULL);
+}
+
+/*
+ * Write "suspend" to @path in a transaction that finds the node empty: a
+ * request someone else (xl save, shutdown, migrate) wrote after the
+ * preflight is never overwritten. 0 or an errno (@e).
+ */
+static int request_suspend(struct ms_xen *x, unsigned int domid, const char *path,
+                           struct ms_xen_error *e)
+{
+    struct ms_swap_facts f;
+    unsigned int tries, len;
+    char *v;
+    int err;
+
+    for ( tries = 0; tries < XS_TRANSACTION_TRIES; tries++ )
+    {
+        xs_transaction_t t = xs_transaction_start(x->xsh);
+
+        if ( t == XBT_NULL )
+        {
+            set_err(e, errno, "xs_transaction_start", NULL);
+            return e->err;
+        }
+        len = 0;
+        v = xs_read(x->xsh, t, path, &len);
+        if ( !v && errno != ENOENT )
+        {
+            err = errno;
+            xs_transaction_end(x->xsh, t, true);
+            set_err(e, err, "xs_read", "cannot read %s", path);
+            return e->err;
+        }
+        if ( v && len )
+        {
+            memset(&f, 0, sizeof(f));
+            f.domid = domid;
+            f.own_domid = -1;
+            f.pending_request = v;
+            err = ms_swap_refusal(&f, e->msg, sizeof(e->msg));
+            free(v);
+            xs_transaction_end(x->xsh, t, true);
+            e->err = err;
+            e->call = MS_REFUSAL_CALL;
+            return err;
+        }
+        free(v);
+        if ( !xs_write(x->xsh, t, path, "suspend", 7) )
+        {
+            err = errno;
+            xs_transaction_end(x->xsh, t, true);
+            set_err(e, err, "xs_write", "cannot write %s", path);
+            return e->err;
+        }
+        if ( xs_transaction_end(x->xsh, t, false) )
+            return 0;
+        if ( errno != EAGAIN )
+        {
+            set_err(e, errno, "xs_transaction_end", "writing %s", path);
+            return e->err;
+        }
+    }
+    set_err(e, EAGAIN, "xs_transaction_end", "writing %s: %u conflicting transactions",
+            path, XS_TRANSACTION_TRIES);
+    return EAGAIN;
+}
+
+/*
+ * Take back our request if the guest has not acknowledged it yet, clearing
+ * the node as the guest would (it keeps the permissions the toolstack gave
+ * it). Returns 1 if it was still pending (now withdrawn), 0 otherwise.
+ */
+static int withdraw_request(struct ms_xen *x, const char *path)
+{
+    unsigned int tries;
+
+    for ( tries = 0; tries < XS_TRANSACTION_TRIES; tries++ )
+    {
+        xs_transaction_t t = xs_transaction_start(x->xsh);
+        unsigned int len = 0;
+        char *v;
+        int pending;
+
+        if ( t == XBT_NULL )
+            return 0;
+        v = xs_read(x->xsh, t, path, &len);
+        pending = v && len == 7 && !memcmp(v, "suspend", 7);
+        free(v);
+        if ( pending && !xs_write(x->xsh, t, path, "", 0) )
+        {
+            xs_transaction_end(x->xsh, t, true);
+            return 0;
+        }
+        if ( xs_transaction_end(x->xsh, t, false) )
+            return pending;
+        if ( errno != EAGAIN )
+            return 0;
+    }
+    return 0;
+}
+
+static int xen_suspend(void *arg)
+{
+    struct ms_xen_swap_op *s = arg;
+    struct ms_xen *x = s->x;
+    unsigned int domid = s->rq.domid, poll_us = SUSPEND_POLL_MIN_US, len = 0;
+    char base[64], path[96], rb[24], *v, **ents;
+    xc_domaininfo_t info;
+    uint64_t t0, deadline, grace;
+    int err;
+
+    snprintf(base, sizeof(base), "/local/domain/%u/control", domid);
+    snprintf(path, sizeof(path), "%s/shutdown", base);
+    if ( !s->force_suspend )
+    {
+        unsigned int n = 0;
+
+        ents = xs_directory(x->xsh, XBT_NULL, base, &n);
+        if ( !ents )
+        {
+            set_err(&s->e, EOPNOTSUPP, "suspend", "%s does not exist: the guest has no "
+                    "PV shutdown driver to suspend it", base);
+            return EOPNOTSUPP;
+        }
+        free(ents);
+        /*
+         * Linux writes feature-suspend = 1 when it boots, but not again
+         * after a restore or a migration, so its absence proves nothing:
+         * like libxl, count on the guest acknowledging the request (and
+         * withdraw it if it does not). Only an explicit 0 is a refusal.
+         */
+        snprintf(path, sizeof(path), "%s/feature-suspend", base);
+        v = xs_read(x->xsh, XBT_NULL, path, &len);
+        if ( v && len == 1 && v[0] == '0' )
+        {
+            free(v);
+            set_err(&s->e, EOPNOTSUPP, "suspend", "the guest says %s = 0: it cannot be "
+                    "suspended cooperatively", path);
+            return EOPNOTSUPP;
+        }
+        free(v);
+        snprintf(path, sizeof(path), "%s/shutdown", base);
+    }
+
+    t0 = now_ns();
+    if ( (err = request_suspend(x, domid, path, &s->e)) )
+        return err;
+    deadline = t0 + (uint64_t)s->suspend_timeout_ms * 1000000ull;
+    for ( ;; )
+    {
+        if ( (err = ms_xen_domain_info(x, domid, &info)) )
+        {
+            withdraw_request(x, path);
+            set_err(&s->e, err, "xc_domain_getinfolist", "domain %u vanished while "
+                    "suspending", domid);
+            return err;
+        }
+        if ( is_suspended(&info) )
+            break;
+        if ( info.flags & (XEN_DOMINF_shutdown | XEN_DOMINF_dying) )
+        {
+            set_err(&s->e, EIO, "suspend", "domain %u shut down (%s) instead of "
+                    "suspending", domid,
+                    (info.flags & XEN_DOMINF_dying) ? "dying" :
+                    ms_shutdown_reason_name((unsigned int)ms_xen_shutdown_reason(&info),
+                                            rb, sizeof(rb)));
+            return EIO;
+        }
+        if ( now_ns() >= deadline )
+            break;
+        sleep_us(poll_us);
+        if ( poll_us < SUSPEND_POLL_MAX_US )
+            poll_us *= 2;
+    }
+    if ( is_suspended(&info) )
+    {
+        s->suspend_ns += now_ns() - t0;
+        return 0;
+    }
+
+    if ( withdraw_request(x, path) )
+    {
+        /* The guest never saw it: nothing will happen. */
+        set_err(&s->e, ETIMEDOUT, "suspend", "domain %u did not suspend within %u ms "
+                "(request withdrawn)", domid, s->suspend_timeout_ms);
+        return ETIMEDOUT;
+    }
+    /* The guest acknowledged and is on its way: it cannot be called back.
+     * Give it as long again; if it suspends, resume it at once so that it is
+     * never left suspended. */
+    grace = now_ns() + (uint64_t)s->suspend_timeout_ms * 1000000ull;
+    while ( now_ns() < grace )
+    {
+        if ( ms_xen_domain_info(x, domid, &info) ||
+             (info.flags & (XEN_DOMINF_shutdown | XEN_DOMINF_dying)) )
+            break;
+        sleep_us(SUSPEND_POLL_MAX_US);
+    }
+    if ( !ms_xen_domain_info(x, domid, &info) && is_suspended(&info) )
+    {
+        struct ms_xen_error re = { 0 };
+
+        if ( resume_guest(x, domid, &re, &s->xs_resume_failed) )
+        {
+            set_err(&s->e, re.err, re.call, "domain %u suspended after the timeout and "
+                    "could not be resumed: it is left suspended", domid);
+            return s->e.err;
+        }
+    }
+    set_err(&s->e, ETIMEDOUT, "suspend", "domain %u acknowledged the suspend request "
+            "but did not suspend within %u ms", domid, s->suspend_timeout_ms);
+    return ETIMEDOUT;
+}
+
+static int xen_resume(void *arg)
+{
+    struct ms_xen_swap_op *s = arg;
+    uint64_t t0 = now_ns();
+    struct ms_xen_error re = { 0 };
+    int err = resume_guest(s->x, s->rq.domid, &re, &s->xs_resume_failed);
+
+    s->resume_ns += now_ns() - t0;
+    if ( err )
+        s->e = re;
+    return err;
+}
+
+static int xen_preflight(void *arg)
+{
+    return ms_xen_preflight(arg);
+}
+
+static int xen_do_swap(void *arg)
+{
+    struct ms_xen_swap_op *s = arg;
+    int err = ms_xen_memswap(s->x, &s->rq, &s->result);
+
+    s->have_result = 1;
+    if ( err )
+        domctl_fail(&s->e, err);
+    return err;
+}
+
+static void xen_wait(void *arg, unsigned int ms)
+{
+    sleep_us((uint64_t)ms * 1000);
+}
+
+static const struct ms_coop_ops xen_ops = {
+    .preflight = xen_preflight,
+    .suspend = xen_suspend,
+    .swap = xen_do_swap,
+    .resume = xen_resume,
+    .wait = xen_wait,
+};
+
+int ms_xen_swap_run(struct ms_xen_swap_op *s, const struct ms_coop_policy *p,
+                    struct ms_coop_outcome *o)
+{
+    struct ms_xen_error swap_e;
+    int err;
+
+    memset(&s->e, 0, sizeof(s->e));
+    s->have_result = 0;
+    err = ms_coop_run(&xen_ops, s, p, o);
+    if ( !err )
+        return 0;
+    if ( o->stage == MS_COOP_RESUME )
+    {
+        swap_e = s->e;
+        set_err(&s->e, swap_e.err, swap_e.call, "domain %u is left suspended: the swap "
+                "%s, then its cancelled resume failed%s%s", s->rq.domid,
+                o->swap_err ? "failed" : "succeeded", swap_e.msg[0] ? ": " : "", swap_e.msg);
+    }
+    else if ( o->stage == MS_COOP_SWAP && err == EAGAIN )
+        set_err(&s->e, err, "XEN_DOMCTL_memswap", "the guest kept unpinned page tables "
+                "after %u retr%s (nothing was moved)%s", o->retries,
+                o->retries == 1 ? "y" : "ies",
+                p->cooperative ? "" : ": try a cooperative (suspending) swap");
+    return err;
+}
