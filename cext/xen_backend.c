@@ -265,7 +265,7 @@ PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
     struct ms_xen_swap_op s;
     struct ms_coop_policy pol;
     struct ms_coop_outcome o;
-    const struct xen_domctl_memswap *ms;
+    const struct xen_domctl_memswap_swap *ms;
 
     if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OIIOppiipii", kwlist, &domid, &col_o,
                                       &nr_colours, &shift, &node_o, &dry_run,
@@ -318,7 +318,7 @@ PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
     XEN_RUN(closed, rc = ms_xen_swap_run(&s, &pol, &o));
     if ( closed )
         return not_open("xencall1");
-    ms = &s.result;
+    ms = &s.result.u.swap;
     if ( rc )
     {
         raise_xen(&s.e);

@@ -1460,7 +1460,7 @@ int memswap_begin(struct domain *d, const struct memswap_request *req,
     unsigned int i, any = 0;
     int rc;
 
-    if ( req->flags & ~MEMSWAP_F_DRY_RUN )
+    if ( (req->flags & ~MEMSWAP_F_DRY_RUN) || req->pad )
         return -EINVAL;
     if ( req->geom.nr_colours == 0 || req->geom.nr_colours > MEMSWAP_MAX_COLOURS ||
          (req->geom.nr_colours & (req->geom.nr_colours - 1)) ||
@@ -1471,7 +1471,7 @@ int memswap_begin(struct domain *d, const struct memswap_request *req,
     for ( i = req->geom.nr_colours; any && i < MEMSWAP_MAX_COLOURS; i++ )
         if ( (req->colours[i / 64] >> (i % 64)) & 1 )
             return -EINVAL;     /* a colour the geometry does not have */
-    if ( (rc = ms_host_check_domain(d)) )
+    if ( (rc = ms_host_check_domain(d, 0)) )
         return rc;
     if ( *ctxp )
         return -EBUSY;
@@ -1501,7 +1501,7 @@ int memswap_run(struct memswap_ctx *ctx)
      * point of no return, any answer but yes rolls the swap back.
      */
     if ( !ctx->undoing && ctx->phase < MEMSWAP_PH_COMMIT &&
-         (rc = ms_host_check_domain(ctx->d)) )
+         (rc = ms_host_check_domain(ctx->d, 0)) )
         ms_start_rollback(ctx, rc);
     while ( ctx->phase != MEMSWAP_PH_DONE )
     {
@@ -1626,7 +1626,7 @@ const char *memswap_phase_name(enum memswap_phase ph)
 {
     static const char *const names[MEMSWAP_PH_NR] = {
         "idle", "scan", "count-refs", "classify", "alloc", "copy",
-        "freeze", "commit", "free", "done",
+        "precopy", "freeze", "commit", "free", "done",
     };
 
     return (unsigned int)ph < MEMSWAP_PH_NR ? names[ph] : "?";
@@ -1635,7 +1635,8 @@ const char *memswap_phase_name(enum memswap_phase ph)
 const char *memswap_kept_name(enum memswap_kept_reason r)
 {
     static const char *const names[MEMSWAP_KEPT_NR] = {
-        "granted", "foreign", "unexplained", "not_in_p2m",
+        "granted", "foreign", "unexplained", "not_in_p2m", "xen", "p2m_type",
+        "changed",
     };
 
     return (unsigned int)r < MEMSWAP_KEPT_NR ? names[r] : "?";

@@ -73,8 +73,9 @@ void ms_host_unpause(struct domain *d)
         sim_tlb_flush(d);       /* vCPUs scheduled in: CR3 reload */
 }
 
-int ms_host_check_domain(struct domain *d)
+int ms_host_check_domain(struct domain *d, unsigned int flags)
 {
+    (void)flags;
     /* The mutation: only the check at the start (no swap in progress yet). */
     if ( (sim_mutations & SIM_MUT_NO_RECHECK) && sim_swap_cur_ctx )
         return 0;

@@ -84,7 +84,7 @@ static void sleep_us(uint64_t us)
 void ms_xen_domctl_build(void *page, const struct ms_xen_request *rq)
 {
     struct ms_xen_domctl *dc = page;
-    struct xen_domctl_memswap *ms = &dc->u.memswap;
+    struct xen_domctl_memswap_swap *ms = &dc->u.memswap.u.swap;
     uint64_t *bitmap = (uint64_t *)((char *)page + MS_XEN_BITMAP_OFFSET);
     unsigned int i, words = (rq->nr_colours + 63) / 64, any = 0;
 
@@ -92,11 +92,12 @@ void ms_xen_domctl_build(void *page, const struct ms_xen_request *rq)
     dc->cmd = XEN_DOMCTL_memswap;
     dc->interface_version = XEN_DOMCTL_INTERFACE_VERSION;
     dc->domain = (domid_t)rq->domid;
-    ms->flags = rq->flags;
+    dc->u.memswap.op = XEN_DOMCTL_MEMSWAP_OP_SWAP;
+    dc->u.memswap.flags = rq->flags;
+    dc->u.memswap.resume = 0;
     ms->node = rq->node;
     ms->nr_colours = rq->nr_colours;
     ms->colour_shift = rq->colour_shift;
-    ms->resume = 0;
     if ( words > MS_XEN_COLOUR_WORDS )
         words = MS_XEN_COLOUR_WORDS;
     for ( i = 0; i < words; i++ )

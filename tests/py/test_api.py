@@ -165,7 +165,8 @@ def test_swap_onto_colours(host):
     assert r.frames_total > 0
     assert r.moved > 0
     assert r.moved + sum(r.kept.values()) == r.frames_total
-    assert set(r.kept) == {'granted', 'foreign', 'unexplained', 'not_in_p2m'}
+    assert set(r.kept) == {'granted', 'foreign', 'unexplained', 'not_in_p2m', 'xen', 'p2m_type',
+                          'changed'}
     assert r.bytes_copied >= r.moved * 4096 * 0.5
     assert r.paused_ns > 0
     assert set(r.phase_ns) >= {'scan', 'copy', 'commit'}
