@@ -82,6 +82,10 @@ struct figures {
     double swap_gbps, memcpy_gbps;
 };
 
+/* A host of @ram and a domain @gc on it, and a request for that domain. */
+static int host_and_domain(uint64_t ram, const struct sim_guest_config *gc,
+                           struct memswap_request *req);
+
 static int make_host(uint64_t ram)
 {
     struct sim_host_config hc = {
@@ -96,6 +100,25 @@ static int make_host(uint64_t ram)
     if ( rc )
         fprintf(stderr, "sim_host_create: %d\n", rc);
     return rc;
+}
+
+static int host_and_domain(uint64_t ram, const struct sim_guest_config *gc,
+                           struct memswap_request *req)
+{
+    int rc, domid;
+
+    if ( (rc = make_host(ram)) )
+        return rc;
+    if ( (domid = sim_domain_create(gc)) < 0 )
+    {
+        fprintf(stderr, "sim_domain_create: %d\n", domid);
+        sim_host_destroy();
+        return domid;
+    }
+    sim_host_geometry(&req->geom);
+    req->domid = (uint32_t)domid;
+    req->node = MEMSWAP_NODE_ANY;
+    return 0;
 }
 
 /* Half the colours: the lower half when @lower, else the upper one. */
@@ -123,25 +146,14 @@ static int bench_size(uint64_t size, const char *label, struct figures *f)
     struct memswap_result res = { 0 };
     struct copy_bufs bufs;
     double t0, wall, build;
-    int domid, rc, ph;
+    int rc, ph;
     unsigned int round;
 
     snprintf(gc.name, sizeof(gc.name), "bench-%s", label);
-    if ( (rc = make_host(3 * size + (512ULL << 20))) )
-        return rc;
     t0 = now_s();
-    domid = sim_domain_create(&gc);
+    if ( (rc = host_and_domain(3 * size + (512ULL << 20), &gc, &req)) )
+        return rc;
     build = now_s() - t0;
-    if ( domid < 0 )
-    {
-        fprintf(stderr, "sim_domain_create: %d\n", domid);
-        sim_host_destroy();
-        return domid;
-    }
-
-    sim_host_geometry(&req.geom);
-    req.domid = domid;
-    req.node = MEMSWAP_NODE_ANY;
 
     /*
      * Best of five swaps, alternating between the two halves of the
@@ -249,18 +261,10 @@ static int bench_live(void)
     unsigned int round;
     int domid, rc;
 
-    if ( (rc = make_host(3 * size + (512ULL << 20))) )
+    if ( (rc = host_and_domain(3 * size + (512ULL << 20), &gc, &req)) )
         return rc;
-    if ( (domid = sim_domain_create(&gc)) < 0 )
-    {
-        fprintf(stderr, "sim_domain_create: %d\n", domid);
-        sim_host_destroy();
-        return domid;
-    }
-    sim_host_geometry(&req.geom);
-    req.domid = domid;
-    req.node = MEMSWAP_NODE_ANY;
-    w.domid = domid;
+    domid = (int)req.domid;
+    w.domid = req.domid;
 
     for ( round = 0; round < 6; round++ )
     {
