@@ -44,6 +44,19 @@ static PyMethodDef methods[] = {
       "sim_free_frames(node=None, colours=None) -> free frames" },
     { "sim_set_workload", FN(ms_sim_set_workload), KW,
       "sim_set_workload(domid, wss_bytes, pattern='random', stride=64, intensity=30, weight=1)" },
+    { "sim_set_trace", FN(ms_sim_set_trace), KW,
+      "sim_set_trace(domid, path, weight=1, loop=True, offset_pages=0)\n"
+      "Replay a program's trace (make traces: build/traces/<name>.mtr) as the\n"
+      "domain's workload instead of a synthetic one: its k-th page on working-set\n"
+      "page (k + offset_pages) mod n, through the guest's page tables; weight its\n"
+      "share of sim_llc_run(), in trace records; loop: restart at its end. The\n"
+      "file is loaded and checked with the GIL released (MemswapError, call\n"
+      "'sim_trace_load', for a missing or damaged file)." },
+    { "sim_trace_counts", ms_sim_trace_counts, METH_VARARGS,
+      "sim_trace_counts(domid) -> dict(records, loops, i_refs, d_reads, d_writes,\n"
+      "    i1_misses, d1_read_misses, d1_write_misses, ll_i_misses, ll_d_read_misses,\n"
+      "    ll_d_write_misses, unmapped, done): the replay's counts, cachegrind's\n"
+      "categories (ENOENT: the domain replays no trace)" },
     { "sim_llc_run", ms_sim_llc_run, METH_VARARGS,
       "sim_llc_run(accesses): run every domain's workload (GIL released)" },
     { "sim_world_step", ms_sim_world_step, METH_VARARGS,

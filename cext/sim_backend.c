@@ -895,3 +895,101 @@ PyObject *ms_sim_verify(PyObject *self, PyObject *args)
         return ms_raise((int)-bad, "sim_verify");
     return Py_BuildValue("(lO)", bad, bad ? PyLong_FromUnsignedLong(first) : Py_None);
 }
+
+/* ---- program traces as workloads --------------------------------------------- */
+
+/*
+ * sim_set_trace(domid, path, weight=1, loop=True, offset_pages=0): load the
+ * trace at @path (sim/trace.h's format, as make traces writes it) and
+ * replay it as the domain's workload. The load maps and checks the whole
+ * file (seconds for a large one); it touches no simulator state, so it runs
+ * with the GIL released and without the sim lock. The domain keeps its own
+ * reference to the trace; ours is dropped under the lock, where every other
+ * reference is taken and dropped.
+ */
+PyObject *ms_sim_set_trace(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "domid", "path", "weight", "loop", "offset_pages", NULL };
+    unsigned int domid, weight = 1;
+    unsigned long long offset = 0;
+    int loop = 1, rc;
+    PyObject *path_o = NULL;
+    const char *path;
+    struct sim_trace *t = NULL;
+    struct sim_trace_workload tw;
+    char err[512];
+
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "IO&|IpK", kwlist, &domid,
+                                      PyUnicode_FSConverter, &path_o, &weight, &loop,
+                                      &offset) )
+        return NULL;
+    if ( weight == 0 )
+    {
+        Py_DECREF(path_o);
+        return PyErr_Format(PyExc_ValueError, "weight must be at least 1");
+    }
+    if ( sim_check("sim_trace_load", 1) )
+    {
+        Py_DECREF(path_o);
+        return NULL;
+    }
+    path = PyBytes_AS_STRING(path_o);
+    err[0] = '\0';
+    Py_BEGIN_ALLOW_THREADS
+    rc = sim_trace_load(path, &t, err, sizeof(err));
+    Py_END_ALLOW_THREADS
+    if ( rc < 0 )
+    {
+        /* The loader's sentence names the file; for a system error it
+         * repeats strerror, which MemswapError already carries. */
+        if ( rc == -EINVAL && err[0] )
+            ms_raise_msg(-rc, "sim_trace_load", "%s", err);
+        else
+            ms_raise_msg(-rc, "sim_trace_load", "%s", path);
+        Py_DECREF(path_o);
+        return NULL;
+    }
+    Py_DECREF(path_o);
+
+    memset(&tw, 0, sizeof(tw));
+    tw.trace = t;
+    tw.weight = weight;
+    tw.loop = loop;
+    tw.offset_pages = offset;
+    SIM_RUN(rc = sim_domain_set_trace(domid, &tw); sim_trace_put(t));
+    if ( rc < 0 )
+        return ms_raise(-rc, "sim_domain_set_trace");
+    Py_RETURN_NONE;
+}
+
+PyObject *ms_sim_trace_counts(PyObject *self, PyObject *args)
+{
+    unsigned int domid;
+    struct sim_trace_counts c;
+    int rc;
+
+    if ( get_domid(args, &domid) )
+        return NULL;
+    SIM_ENTER("sim_domain_trace_counts");
+    memset(&c, 0, sizeof(c));
+    SIM_RUN(rc = sim_domain_trace_counts(domid, &c));
+    if ( rc < 0 )
+        return rc == -ENOENT
+            ? ms_raise_msg(ENOENT, "sim_domain_trace_counts",
+                           "domain %u replays no trace", domid)
+            : ms_raise(-rc, "sim_domain_trace_counts");
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsO}",
+                         "records", (unsigned long long)c.records,
+                         "loops", (unsigned long long)c.loops,
+                         "i_refs", (unsigned long long)c.i_refs,
+                         "d_reads", (unsigned long long)c.d_reads,
+                         "d_writes", (unsigned long long)c.d_writes,
+                         "i1_misses", (unsigned long long)c.i1_misses,
+                         "d1_read_misses", (unsigned long long)c.d1_read_misses,
+                         "d1_write_misses", (unsigned long long)c.d1_write_misses,
+                         "ll_i_misses", (unsigned long long)c.ll_i_misses,
+                         "ll_d_read_misses", (unsigned long long)c.ll_d_read_misses,
+                         "ll_d_write_misses", (unsigned long long)c.ll_d_write_misses,
+                         "unmapped", (unsigned long long)c.unmapped,
+                         "done", c.done ? Py_True : Py_False);
+}
