@@ -94,8 +94,12 @@
 #define MS_FL_HOLDER        0x40    /* a vCPU holds it (vcpu_info): commit it paused */
 #define MS_FL_P2M_TYPE      0x80    /* translated: a p2m type that keeps it */
 
-/* How far ahead the loops prefetch frame metadata, in frames. */
-#define MS_PREFETCH_AHEAD   8
+/*
+ * How far ahead the loops prefetch frame metadata, in frames: the frame
+ * table of a large host does not stay in a shared cache, and a frame's
+ * work is a fraction of a memory access.
+ */
+#define MS_PREFETCH_AHEAD   32
 
 /* How often the phases ask whether to yield, in frames. */
 #define MS_PREEMPT_FRAMES   64
@@ -138,6 +142,7 @@ struct memswap_ctx {
     bool live;                          /* MEMSWAP_F_LIVE */
     bool logdirty;                      /* we turned log-dirty on */
     bool stopped;                       /* live: in the final stop (paused) */
+    bool kept_held_tables;              /* a kept table others hold (CLASSIFY) */
     bool held;                          /* HOLD: MEMSWAP_HELD returned */
 
     enum memswap_phase phase;
@@ -1030,6 +1035,39 @@ static bool ms_freezable(const struct memswap_ctx *ctx, unsigned long i,
  * the frames they map at any time. Those frames must therefore not be
  * frozen either: they stay, and the table needs no rewriting.
  */
+/*
+ * What a verdict adds to the totals (@sign 1), or takes back (-1): frames
+ * to move by class and to allocate, frames kept by reason, and what FREEZE
+ * and COMMIT will have to do - a kept table or P2M frame has entries naming
+ * frames that move: COMMIT rewrites it in place, frozen so that nobody
+ * changes it (or drops a reference through it) meanwhile.
+ */
+static void ms_count_verdict(struct memswap_ctx *ctx, unsigned long i, int sign)
+{
+    unsigned int cls = MS_F(ctx, i, cls);
+
+    if ( ms_moved(ctx, i) )
+    {
+        ctx->nr_movable += sign;
+        ctx->nr_to_alloc += sign * (MS_F(ctx, i, new_mfn) == MS_INVALID_MFN);
+        ctx->res.frames_by_class[cls] += sign;
+        ctx->late_cap += sign * ms_is_table(cls);
+        return;
+    }
+    ctx->res.frames_kept[MS_F(ctx, i, kept)] += sign;
+    if ( sign > 0 && (ms_is_table(cls) || ms_is_p2m(cls)) &&
+         ms_freezable(ctx, i, ms_page(MS_F(ctx, i, old_mfn))) )
+    {
+        MS_F(ctx, i, flags) |= MS_FL_INPLACE;
+        ctx->late_cap++;
+    }
+    else if ( sign < 0 && (MS_F(ctx, i, flags) & MS_FL_INPLACE) )
+    {
+        MS_F(ctx, i, flags) &= ~MS_FL_INPLACE;
+        ctx->late_cap--;
+    }
+}
+
 static void ms_keep_mapped_by(struct memswap_ctx *ctx, unsigned long i)
 {
     unsigned long mfn = MS_F(ctx, i, old_mfn);
@@ -1044,8 +1082,13 @@ static void ms_keep_mapped_by(struct memswap_ctx *ctx, unsigned long i)
         if ( !(t[s] & MS_PAGE_PRESENT) ||
              (level == 4 && !ms_host_is_guest_l4_slot(ctx->d, s)) )
             continue;
-        if ( (k = ms_indexed(ctx, ms_pte_mfn(t[s]))) != MS_NO_FRAME && k != i )
+        if ( (k = ms_indexed(ctx, ms_pte_mfn(t[s]))) != MS_NO_FRAME && k != i &&
+             ms_moved(ctx, k) )
+        {
+            ms_count_verdict(ctx, k, -1);
             ms_keep(ctx, k, MEMSWAP_KEPT_FOREIGN);
+            ms_count_verdict(ctx, k, 1);
+        }
     }
     ms_unmap(t);
 }
@@ -1062,7 +1105,7 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
         ctx->step = 1;
         /* fall through */
     case 1:
-        /* Verdicts. */
+        /* Verdicts, and their counts. */
         for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
         {
             unsigned long i = ctx->pos;
@@ -1076,18 +1119,20 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
                 MS_F(ctx, i, flags) |= MS_FL_NONCOH;
             if ( MS_F(ctx, i, flags) & MS_FL_P2M_TYPE )
                 ms_keep(ctx, i, MEMSWAP_KEPT_P2M_TYPE);
-            if ( MS_F(ctx, i, kept) != MS_NOT_KEPT )
-                continue;
-            verdict = ms_judge(ctx, i, pg);
-            if ( verdict != MS_NOT_KEPT )
+            if ( MS_F(ctx, i, kept) == MS_NOT_KEPT &&
+                 (verdict = ms_judge(ctx, i, pg)) != MS_NOT_KEPT )
                 ms_keep(ctx, i, verdict);
+            ms_count_verdict(ctx, i, 1);
+            if ( !ms_moved(ctx, i) && ms_is_table(MS_F(ctx, i, cls)) &&
+                 !ms_freezable(ctx, i, pg) )
+                ctx->kept_held_tables = true;
         }
         ctx->step = 2;
         ctx->pos = 0;
         /* fall through */
     case 2:
         /* Frames mapped by kept tables that cannot be frozen stay. */
-        for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
+        for ( ; ctx->kept_held_tables && ctx->pos < ctx->nr_frames; ctx->pos++ )
         {
             unsigned long i = ctx->pos;
 
@@ -1097,39 +1142,6 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
                 return MEMSWAP_PREEMPTED;
             if ( !ms_freezable(ctx, i, ms_page(MS_F(ctx, i, old_mfn))) )
                 ms_keep_mapped_by(ctx, i);
-        }
-        ctx->step = 3;
-        ctx->pos = 0;
-        /* fall through */
-    case 3:
-        /* Totals, and what FREEZE and COMMIT will have to do. */
-        for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
-        {
-            unsigned long i = ctx->pos;
-            unsigned int cls = MS_F(ctx, i, cls);
-
-            if ( ms_yield_point(ctx, &n) )
-                return MEMSWAP_PREEMPTED;
-            if ( ms_moved(ctx, i) )
-            {
-                ctx->nr_movable++;
-                ctx->nr_to_alloc += MS_F(ctx, i, new_mfn) == MS_INVALID_MFN;
-                ctx->res.frames_by_class[cls]++;
-                ctx->late_cap += ms_is_table(cls);
-                continue;
-            }
-            ctx->res.frames_kept[MS_F(ctx, i, kept)]++;
-            /*
-             * A kept table or P2M frame has entries naming frames that move:
-             * COMMIT rewrites it in place, frozen so that nobody changes it
-             * (or drops a reference through it) meanwhile.
-             */
-            if ( (ms_is_table(cls) || ms_is_p2m(cls)) &&
-                 ms_freezable(ctx, i, ms_page(MS_F(ctx, i, old_mfn))) )
-            {
-                MS_F(ctx, i, flags) |= MS_FL_INPLACE;
-                ctx->late_cap++;
-            }
         }
     }
 
@@ -1315,44 +1327,67 @@ static int ms_unpinned_pgd(const struct memswap_ctx *ctx, const ms_pte_t *page)
 }
 
 /*
- * Copy frame @i into its new frame (@copy) and/or look whether it is a
- * Linux page directory Xen does not know (@pgd, on the bytes the copy
- * reads, while they are in the cache). 0 or -EAGAIN (a pgd half built).
+ * Copy frames @idx[0..@n) (n <= MS_COPY_BATCH) into their new frames
+ * (@copy), and/or look whether each is a Linux page directory Xen does not
+ * know (@pgd[k], on the bytes the copy just read, while they are in the
+ * cache). 0 or -EAGAIN (a pgd half built).
  */
-static int ms_copy_frame(struct memswap_ctx *ctx, unsigned long i, bool copy, bool pgd)
+static int ms_copy_frames(struct memswap_ctx *ctx, const unsigned long *idx,
+                          const bool *pgd, unsigned int n, bool copy)
 {
-    unsigned long old_mfn = MS_F(ctx, i, old_mfn);
-    const void *src;
-    int rc = 0;
+    const void *src[MS_COPY_BATCH];
+    void *dst[MS_COPY_BATCH];
+    unsigned int k;
+    int rc = 0, r;
 
-    /* XSA-402: lines a non-coherent mapping bypassed must not be what we read. */
-    if ( copy && (MS_F(ctx, i, flags) & MS_FL_NONCOH) )
-        ms_host_flush_cache(old_mfn);
-    src = ms_map(old_mfn);
+    for ( k = 0; k < n; k++ )
+    {
+        unsigned long i = idx[k], old_mfn = MS_F(ctx, i, old_mfn);
+
+        /* XSA-402: lines a non-coherent mapping bypassed must not be what we read. */
+        if ( copy && (MS_F(ctx, i, flags) & MS_FL_NONCOH) )
+            ms_host_flush_cache(old_mfn);
+        src[k] = ms_map(old_mfn);
+        dst[k] = copy ? ms_map(MS_F(ctx, i, new_mfn)) : NULL;
+    }
     if ( copy )
+        ms_copy_pages(dst, src, n);
+    for ( k = 0; k < n; k++ )
     {
-        void *dst = ms_map(MS_F(ctx, i, new_mfn));
+        unsigned long i = idx[k];
 
-        ms_copy_page(dst, src);
-        ms_unmap(dst);
-        MS_F(ctx, i, flags) |= MS_FL_COPIED;
-        ctx->res.bytes_copied += 4096;
-        if ( ctx->live )
+        if ( copy )
         {
-            if ( ctx->stopped )
-                ctx->res.live_final_pages++;
-            else
-                ctx->res.live_precopy_pages++;
+            ms_unmap(dst[k]);
+            MS_F(ctx, i, flags) |= MS_FL_COPIED;
+            ctx->res.bytes_copied += 4096;
+            if ( ctx->live )
+            {
+                if ( ctx->stopped )
+                    ctx->res.live_final_pages++;
+                else
+                    ctx->res.live_precopy_pages++;
+            }
         }
+        if ( pgd && pgd[k] && (r = ms_unpinned_pgd(ctx, src[k])) )
+        {
+            if ( r > 0 )
+            {
+                MS_F(ctx, i, flags) |= MS_FL_PGD;
+                ctx->res.unpinned_pgds++;
+            }
+            else if ( !rc )
+                rc = r;
+        }
+        ms_unmap(src[k]);
     }
-    if ( pgd && (rc = ms_unpinned_pgd(ctx, src)) > 0 )
-    {
-        MS_F(ctx, i, flags) |= MS_FL_PGD;
-        ctx->res.unpinned_pgds++;
-        rc = 0;
-    }
-    ms_unmap(src);
     return rc;
+}
+
+/* One frame, copied again (nothing else to look at). */
+static void ms_copy_frame(struct memswap_ctx *ctx, unsigned long i)
+{
+    ms_copy_frames(ctx, &i, NULL, 1, true);
 }
 
 /*
@@ -1360,11 +1395,14 @@ static int ms_copy_frame(struct memswap_ctx *ctx, unsigned long i, bool copy, bo
  * the domain running and log-dirty on (a translated swap has it on in any
  * case, to see what a device model writes); a PV guest's final stop copies
  * only what is new or was written since its copy. Linux page directories
- * Xen does not know are looked for where the copy is final.
+ * Xen does not know are looked for where the copy is final. Frames are
+ * copied MS_COPY_BATCH at a time.
  */
 static int ms_phase_copy(struct memswap_ctx *ctx)
 {
-    unsigned long n = 0;
+    unsigned long n = 0, batch[MS_COPY_BATCH];
+    bool pgds[MS_COPY_BATCH];
+    unsigned int nb = 0;
     int rc;
 
     if ( ctx->step == 0 )
@@ -1384,13 +1422,28 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
                (ctx->stopped && ms_is_dirty(ctx, MS_F(ctx, i, pfn)));
         pgd = !ctx->translated && MS_F(ctx, i, cls) == MEMSWAP_FC_DATA &&
               (!ctx->live || ctx->stopped);
-        if ( !copy && !pgd )
+        if ( !copy )
+        {
+            if ( pgd && (rc = ms_copy_frames(ctx, &i, &pgd, 1, false)) )
+                return rc;
             continue;
-        if ( ms_yield_point(ctx, &n) )
-            return MEMSWAP_PREEMPTED;
-        if ( (rc = ms_copy_frame(ctx, i, copy, pgd)) )
+        }
+        batch[nb] = i;
+        pgds[nb++] = pgd;
+        if ( nb < MS_COPY_BATCH )
+            continue;
+        nb = 0;
+        if ( (rc = ms_copy_frames(ctx, batch, pgds, MS_COPY_BATCH, true)) )
             return rc;
+        /* A preemption point every few batches, with none pending. */
+        if ( ms_yield_point(ctx, &n) )
+        {
+            ctx->pos++;
+            return MEMSWAP_PREEMPTED;
+        }
     }
+    if ( nb && (rc = ms_copy_frames(ctx, batch, pgds, nb, true)) )
+        return rc;
     if ( ctx->live && !ctx->stopped )
     {
         ctx->res.live_rounds = 1;
@@ -1420,7 +1473,7 @@ static int ms_precopy_dirty(struct memswap_ctx *ctx)
             continue;
         if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
-        ms_copy_frame(ctx, i, true, false);
+        ms_copy_frame(ctx, i);
     }
     return 0;
 }
@@ -1446,6 +1499,7 @@ static int ms_pv_recheck(struct memswap_ctx *ctx)
         ctx->p2m_cr3 = cr3;
         ctx->nr_movable = ctx->nr_to_alloc = 0;
         ctx->late_cap = ctx->nr_late = 0;
+        ctx->kept_held_tables = false;
         ms_memset(ctx->res.frames_kept, 0, sizeof(ctx->res.frames_kept));
         ms_memset(ctx->res.frames_by_class, 0, sizeof(ctx->res.frames_by_class));
         ctx->res.unpinned_pgds = 0;
@@ -1739,7 +1793,7 @@ static int ms_phase_freeze(struct memswap_ctx *ctx)
             continue;
         if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
-        ms_copy_frame(ctx, i, true, false);
+        ms_copy_frame(ctx, i);
     }
     if ( ctx->step == 2 )
     {
@@ -1923,7 +1977,7 @@ static void ms_commit_gfn(struct memswap_ctx *ctx, unsigned long i, bool final)
     rc = ms_host_p2m_replace(ctx->d, pfn, old_mfn, new_mfn, true);
     if ( rc == -EAGAIN && final )
     {
-        ms_copy_frame(ctx, i, true, false);
+        ms_copy_frame(ctx, i);
         rc = ms_host_p2m_replace(ctx->d, pfn, old_mfn, new_mfn, false);
     }
     if ( rc )

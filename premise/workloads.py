@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """The real programs behind the simulator's traces, and the check of its cache model.
 
+    workloads.py define NAME OUT.def       (make traces: a program's definition, if changed)
     workloads.py capture NAME OUT.mtr      (make traces: one trace)
     workloads.py summary TRACE-DIR         (make traces: the table)
     workloads.py validate TRACE-DIR        (make validate-llc)
@@ -127,6 +128,21 @@ class Program:
         return [a() if callable(a) else a for a in self.argv]
 
 
+# A streaming program for the simulator's aggressors: diff reads both files
+# whole into memory (the kernel's read() fills its buffers, which a user-space
+# trace does not see) and then compares them a word at a time from the start
+# (find_identical_ends); identical files make that scan the whole run, one
+# pass over 48 MiB that never comes back to a line. The text repeats a 1 MiB
+# block: the comparison loop does not look at what the words say.
+DIFF_MIB = 24
+
+
+def diff_input():
+    block = text_lines(5, 25000)
+    reps = -(-DIFF_MIB * MiB // len(block))
+    return (block * reps)[:DIFF_MIB * MiB]
+
+
 PROGRAMS = [
     Program("sqlite", "sqlite3: a 3000-row table, an index, a query mix",
             ["sqlite3", "-batch", ":memory:"], {"queries.sql": lambda: SQLITE_SQL}, stdin="queries.sql"),
@@ -139,6 +155,8 @@ PROGRAMS = [
     Program("gcc", "gcc -O2 (cc1) on core/private.h, preprocessed",
             [cc1, "-fpreprocessed", "-quiet", "-O2", "private.i", "-o", "/dev/null"],
             {"private.i": preprocessed_private_h}),
+    Program("diff", f"diff: two identical {DIFF_MIB} MiB text files, compared in memory (a stream)",
+            ["diff", "a.txt", "b.txt"], {"a.txt": diff_input, "b.txt": diff_input}),
 ]
 BY_NAME = {p.name: p for p in PROGRAMS}
 
@@ -158,17 +176,21 @@ def inputs_digest(d, prog):
 def write_inputs(d, prog):
     os.makedirs(d, exist_ok=True)
     for name, make in prog.inputs.items():
-        data = make()
-        path = os.path.join(d, name)
-        try:
-            with open(path, "rb") as f:
-                if f.read() == data:
-                    continue
-        except OSError:
-            pass
-        with open(path + ".tmp", "wb") as f:
-            f.write(data)
-        os.replace(path + ".tmp", path)
+        write_if_changed(os.path.join(d, name), make())
+
+
+def write_if_changed(path, data):
+    """Replace the file with @data (bytes) unless it holds exactly that: make
+    goes by modification times."""
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    except OSError:
+        pass
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(path + ".tmp", path)
 
 
 def program_text(prog, d):
@@ -216,6 +238,19 @@ def run_valgrind(prog, d, tool_args, log_fd, stderr_path):
 def children_cpu():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+def define(name, out):
+    """Write the program's definition (its command line and the digest of its
+    inputs, as the trace records it) to @out, only if it changed: the trace's
+    make rule depends on this file, so a trace is captured again when its own
+    program or inputs change, not when anything else in this file does."""
+    prog = BY_NAME.get(name)
+    if prog is None:
+        raise WorkloadError(f"unknown program {name!r} (known: {', '.join(BY_NAME)})")
+    d = inputs_dir(os.path.dirname(os.path.abspath(out)), prog)
+    write_inputs(d, prog)
+    write_if_changed(out, (program_text(prog, d) + "\n").encode())
 
 
 def capture(name, out):
@@ -376,6 +411,9 @@ def validate(trace_dir, jobs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("define")
+    f.add_argument("name")
+    f.add_argument("out")
     c = sub.add_parser("capture")
     c.add_argument("name")
     c.add_argument("out")
@@ -387,6 +425,9 @@ def main():
     a = ap.parse_args()
     reserve_fd3()
     try:
+        if a.cmd == "define":
+            define(a.name, a.out)
+            return 0
         if a.cmd == "capture":
             capture(a.name, a.out)
             return 0

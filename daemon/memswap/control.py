@@ -71,6 +71,18 @@ def positive_number(text):
     return v
 
 
+def positive_int(text):
+    """argparse type of a count or a limit: an integer of at least 1."""
+    import argparse
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
+    return v
+
+
 def socket_path(run_dir):
     return os.path.join(run_dir, SOCKET_NAME)
 

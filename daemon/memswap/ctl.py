@@ -3,7 +3,8 @@
 
 Exit codes (stable, for scripts):
   0  success
-  1  the operation failed (swap failed or no plan, memswapd busy, daemon error)
+  1  the operation failed (swap failed or no plan, memswapd busy, daemon error,
+     plot without python3-matplotlib or an output file it cannot write)
   2  usage error (bad arguments, bad colour list, bad --timeout, ...)
   3  memswapd is not running (no socket, or nobody listening)
   4  permission denied (not root)
@@ -17,12 +18,16 @@ take its connection and answer for up to --timeout seconds (exit 1, "busy",
 after that); "not running" (3) means nobody listens on the socket.
 
 memswapctl never makes hypercalls itself, except `swap --direct`, the
-explicit one-shot swap for when no daemon runs (root only).
+explicit one-shot swap for when no daemon runs (root only). --direct does
+not plan: planning needs the miss rates only memswapd measures, so the
+target is the caller's (--colours, --node N, or both; --node auto is a
+usage error, and without --node the allocator takes any node).
 
 --json output (version 1; keys are only ever added):
   status    {version, pid, backend, dry_run, uptime_s, clock, time_scale,
              iterations, interval_s, metrics: [source], geometry: {...},
-             policies: {files, policies: [...], settings}, inflight: record|null,
+             policies: {files, policies: [...], settings, source},
+             inflight: record|null,
              swap: {id, name, running_s, progress}|null,
              recoveries: [{id, domid, name, action, attempts, next_try,
              last_error, since}], swaps_total, domains: [DOMAIN],
@@ -38,6 +43,11 @@ explicit one-shot swap for when no daemon runs (root only).
              (a metric no source gives is null / absent from "metrics")
   counters  {domain: DOMAIN, counters: {instructions, llc_references,
              llc_misses, cycles, unavailable: [name]}, colour_counts, node_counts}
+  swap      the swap's history entry (see history; colours and node are the
+            target); with --direct {id: null, name, status, result, colours,
+            node, colours_before, colours_after, direct: true, suspend}
+  metrics   {domain: name|null, series: {name: [[clock, mpki, ...]]}, fields,
+             history, started}
   history   {entries: [{id, domid, name, origin, reason, status, colours,
              colours_before, colours_after, node, dry_run, suspend, clock,
              ended_clock, ts, ended_ts, wall_s, result|error, note, horizon_s,
@@ -51,7 +61,13 @@ explicit one-shot swap for when no daemon runs (root only).
              line_bytes, miss_ns, speed, speed_source, total_s}}
              (memswap.payoff; "decisions" of kind swap, dry-run and no-pay
              carry one too)
-  on error  {ok: false, error, exit}
+  on error  {ok: false, error, exit} (exit as the status memswapctl exits
+            with), except:
+            - policy validate: {ok: false, errors: [{file, line, column,
+              message}]} (exit status 6);
+            - errors in the command line itself (argparse: an unknown
+              command or option, a malformed value; exit status 2): on
+              standard error only.
 """
 
 import argparse
@@ -144,7 +160,9 @@ class Ctl:
         lines = [f"memswapd pid {r['pid']}, backend {r['backend']}, up {r['uptime_s']:.0f}s"
                  f"{' (DRY-RUN)' if r['dry_run'] else ''}",
                  f"policies: {len(r['policies']['policies'])} from "
-                 f"{', '.join(r['policies']['files']) or 'none'}; metrics: {', '.join(r['metrics'])}",
+                 f"{', '.join(r['policies']['files']) or 'none'}"
+                 + (f" ({r['policies']['source']})" if r['policies'].get('source') else "")
+                 + f"; metrics: {', '.join(r['metrics'])}",
                  f"swaps: {r['swaps_total']}; interval {r['interval_s']:.2f}s"
                  + (f"; IN FLIGHT: swap #{r['inflight']['id']} of {r['inflight']['name']}"
                     if r.get("inflight") else "")]
@@ -157,9 +175,10 @@ class Ctl:
                  ",".join(f"{k}:{t['state']}" for k, t in d["triggers"].items()) or "-")
                 for d in r["domains"]]
         lines.append(table(rows, ["ID", "NAME", "STATE", "MPKI", "MISS/S", "TRIGGERS"]))
-        if any(not d["swappable"] for d in r["domains"]):
-            lines.append("* not swappable now: " + "; ".join(
-                d["refusal"] for d in r["domains"] if d.get("refusal")))
+        refused = [d.get("refusal") or f"{d['name']} (domain {d['domid']}): no reason given"
+                   for d in r["domains"] if not d["swappable"]]
+        if refused:
+            lines.append("* not swappable now: " + "; ".join(refused))
         if r.get("decisions"):
             lines.append("recent decisions:")
             for x in r["decisions"][-10:]:
@@ -194,8 +213,10 @@ class Ctl:
         for h in r["entries"]:
             res = h.get("result") or {}
             pay = h.get("payoff") or {}
+            to = (self._target(h) if h.get("status") == "dry-run"
+                  else h.get("colours_after") or h.get("colours") or "-")
             rows.append((h.get("id"), h.get("name"), h.get("status"), h.get("origin", "-"),
-                         h.get("colours_before") or "-", h.get("colours_after") or h.get("colours") or "-",
+                         h.get("colours_before") or "-", to,
                          f"{res.get('moved', '-')}/{res.get('frames_total', '-')}",
                          _fmt((res.get("paused_ns") or 0) / 1e6, 3) if res else "-",
                          _fmt(pay.get("gain_s"), 3) if pay else "-",
@@ -211,7 +232,8 @@ class Ctl:
         for name, pts in sorted(r["series"].items()):
             last = pts[-1] if pts else None
             lines.append(f"{name}: {len(pts)} points, last MPKI {_fmt(last[1] if last else None)}")
-        self.emit(r, "\n".join(lines) or "no metrics yet")
+        none = "no metrics yet" + (f" for {r['domain']}" if r.get("domain") is not None else "")
+        self.emit(r, "\n".join(lines) or none)
         return EXIT_OK
 
     def _progress(self):
@@ -235,7 +257,16 @@ class Ctl:
             except ValueError as e:
                 raise CtlError(EXIT_USAGE, f"--colours: {e}")
         if a.direct:
+            if a.node == "auto":
+                raise CtlError(EXIT_USAGE, "--direct does not plan: --node auto needs memswapd; "
+                               "give --node N or --node any")
+            if a.colours is None and not isinstance(a.node, int):
+                raise CtlError(EXIT_USAGE, "--direct does not plan (the planner needs the miss "
+                               "rates only memswapd measures): give the target with --colours "
+                               "LIST, --node N, or both")
             return self.swap_direct()
+        if a.backend is not None or a.scenario is not None:
+            raise CtlError(EXIT_USAGE, "--backend and --scenario go with --direct")
         bar = self._progress()
         try:
             r = self.call("swap", on_progress=bar, domain=a.domain, colours=a.colours, node=a.node,
@@ -247,9 +278,17 @@ class Ctl:
         return EXIT_OK
 
     @staticmethod
-    def _swap_text(r):
+    def _target(r):
+        """Where a swap was planned to move the domain: 'COLOURS[ node N]'."""
+        node = r.get("node")
+        return (r.get("colours") or "any colour") + (f" node {node}" if isinstance(node, int)
+                                                     else "")
+
+    @classmethod
+    def _swap_text(cls, r):
         res = r.get("result") or {}
-        verb = "would move" if r.get("status") == "dry-run" else "moved"
+        dry = r.get("status") == "dry-run"
+        verb = "would move" if dry else "moved"
         coop = ""
         if res.get("cooperative"):
             coop = (f", guest suspend {(res.get('suspend_ns') or 0) / 1e6:.3f} ms, resume "
@@ -258,11 +297,14 @@ class Ctl:
             coop = ", guest not suspended"
         if res.get("retries"):
             coop += f", {res['retries']} retr{'y' if res['retries'] == 1 else 'ies'} after EAGAIN"
+        # a dry run leaves the domain where it is: show where it would go
+        to = (f"{cls._target(r)} (planned; a dry run moves nothing)" if dry
+              else r.get("colours_after") or cls._target(r))
         return (f"swap #{r.get('id')} of {r.get('name')}: {r.get('status')}; {verb} "
                 f"{res.get('moved')}/{res.get('frames_total')} frames, kept "
                 f"{sum((res.get('kept') or {}).values())}, paused "
                 f"{(res.get('paused_ns') or 0) / 1e6:.3f} ms{coop}; colours "
-                f"{r.get('colours_before') or '-'} -> {r.get('colours_after') or r.get('colours') or '-'}")
+                f"{r.get('colours_before') or '-'} -> {to}")
 
     def swap_direct(self):
         """One-shot swap without the daemon (the only hypercalls memswapctl makes)."""
@@ -276,6 +318,7 @@ class Ctl:
             running = False
         if running:
             raise CtlError(EXIT_FAIL, "memswapd is running: use `memswapctl swap` without --direct")
+        a.backend = a.backend or "xen"
         if a.backend == "xen" and os.geteuid() != 0:
             raise CtlError(EXIT_PERM, "permission denied: `memswapctl swap --direct` makes "
                            "hypercalls and must run as root")
@@ -316,11 +359,12 @@ class Ctl:
         if isinstance(a.node, int) and a.node >= max(1, host.geometry().nr_nodes):
             raise CtlError(EXIT_USAGE, f"--node {a.node}: the host has "
                            f"{host.geometry().nr_nodes} node(s)")
+        node = a.node if isinstance(a.node, int) else None
         bar = self._progress()
         try:
-            res = host.swap(d.domid, colours=colours,
-                            node=a.node if isinstance(a.node, int) else None,
-                            dry_run=a.dry_run,
+            host.preflight(d.domid)              # nothing is read from a refused domain
+            before = self._colours_of(host, d.domid)
+            res = host.swap(d.domid, colours=colours, node=node, dry_run=a.dry_run,
                             progress=(lambda ph, done, tot: bar({"phase": ph, "done": done, "total": tot}))
                             if bar else None, cooperative=not a.no_suspend)
         except MemswapError as e:
@@ -339,10 +383,22 @@ class Ctl:
             if bar:
                 sys.stderr.write("\n")
         r = {"id": None, "name": d.name, "status": "dry-run" if a.dry_run else "ok",
-             "result": dataclasses.asdict(res), "colours": a.colours, "direct": True,
-             "suspend": not a.no_suspend}
+             "result": dataclasses.asdict(res),
+             "colours": polmod.format_colours(colours) if colours else None, "node": node,
+             "colours_before": before,
+             "colours_after": before if a.dry_run else self._colours_of(host, d.domid),
+             "direct": True, "suspend": not a.no_suspend}
         self.emit(r, self._swap_text(r))
         return EXIT_OK
+
+    @staticmethod
+    def _colours_of(host, domid):
+        """The colours the domain's frames are on ('0-31'), or None if unknown."""
+        from .planner import used_colours
+        try:
+            return polmod.format_colours(used_colours(host.occupancy(domid).colours))
+        except OSError:
+            return None
 
     def policy_validate(self):
         errors, files = [], []
@@ -382,6 +438,10 @@ class Ctl:
     def plot(self):
         from . import plot as plotmod
         try:
+            plotmod.pyplot()            # before asking anyone for data
+        except plotmod.PlotUnavailable as e:
+            raise CtlError(EXIT_FAIL, str(e)) from None
+        try:
             data = self.call("metrics")
         except CtlError as e:
             if e.code != EXIT_NODAEMON:
@@ -393,7 +453,10 @@ class Ctl:
                 raise CtlError(EXIT_NODAEMON, f"{e}; and no saved metrics in {sd}")
             h = read_json(os.path.join(sd, "history.json"), {})
             data = {"series": series, "history": h.get("entries", []) if isinstance(h, dict) else []}
-        out = plotmod.plot_metrics(data, self.args.output, domains=self.args.domain or None)
+        try:
+            out = plotmod.plot_metrics(data, self.args.output, domains=self.args.domain or None)
+        except OSError as e:
+            raise CtlError(EXIT_FAIL, f"cannot write {self.args.output}: {e}") from None
         self.emit({"output": out}, f"wrote {out}")
         return EXIT_OK
 
@@ -436,7 +499,8 @@ def build_parser():
                    help="target colours, e.g. 0-31,64 (default: planned)")
     p.add_argument("--node", type=_node, metavar="N|auto|any",
                    help="NUMA node to move the memory to (default auto: the planner picks; "
-                        "any: wherever the allocator finds frames)")
+                        "any: wherever the allocator finds frames; with --direct the default "
+                        "is any and auto is refused)")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--no-suspend", action="store_true",
                    help="do not suspend the guest around the swap (default on Xen: suspend it "
@@ -445,13 +509,15 @@ def build_parser():
                         "middle of a page-table update that the swap cannot see: use with care")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--direct", action="store_true",
-                   help="no daemon: make the swap hypercall from memswapctl itself")
-    p.add_argument("--backend", choices=("xen", "sim"), default="xen", help="with --direct")
+                   help="no daemon: make the swap hypercall from memswapctl itself; nothing "
+                        "is planned, so --colours, --node N or both are required")
+    p.add_argument("--backend", choices=("xen", "sim"), help="with --direct (default xen)")
     p.add_argument("--scenario", help="with --direct --backend sim")
     p = sub.add_parser("history", parents=[common], help="swap history")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=ctlmod.positive_int, metavar="N",
+                   help="only the last N entries (N at least 1; default all)")
     p = sub.add_parser("metrics", parents=[common], help="recorded metric series")
-    p.add_argument("domain", nargs="?")
+    p.add_argument("domain", nargs="?", help="a domain name or id (default: every domain)")
     pp = sub.add_parser("policy", parents=[common], help="policy validate FILE... | policy reload")
     psub = pp.add_subparsers(dest="pcmd", metavar="SUBCOMMAND")
     psub.required = True

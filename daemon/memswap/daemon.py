@@ -32,8 +32,9 @@ inputs; a swap requested with memswapctl is appraised the same way but
 not held back (the operator decides), and it is held like any other.
 
 Exit codes: 0 clean stop, 1 fatal error (or a swap still running when the
-stop timeout passed), 78 (EX_CONFIG) invalid configuration at start-up
-(systemd does not restart on it).
+stop timeout passed), 2 usage error (argparse: an unknown option or a bad
+value), 78 (EX_CONFIG) invalid configuration at start-up (systemd does not
+restart on it).
 """
 
 import argparse
@@ -60,12 +61,13 @@ from . import policy as polmod
 from .notify import Notifier
 from .recovery import Recoveries, same_domain
 from .state import SERIES_FIELDS, StateStore
-from .types import PREFLIGHT_CALL
+from .types import PREFLIGHT_CALL, refusal
 
 log = logging.getLogger("memswapd")
 dlog = logging.getLogger("memswapd.decision")
 
 EX_CONFIG = 78
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_POLICY_DIRS = ["/etc/memswap/policies.d"]
 DEFAULT_TEXTFILE = "/var/lib/prometheus/node-exporter/memswap.prom"
 PAGE = 4096
@@ -75,13 +77,22 @@ EXTEND_EVERY = 5.0          # seconds between EXTEND_TIMEOUT_USEC while stopping
 STORED = ("mpki", "misses_per_s", "miss_ratio", "occupancy_bytes", "bandwidth_bps")
 
 
-def _tree_default_policy():
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for p in (os.path.join(here, "policies", "default.yaml"),
-              "/usr/share/memswap/policies/default.yaml"):
-        if os.path.isfile(p):
-            return p
-    return None
+#: The default policy as the package installs it outside /etc: what memswapd
+#: loads when DEFAULT_POLICY_DIRS hold no policy file.
+PACKAGED_POLICY = "/usr/share/memswap/policies/default.yaml"
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+#: Where the default policy to fall back on is looked for, in order: when
+#: memswapd runs from a source tree (daemon/memswap/), the tree's
+#: policies/default.yaml; then the packaged copy.
+FALLBACK_POLICIES = ((os.path.join(os.path.dirname(os.path.dirname(_PKG_DIR)), "policies",
+                                   "default.yaml"),)
+                     if os.path.basename(os.path.dirname(_PKG_DIR)) == "daemon" else ()) \
+    + (PACKAGED_POLICY,)
+
+
+def fallback_policy():
+    """The first of FALLBACK_POLICIES that exists, or None."""
+    return next((p for p in FALLBACK_POLICIES if os.path.isfile(p)), None)
 
 
 def setup_logging(mode, level):
@@ -103,7 +114,7 @@ def setup_logging(mode, level):
         handler.setFormatter(logging.Formatter(
             "%(asctime)s memswapd[%(process)d] %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    root.setLevel(getattr(logging, level.upper()))
     return mode
 
 
@@ -142,6 +153,7 @@ class SwapJob:
         self.result = None
         self.error = None
         self.progress = None          # (phase, done, total) last reported
+        self.refusals = {}            # domid -> Host.refusal() when the swap started
         self.started = time.monotonic()
 
 
@@ -165,6 +177,7 @@ class Daemon:
         self.host = host
         self.stop = False
         self.reload_requested = False
+        self.policy_how = None
         self.exit_code = 0
         self.notifier = Notifier()
         self.decisions = collections.deque(maxlen=DECISIONS_KEPT)
@@ -196,16 +209,36 @@ class Daemon:
 
     # ----------------------------------------------------------- setup --
     def policy_sources(self):
+        """-> (sources, how): the policy directories and files to load, and
+        how they were chosen (for the log and `status`)."""
         if self.args.policy_dir:
-            return list(self.args.policy_dir)
-        files = polmod.policy_files(DEFAULT_POLICY_DIRS)
-        if files:
-            return list(DEFAULT_POLICY_DIRS)
-        d = _tree_default_policy()
-        return [d] if d else []
+            return list(self.args.policy_dir), "given with --policy-dir"
+        if polmod.policy_files(DEFAULT_POLICY_DIRS):
+            return list(DEFAULT_POLICY_DIRS), "the policy directory"
+        empty = f"{', '.join(DEFAULT_POLICY_DIRS)} holds no policy file"
+        d = fallback_policy()
+        if d:
+            return [d], f"the packaged default policy: {empty}"
+        return [], f"{empty} and there is no default policy to fall back on " \
+                   f"({' nor '.join(FALLBACK_POLICIES)})"
 
     def load_policies(self):
-        return polmod.load_dirs(self.policy_sources())
+        """-> (PolicySet, how) (see policy_sources); PolicyError if invalid."""
+        sources, how = self.policy_sources()
+        return polmod.load_dirs(sources), how
+
+    @staticmethod
+    def log_policies(ps, how, head="policies"):
+        """Say which policy set memswapd runs with; a set without any policy
+        is a warning (memswapd then swaps only when asked)."""
+        n = len(ps.policies)
+        text = (f"{head}: {n} polic{'y' if n == 1 else 'ies'} from "
+                f"{', '.join(ps.files) or 'no file'} ({how})")
+        if n:
+            log.info("%s", text)
+        else:
+            log.warning("%s: memswapd watches the domains and swaps only when memswapctl "
+                        "asks", text)
 
     def open_host(self):
         import memswap
@@ -230,11 +263,12 @@ class Daemon:
         a = self.args
         nofile = raise_fd_limit()
         try:
-            self.policies = self.load_policies()
+            self.policies, self.policy_how = self.load_policies()
         except polmod.PolicyError as e:
             for item in e.errors:
                 log.error("policy: %s", item)
             raise DaemonError(EX_CONFIG, "invalid policies; not starting") from e
+        self.log_policies(self.policies, self.policy_how)
         if self.host is None:
             self.open_host()
         self.geometry = self.host.geometry()
@@ -264,9 +298,8 @@ class Daemon:
         if a.textfile and a.textfile != "none":
             from .exporter import TextfileExporter
             self.exporter = TextfileExporter(a.textfile)
-        log.info("memswapd started: backend=%s policies=%d (%s) metrics=%s state=%s socket=%s%s",
-                 self.host.backend, len(self.policies.policies),
-                 ", ".join(self.policies.files) or "none", ",".join(self.collector.names),
+        log.info("memswapd started: backend=%s policies=%d metrics=%s state=%s socket=%s%s",
+                 self.host.backend, len(self.policies.policies), ",".join(self.collector.names),
                  a.state_dir, self.server.path, " DRY-RUN" if self.dry_run else "")
 
     @property
@@ -486,7 +519,7 @@ class Daemon:
         On any problem the previous set stays. -> [errors] ([] on success)."""
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={int(time.monotonic() * 1e6)}")
         try:
-            new = self.load_policies()
+            new, how = self.load_policies()
         except polmod.PolicyError as e:
             errors = e.errors
         except Exception as e:      # never lose the running set to a loader bug
@@ -504,10 +537,10 @@ class Daemon:
         for key in list(self.triggers):
             if key[0] not in names:
                 del self.triggers[key]
-        self.policies = new
+        self.policies, self.policy_how = new, how
         self.interval = min(max(self.interval or new.settings.interval_min,
                                 new.settings.interval_min), new.settings.interval_max)
-        log.info("reload: %d policies from %s", len(new.policies), ", ".join(new.files) or "none")
+        self.log_policies(new, how, head="reload")
         self.notifier.ready(self.status_line())
         return []
 
@@ -657,7 +690,7 @@ class Daemon:
                          max_colours=p.action.max_colours,
                          barred=self.placements.barred(d.name, now), occ=occ)
         if not plan.ok:
-            return hold_back("hold" if plan.reason.startswith("hold:") else "refuse", plan.reason)
+            return hold_back("hold" if plan.reason.startswith("hold:") else "no-plan", plan.reason)
         horizon = p.horizon if p.horizon is not None else st.horizon
         ap = self.appraise(d, plan, rates, horizon, p.action.suspend, occ=occ)
         where = (f"to colours {polmod.format_colours(plan.colours)}"
@@ -777,7 +810,8 @@ class Daemon:
         before = self.occ.get(d.domid)
         before_set = planner.used_colours(before.colours) if before else set()
         left = before_set - set(plan.colours or ())
-        names = {x.domid: x.name for x in self.live_domains()}
+        live = self.live_domains()
+        names = {x.domid: x.name for x in live}
         fled = sorted(names[x] for x, o in self.occ.items()
                       if x != info.domid and x in names and left & planner.used_colours(o.colours))
         rec = {"domid": info.domid, "name": info.name, "uuid": info.uuid, "origin": origin,
@@ -790,7 +824,10 @@ class Daemon:
                "token": None if dry else secrets.token_hex(16),
                "horizon_s": horizon,
                "payoff": appraisal.as_dict() if appraisal is not None else None}
-        rec["id"] = self.state.begin_swap(rec)
+        try:
+            rec["id"] = self.state.begin_swap(rec)
+        except OSError as e:            # e.g. EMFILE while clients hold every descriptor
+            raise DaemonError("EFAIL", f"cannot record the swap's intent: {e}") from e
         if not dry:
             try:
                 self.host.set_swap_mark(info.domid, rec["token"])
@@ -801,6 +838,8 @@ class Daemon:
                                   f"the domain: {e}") from e
         job = SwapJob(rec, client=client, want_progress=want_progress)
         job.plan = plan
+        # what `status` says about the other domains while the host is busy
+        job.refusals = {x.domid: self.host.refusal(x) for x in live if x.domid != info.domid}
         job.before, job.fled = before_set, fled
         self.job = job
         self.notifier.status(f"swapping {info.name} (#{rec['id']})")
@@ -897,8 +936,11 @@ class Daemon:
                      rec["id"], rec["name"], r.get("moved"), r.get("frames_total"),
                      (r.get("paused_ns") or 0) / 1e6, coop, entry.get("colours_after"))
         elif entry["status"] == "dry-run":
-            log.info("dry-run swap #%d of %s: would move %s of %s frames", rec["id"], rec["name"],
-                     entry["result"].get("moved"), entry["result"].get("frames_total"))
+            log.info("dry-run swap #%d of %s: would move %s of %s frames from colours %s to "
+                     "colours %s%s", rec["id"], rec["name"], entry["result"].get("moved"),
+                     entry["result"].get("frames_total"), rec.get("colours_before") or "-",
+                     rec.get("colours") or "-",
+                     "" if rec.get("node") is None else f" node {rec['node']}")
         self.maybe_status()
         if job.client is not None:
             job.client.reply(self._swap_response(entry, e))
@@ -963,6 +1005,22 @@ class Daemon:
                 raise DaemonError("ESRCH", f"no such domain: {ctlmod.clip(ref, 64)}") from e
             raise
 
+    def refusal(self, d):
+        """(errno, reason) if d cannot be swapped now, else None. While a swap
+        runs the host is busy with it: the domain being swapped is not
+        swappable, and every other domain is judged as it was when the swap
+        started (start_swap() takes that snapshot), or, for a domain it
+        does not know, from its last known info alone."""
+        if self.job is None:
+            return self.host.refusal(d)
+        rec = self.job.rec
+        if d.domid == rec["domid"]:
+            return errno.EBUSY, (f"{d.name} (domain {d.domid}) is being swapped "
+                                 f"(swap #{rec['id']})")
+        if d.domid in self.job.refusals:
+            return self.job.refusals[d.domid]
+        return refusal(d, self.host.own_domid())
+
     def domain_view(self, d, occ=None, with_occupancy=False):
         """One domain in memswapctl's --json output (see memswap.ctl). With
         occupancy: colours, nr_colours, frames and node_frames too (null
@@ -971,9 +1029,9 @@ class Daemon:
         r = self.rates.get(d.domid, {})
         v = {"domid": d.domid, "name": d.name, "uuid": d.uuid, "mem_bytes": d.mem_bytes,
              "vcpus": d.vcpus, "state": d.state}
-        why = self.host.refusal(d) if self.job is None else None
+        why = self.refusal(d)
         v["protected"] = self.host.protected(d)
-        v["swappable"] = why is None and (self.job is None or self.job.rec["domid"] != d.domid)
+        v["swappable"] = why is None
         v["refusal"] = None if why is None else why[1]
         if occ is not None:
             cs = planner.used_colours(occ.colours)
@@ -1029,7 +1087,8 @@ class Daemon:
             "clock": self.now(), "time_scale": self.time_scale, "iterations": self.iterations,
             "interval_s": self.interval, "metrics": self.collector.names,
             "geometry": dataclasses.asdict(self.geometry),
-            "policies": self.policies.summary(), "inflight": self.state.inflight,
+            "policies": dict(self.policies.summary(), source=self.policy_how),
+            "inflight": self.state.inflight,
             "swap": job, "recoveries": list(self.state.recoveries),
             "swaps_total": int(self.state.state.get("swaps_total", 0)),
             "payoff": {"speed": self.speed.as_dict(), "speed_source": self.speed.source(False),
@@ -1059,16 +1118,29 @@ class Daemon:
     def cmd_history(self, c, req):
         h = self.state.history
         lim = req.get("limit")
-        if isinstance(lim, int) and not isinstance(lim, bool) and lim > 0:
+        if lim is not None:
+            if isinstance(lim, bool) or not isinstance(lim, int) or lim < 1:
+                raise DaemonError("EINVAL", f"limit must be a positive integer, not "
+                                  f"{ctlmod.clip(repr(lim), 40)}")
             h = h[-lim:]
         return {"entries": h, "inflight": self.state.inflight}
 
     def cmd_metrics(self, c, req):
+        """The samples of every domain, or of one given by name or by id (an
+        id is resolved to the domain's name now: samples are kept by name)."""
         dom = req.get("domain")
-        if dom is not None and not isinstance(dom, str):
-            raise DaemonError("EINVAL", "domain must be a name")
-        return {"series": self.state.metrics.series(dom), "fields": list(SERIES_FIELDS),
-                "history": self.state.history, "started": self.started}
+        if dom is not None:
+            if isinstance(dom, bool) or not isinstance(dom, (str, int)):
+                raise DaemonError("EINVAL", "domain must be a name or a domain id")
+            if isinstance(dom, int) or dom.isdigit() and len(dom) < 10:
+                doms = self.doms if self.job is not None else self.live_domains()
+                hit = [d for d in doms if d.domid == int(dom)]
+                if not hit:
+                    raise DaemonError("ESRCH", f"no such domain: {ctlmod.clip(dom, 64)}")
+                dom = hit[0].name
+        return {"domain": dom, "series": self.state.metrics.series(dom),
+                "fields": list(SERIES_FIELDS), "history": self.state.history,
+                "started": self.started}
 
     def cmd_decisions(self, c, req):
         n = req.get("limit", 200)
@@ -1085,7 +1157,7 @@ class Daemon:
         if errs:
             raise DaemonError("EPOLICY", "policy reload failed; previous policies kept:\n" +
                               "\n".join(str(e) for e in errs[:20]))
-        return self.policies.summary()
+        return dict(self.policies.summary(), source=self.policy_how)
 
     def cmd_swap(self, c, req):
         if self.stop:
@@ -1106,6 +1178,10 @@ class Daemon:
             if not isinstance(colours, list) or len(colours) > 1024 or \
                     not all(isinstance(x, int) and not isinstance(x, bool) for x in colours):
                 raise DaemonError("EINVAL", "colours must be a list of integers or a string like 0-31,64")
+            bad = [x for x in colours if not 0 <= x < self.geometry.nr_colours]
+            if bad:
+                raise DaemonError("EINVAL", f"colour {bad[0]} out of range (the host has "
+                                  f"{self.geometry.nr_colours} colours)")
         node = req.get("node", "auto")
         if node is None or node in ("auto", "any"):
             node = None if node == "any" else "auto"
@@ -1123,8 +1199,9 @@ class Daemon:
         occ = self.occupancy(self.live_domains())
         plan = self.plan(d, self.rates, colours=colours, node=node, occ=occ)
         if not plan.ok:
-            self.decide("refuse", d.name, f"{origin}: {plan.reason}")
-            raise DaemonError("EFAIL", f"swap of {d.name} refused: {plan.reason}")
+            # the domain may be swapped (preflight said so): there is no plan for it
+            self.decide("no-plan", d.name, f"{origin}: {plan.reason}")
+            raise DaemonError("EFAIL", f"cannot plan a swap of {d.name}: {plan.reason}")
         ap = self.appraise(d, plan, self.rates, self.settings.horizon, suspend, occ=occ)
         self.start_swap(d, plan, dry, origin="memswapctl",
                         reason=f"requested by memswapctl (pid {c.pid})", suspend=suspend,
@@ -1172,12 +1249,14 @@ def parse_args(argv=None):
                          "collector; written only if its directory exists; default %(default)s)")
     ap.add_argument("--stop-timeout", type=ctlmod.positive_number, default=300.0, metavar="SECONDS",
                     help="on SIGTERM, how long to wait for a running swap (default %(default)s)")
-    ap.add_argument("--max-clients", type=int, default=0, metavar="N",
-                    help="control connections kept open at once (default: 1024, less if the "
-                         "descriptor limit is lower); past it the longest-idle one is closed")
+    ap.add_argument("--max-clients", type=ctlmod.positive_int, default=None, metavar="N",
+                    help="control connections kept open at once, at least 1 (default: 1024, "
+                         "less if the descriptor limit is lower); past it the longest-idle one "
+                         "is closed")
     ap.add_argument("--dry-run", action="store_true", help="decide and log, never move memory")
     ap.add_argument("--log", choices=("auto", "journal", "stderr"), default="auto")
-    ap.add_argument("--log-level", default="info")
+    ap.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default="info",
+                    help="least severe messages logged (default %(default)s; any case)")
     # test hooks, not for production use
     ap.add_argument("--test-allow-uid", type=int, action="append", help=argparse.SUPPRESS)
     ap.add_argument("--test-stall-swap", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -1209,7 +1288,7 @@ def main(argv=None, host=None):
                 return EX_CONFIG
     d = Daemon(args, host=host)
     try:
-        missing = polmod.missing_sources(d.policy_sources())
+        missing = polmod.missing_sources(d.policy_sources()[0])
         if missing:
             raise DaemonError(EX_CONFIG, "policy source(s) not found: " + ", ".join(missing))
         d.setup()

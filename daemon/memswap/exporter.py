@@ -23,7 +23,7 @@ Daemon-wide:
   memswap_swaps_total{status}        swaps ended ok / failed / dry-run / interrupted
   memswap_swap_paused_seconds_total  time guests spent paused by swaps
   memswap_swap_last_paused_seconds   the last swap's pause
-  memswap_decisions_total{kind}      decisions since start (refuse, skip, armed, ...)
+  memswap_decisions_total{kind}      decisions since start (refuse, no-plan, skip, armed, ...)
   memswap_swap_in_progress           1 while a swap runs
   memswap_recoveries_pending         guests memswapd still has to resume
   memswap_policies                   policies loaded

@@ -32,7 +32,10 @@ ENOMEM for too few free frames on the requested colours/node, EBUSY for a
 swap in progress, EAGAIN when the guest had unpinned page tables (nothing
 moved: retry, or swap cooperatively), and, for a cooperative swap (Xen),
 call='suspend' with ETIMEDOUT (the guest did not suspend in time),
-EOPNOTSUPP (it does not advertise control/feature-suspend) or EBUSY.
+EOPNOTSUPP (it has no control/ directory in xenstore, so no PV shutdown
+driver to suspend it, or it says control/feature-suspend = 0; a guest that
+merely does not advertise feature-suspend is asked all the same, as Linux
+does not write it again after a restore) or EBUSY.
 """
 import errno
 import os
@@ -257,9 +260,11 @@ class SimHost(Host):
     """The simulated Xen host (sim/), one per process.
 
     Besides the Host interface it builds and drives domains. Time:
-    advance(dt) lets every domain's workload make accesses_per_second * dt
-    LLC accesses (in steps of at most max_accesses_per_step, one world step
-    of guests, dom0 daemons and Xen after each) and moves now() on by dt.
+    advance(dt) lets the domains' workloads do accesses_per_second * dt units
+    of work, shared by weight (in steps of at most max_accesses_per_step, one
+    world step of guests, dom0 daemons and Xen after each), and moves now()
+    on by dt. A synthetic workload's unit is an LLC reference, a program
+    trace's (set_trace) a trace record: one instruction or data access.
     """
 
     backend = 'sim'
@@ -430,9 +435,32 @@ class SimHost(Host):
         _memswap.sim_set_workload(self._resolve(domid), int(wss_bytes), pattern=pattern,
                                   stride=stride, intensity=intensity, weight=weight)
 
+    def set_trace(self, domid, path, weight=1, loop=True, offset_pages=0):
+        """Replay a real program's memory-reference trace (`make traces`:
+        build/traces/<name>.mtr) as the domain's workload, instead of a
+        synthetic one: each reference passes the domain's private L1, and
+        what misses there reaches the shared LLC at the machine address of a
+        fixed pfn of the guest (the trace's k-th page on working-set page
+        (k + offset_pages) mod n), so a swap recolours it. weight: the
+        domain's share of run(), counted in trace records; loop: start over
+        at the end (else the domain goes idle). counters() become the
+        program's: instructions are the ones it executed. The file is loaded
+        and checked first (MemswapError with call 'sim_trace_load' for a
+        missing or damaged trace)."""
+        _memswap.sim_set_trace(self._resolve(domid), os.fspath(path), weight=int(weight),
+                               loop=bool(loop), offset_pages=int(offset_pages))
+
+    def trace_counts(self, domid):
+        """The replay's counts, in cachegrind's categories: dict(records, loops,
+        i_refs, d_reads, d_writes, i1_misses, d1_read_misses, d1_write_misses,
+        ll_i_misses, ll_d_read_misses, ll_d_write_misses, unmapped, done).
+        MemswapError(ENOENT) if the domain replays no trace."""
+        return _memswap.sim_trace_counts(self._resolve(domid))
+
     def run(self, accesses):
-        """Run the workloads for `accesses` LLC references in total, then one
-        world step (the GIL is released throughout). Does not move now()."""
+        """Run the workloads for `accesses` units of work in total (LLC
+        references of synthetic workloads, records of traces), then one world
+        step (the GIL is released throughout). Does not move now()."""
         _memswap.sim_llc_run(int(accesses))
         _memswap.sim_world_step(1)
 
@@ -646,9 +674,11 @@ class XenHost(Host):
         to suspend_timeout seconds for the guest to suspend, swap, then resume
         it cancelled (its suspend hypercall returns 1), also when the swap
         fails. Refused with MemswapError(EOPNOTSUPP, call='suspend') when the
-        guest does not advertise control/feature-suspend, unless
-        force_suspend. A dry run never suspends. retries (default 3): EAGAIN
-        retries, each one a new suspend when cooperative."""
+        guest has no control/ directory in xenstore or says
+        control/feature-suspend = 0, unless force_suspend (then the request
+        is written regardless); a missing feature-suspend is no refusal.
+        A dry run never suspends. retries (default 3): EAGAIN retries, each
+        one a new suspend when cooperative."""
         g = self.geometry()
         cooperative = True if cooperative is None else bool(cooperative)
         retries = self.RETRIES if retries is None else int(retries)

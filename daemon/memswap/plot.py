@@ -1,14 +1,33 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""PNG plot of per-domain MPKI over time with swap events marked (matplotlib Agg)."""
+"""PNG plot of per-domain MPKI over time with swap events marked (matplotlib Agg).
+
+matplotlib is optional (the package only suggests python3-matplotlib):
+without it pyplot() raises PlotUnavailable, which says what to install."""
 
 import os
 
 
+class PlotUnavailable(Exception):
+    """matplotlib cannot be imported."""
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend; PlotUnavailable without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise PlotUnavailable(f"plotting needs matplotlib, which is not installed "
+                              f"(apt-get install python3-matplotlib): {e}") from e
+    return plt
+
+
 def plot_metrics(data, out_path, domains=None, title="memswap: LLC misses per kilo-instruction"):
-    """data: the daemon's `metrics` answer ({series, history, ...}). Returns out_path."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """data: the daemon's `metrics` answer ({series, history, ...}). Returns
+    out_path; PlotUnavailable without matplotlib, OSError if the file cannot
+    be written."""
+    plt = pyplot()
 
     series = data.get("series") or {}
     if domains:
@@ -44,8 +63,9 @@ def plot_metrics(data, out_path, domains=None, title="memswap: LLC misses per ki
     if series:
         ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    d = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(d, exist_ok=True)
-    fig.savefig(out_path, format="png")
-    plt.close(fig)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+        fig.savefig(out_path, format="png")
+    finally:
+        plt.close(fig)
     return out_path

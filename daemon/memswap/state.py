@@ -227,8 +227,12 @@ class StateStore:
         sid = int(self.state.get("next_id", 1))
         self.state["next_id"] = sid + 1
         rec = dict(record, id=sid, status="in-flight")
-        self.state["inflight"] = rec
-        self.save()
+        prev, self.state["inflight"] = self.state.get("inflight"), rec
+        try:
+            self.save()
+        except OSError:
+            self.state["inflight"] = prev   # not on disk: the swap must not start
+            raise
         return sid
 
     def end_swap(self, entry):

@@ -176,3 +176,18 @@ def request(d, req):
         d.wait_swap()
         r = c.sent[-1]
     return r
+
+
+def man_pages(tmp_path):
+    """The tree's manuals (man/*.rst) rendered with rst2man as the package
+    installs them, under tmp_path/man (a MANPATH directory, returned): for
+    systemd-analyze verify, which runs man for a unit's Documentation=man:."""
+    top = tmp_path / "man"
+    for rst in sorted(os.listdir(os.path.join(REPO, "man"))):
+        name, section = rst[:-len(".rst")].rsplit(".", 1)
+        (top / f"man{section}").mkdir(parents=True, exist_ok=True)
+        with open(os.path.join(REPO, "man", rst)) as f:
+            src = f.read().replace("@VERSION@", "0")
+        subprocess.run(["rst2man", "--strict", "-", str(top / f"man{section}" / f"{name}.{section}")],
+                       input=src, text=True, check=True, timeout=60)
+    return str(top)

@@ -615,11 +615,9 @@ def test_unit_directives():
 def test_unit_verifies(tmp_path):
     text = open(UNIT).read().replace('/usr/sbin/memswap-agent', AGENT)
     (tmp_path / 'memswap-agent.service').write_text(text)
-    # The manual is only installed by the package (tests/deb/run verifies the
-    # unit as installed, manual included); here the tree's unit is checked.
-    r = subprocess.run(['systemd-analyze', 'verify', '--man=no',
-                        str(tmp_path / 'memswap-agent.service')],
+    r = subprocess.run(['systemd-analyze', 'verify', str(tmp_path / 'memswap-agent.service')],
                        capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ, SYSTEMD_LOG_COLOR='0'))
+                       env=dict(os.environ, SYSTEMD_LOG_COLOR='0',
+                                MANPATH=fixtures.man_pages(tmp_path)))
     assert r.returncode == 0, r.stderr
     assert 'memswap-agent.service' not in r.stderr, r.stderr

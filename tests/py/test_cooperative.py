@@ -427,10 +427,11 @@ def test_ctl_direct_no_suspend_reaches_host(monkeypatch, tmp_path):
     out = io.StringIO()
     monkeypatch.setattr("sys.stdout", out)
     rd = str(tmp_path / "run")
-    assert ctlmod.main(["--run-dir", rd, "swap", "db", "--direct", "--no-suspend",
-                        "--no-progress"]) == 0
+    assert ctlmod.main(["--run-dir", rd, "swap", "db", "--direct", "--colours", "8-15",
+                        "--no-suspend", "--no-progress"]) == 0
     assert h.swap_kwargs[-1][0] is False
-    assert ctlmod.main(["--run-dir", rd, "swap", "db", "--direct", "--no-progress"]) == 0
+    assert ctlmod.main(["--run-dir", rd, "swap", "db", "--direct", "--colours", "0-7",
+                        "--no-progress"]) == 0
     assert h.swap_kwargs[-1][0] is True
 
 

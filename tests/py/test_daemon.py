@@ -272,3 +272,38 @@ def test_startup_refuses_invalid_policy(tmp_path):
     assert d.proc.wait(30) == 78
     assert f"{bad}:3:5: policies[0]: missing required key 'domains'" in d.log()
     d.stop()
+
+
+def test_bad_options_are_usage_errors(tmp_path):
+    """A --max-clients below 1 would lock every client out and a mistyped
+    --log-level would be ignored: both are usage errors (exit 2) that name
+    the option, before anything starts."""
+    import subprocess
+    from memswap import daemon as dmod
+    for opt, val, says in (("--max-clients", "-1", "must be at least 1"),
+                           ("--max-clients", "0", "must be at least 1"),
+                           ("--max-clients", "many", "not an integer"),
+                           ("--log-level", "verbose", "invalid choice: 'verbose'"),
+                           ("--log-level", "warn", "invalid choice: 'warn'")):
+        r = subprocess.run([fixtures.PY, fixtures.MEMSWAPD, "--scenario", SMALL,
+                            "--run-dir", str(tmp_path / "run"), "--state-dir",
+                            str(tmp_path / "state"), opt, val],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2, (opt, val, r.stderr)
+        assert f"argument {opt}: " in r.stderr and says in r.stderr, r.stderr
+        assert not (tmp_path / "run").exists()       # nothing started
+    a = dmod.parse_args(["--scenario", SMALL, "--log-level", "WARNING", "--max-clients", "1"])
+    assert a.log_level == "warning" and a.max_clients == 1
+
+
+def test_one_client_at_a_time_is_served(tmp_path):
+    """--max-clients 1: the one client gets in (and the next after it)."""
+    pol_file = tmp_path / "none.yaml"
+    pol_file.write_text("version: 1\n")
+    d = fixtures.Memswapd(tmp_path, SMALL, str(pol_file), extra=["--max-clients", "1"]).start()
+    try:
+        for _ in range(3):
+            r = fixtures.ctl("status", "--timeout", "10", run_dir=d.run_dir)
+            assert r.returncode == 0, r.stderr
+    finally:
+        d.stop()

@@ -124,7 +124,8 @@ def test_refuses_when_free_memory_short(tmp_path):
     try:
         step(d, h, 6)
         assert not h.swaps
-        ref = [x for x in d.decisions if x["kind"] == "refuse"]
+        assert not [x for x in d.decisions if x["kind"] == "refuse"]    # db may be swapped
+        ref = [x for x in d.decisions if x["kind"] == "no-plan"]
         assert ref and "free memory short" in ref[0]["reason"]
     finally:
         d.shutdown()

@@ -306,7 +306,8 @@ def test_ctl_direct_refusal_exit_7(monkeypatch, tmp_path):
     monkeypatch.setattr("sys.stdout", io.StringIO())
     rd = str(tmp_path / "run")
     for ref in ("g", "0", "Domain-0"):
-        assert ctlmod.main(["--run-dir", rd, "swap", ref, "--direct", "--no-progress"]) == 7
+        assert ctlmod.main(["--run-dir", rd, "swap", ref, "--direct", "--colours", "8-15",
+                            "--no-progress"]) == 7
     lines = err.getvalue().splitlines()
     assert len(lines) == 3 and all(x.startswith("memswapctl: refused: this domain cannot be "
                                                 "swapped: ") for x in lines), lines
@@ -318,8 +319,8 @@ def test_ctl_direct_refusal_exit_7(monkeypatch, tmp_path):
 def test_ctl_direct_sim_dom0_exit_7(tmp_path):
     small = str(fixtures.REPO) + "/tests/py/scenarios/small.yaml"
     r = fixtures.ctl("swap", "0", "--direct", "--backend", "sim", "--scenario", small,
-                     run_dir=tmp_path / "none")
+                     "--colours", "48-63", run_dir=tmp_path / "none")
     assert r.returncode == 7 and "control domain" in r.stderr and "Traceback" not in r.stderr
     r = fixtures.ctl("swap", "Domain-0", "--direct", "--backend", "sim", "--scenario", small,
-                     "--json", run_dir=tmp_path / "none")
+                     "--node", "0", "--json", run_dir=tmp_path / "none")
     assert r.returncode == 7 and json.loads(r.stdout)["exit"] == 7

@@ -133,3 +133,34 @@ def test_sigterm_waits_at_most_stop_timeout(tmp_path):
         assert p.returncode != 0
     finally:
         d.stop()
+
+
+def test_refusals_still_shown_while_a_swap_runs(tmp_path):
+    """While the host is busy with a swap, `status` and `domains` still say
+    which domains cannot be swapped and why: the control domain stays
+    refused, the domain being swapped is busy, the others keep their state."""
+    d, n = start(tmp_path, stall=4)
+    try:
+        p = swap_in_background(d, "db", "--colours", "48-63")
+        d.wait_for(lambda: d.result("status")["swap"], what="the swap to start", poll=0.02)
+        doms = {x["name"]: x for x in fixtures.ctl_json("domains", run_dir=d.run_dir)}
+        st = {x["name"]: x for x in fixtures.ctl_json("status", run_dir=d.run_dir)["domains"]}
+        for view in (doms, st):
+            assert view["Domain-0"]["swappable"] is False
+            assert "control domain" in view["Domain-0"]["refusal"]
+            assert view["db"]["swappable"] is False
+            assert "is being swapped (swap #1)" in view["db"]["refusal"]
+            assert view["web"]["swappable"] is True and view["web"]["refusal"] is None
+        r = fixtures.ctl("status", run_dir=d.run_dir)
+        assert r.returncode == 0, r.stderr
+        line = [x for x in r.stdout.splitlines() if x.startswith("* not swappable now: ")]
+        assert len(line) == 1, r.stdout
+        assert "Domain-0 (domain 0) is the control domain" in line[0]
+        assert "db (domain" in line[0] and "is being swapped" in line[0]
+        assert "web" not in line[0]
+        p.communicate(timeout=60)
+        assert p.returncode == 0
+        doms = {x["name"]: x for x in fixtures.ctl_json("domains", run_dir=d.run_dir)}
+        assert doms["db"]["swappable"] is True and doms["Domain-0"]["swappable"] is False
+    finally:
+        d.stop()

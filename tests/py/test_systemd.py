@@ -56,10 +56,15 @@ def _verify(tmp_path, exec_path):
     (tmp_path / "memswapd.service").write_text(text)
     return subprocess.run(["systemd-analyze", "verify", str(tmp_path / "memswapd.service")],
                           capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, SYSTEMD_LOG_COLOR="0"))
+                          env=dict(os.environ, SYSTEMD_LOG_COLOR="0", MANPATH=fixtures.man_pages(tmp_path)))
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+needs_verify = pytest.mark.skipif(shutil.which("systemd-analyze") is None or
+                                  shutil.which("rst2man") is None,
+                                  reason="systemd-analyze or rst2man (python3-docutils) not installed")
+
+
+@needs_verify
 def test_systemd_analyze_verify(tmp_path):
     r = _verify(tmp_path, fixtures.MEMSWAPD)
     msgs = [l for l in (r.stdout + r.stderr).splitlines()
@@ -67,7 +72,27 @@ def test_systemd_analyze_verify(tmp_path):
     assert r.returncode == 0 and not msgs, r.stdout + r.stderr
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_documentation_names_the_manuals():
+    docs = " ".join(directives()["Documentation"]).split()
+    assert docs[0] == "man:memswapd(8)"
+    for d in docs:
+        if d.startswith("man:"):
+            page, section = d[4:].rstrip(")").split("(")
+            assert os.path.isfile(os.path.join(fixtures.REPO, "man", f"{page}.{section}.rst")), d
+
+
+@needs_verify
+def test_verify_catches_a_missing_manual(tmp_path):
+    """The check above looks at Documentation=: a page nobody ships fails it."""
+    text = open(UNIT).read().replace("man:memswapd(8)", "man:memswap-nosuch(8)")
+    (tmp_path / "memswapd.service").write_text(text.replace("/usr/sbin/memswapd", fixtures.MEMSWAPD))
+    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "memswapd.service")],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, SYSTEMD_LOG_COLOR="0", MANPATH=fixtures.man_pages(tmp_path)))
+    assert r.returncode != 0 and "memswap-nosuch(8)" in r.stderr, r.stderr
+
+
+@needs_verify
 def test_verify_catches_missing_binary(tmp_path):
     """The check above is meaningful: verify fails when ExecStart does not exist."""
     r = _verify(tmp_path, str(tmp_path / "no-such-memswapd"))
