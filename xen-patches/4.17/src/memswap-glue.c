@@ -1242,7 +1242,8 @@ static long msh_query(struct domain *d, struct xen_domctl *op,
     nr_colours = guest_handle_is_null(qr->colour_counts) ? 0 : qr->nr_colours;
     nr_nodes = guest_handle_is_null(qr->node_counts) ? 0 : qr->nr_nodes;
     rc = -ENOMEM;
-    if ( (nr_colours && !(q.colour_counts = xzalloc_array(uint64_t, nr_colours))) ||
+    if ( (nr_colours &&
+          !(q.colour_counts = xzalloc_array(uint64_t, nr_colours))) ||
          (nr_nodes && !(q.node_counts = xzalloc_array(uint64_t, nr_nodes))) ||
          !(frames = xmalloc_array(uint64_t, MEMSWAP_QUERY_BATCH)) )
         goto out;
@@ -1295,7 +1296,8 @@ static long msh_query(struct domain *d, struct xen_domctl *op,
         {
             uint64_t lo = max(pfn, win), hi = min(pfn + n, win_end);
 
-            if ( copy_to_guest_offset(qr->frames, lo - win, frames + (lo - pfn), hi - lo) )
+            if ( copy_to_guest_offset(qr->frames, lo - win, frames + (lo - pfn),
+                                      hi - lo) )
             {
                 rc = -EFAULT;
                 break;

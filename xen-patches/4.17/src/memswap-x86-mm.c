@@ -225,6 +225,39 @@ static int log_dirty_reprotect(struct p2m_domain *p2m, unsigned long first,
 }
 
 /*
+ * Many p2m writes under one hold of the p2m write lock, and one flush of
+ * every translation of the domain's gfns any CPU may cache before the lock
+ * is dropped: EPT defers its flushes while the lock is held and
+ * p2m_tlb_flush_sync() does them; NPT would flush every rewritten present
+ * entry at once (hap_write_p2m_entry_post()), so while memswap_p2m_batch
+ * is set it only notes that a flush is due (patch 5), and we do it here.
+ * Between a write and the flush a vCPU may still use the old translation:
+ * a read-only one to a frame whose contents the new one has too (a clean
+ * page replaced, or a page being write-protected, which the caller copies
+ * after we return). p2m_unlock() alone would flush after unlocking.
+ */
+static void p2m_batch_lock(struct p2m_domain *p2m)
+{
+    p2m_lock(p2m);
+    p2m->domain->memswap_p2m_batch = true;
+}
+
+static void p2m_batch_unlock(struct p2m_domain *p2m)
+{
+    struct domain *d = p2m->domain;
+
+    d->memswap_p2m_batch = false;
+    if ( p2m->tlb_flush )
+        p2m_tlb_flush_sync(p2m);
+    else if ( p2m->need_flush )
+    {
+        p2m->need_flush = false;
+        guest_flush_tlb_mask(d, d->dirty_cpumask);
+    }
+    p2m_unlock(p2m);
+}
+
+/*
  * Intel PML logs writes in per-vCPU buffers that reach the bitmap only when
  * flushed, which needs the vCPUs descheduled (vmx_vcpu_flush_pml_buffer()).
  * Pause, flush, and (for the caller) stay paused if @hold: true if a pause
@@ -276,7 +309,7 @@ long memswap_log_dirty_read(struct domain *d, unsigned long first,
          * under the p2m lock: holding it from the read to the
          * write-protection, no write can fall between the two.
          */
-        p2m_lock(p2m);
+        p2m_batch_lock(p2m);
         paging_lock(d);
         rc = d->arch.paging.log_dirty.failed_allocs ? -ENOMEM : 0;
         set = rc ? 0 : log_dirty_copy(d, first, nr, bitmap, clear);
@@ -284,8 +317,7 @@ long memswap_log_dirty_read(struct domain *d, unsigned long first,
         if ( !rc && clear && set )
             rc = log_dirty_reprotect(p2m, first, nr, bitmap);
         /* Stale writable translations gone before anyone can rely on it. */
-        p2m_tlb_flush_sync(p2m);
-        p2m_unlock(p2m);
+        p2m_batch_unlock(p2m);
         return rc ?: (long)set;
     }
 #endif
@@ -368,7 +400,7 @@ int memswap_p2m_split(struct domain *d, unsigned long gfn, unsigned int nr)
     unsigned long end = gfn + nr;
     int rc = 0;
 
-    p2m_lock(p2m);
+    p2m_batch_lock(p2m);
     while ( gfn < end && !rc )
     {
         unsigned int order;
@@ -386,7 +418,7 @@ int memswap_p2m_split(struct domain *d, unsigned long gfn, unsigned int nr)
         rc = p2m_set_entry(p2m, _gfn(gfn), mfn, PAGE_ORDER_4K, t, a);
         gfn++;
     }
-    p2m_unlock(p2m);
+    p2m_batch_unlock(p2m);
 
     return rc;
 }
@@ -402,21 +434,17 @@ bool memswap_p2m_begin(struct domain *d)
 {
     bool paused = d->memswap_log_dirty && flush_hardware_dirty(d, true);
 
-    p2m_lock(p2m_get_hostp2m(d));
+    p2m_batch_lock(p2m_get_hostp2m(d));
     return paused;
 }
 
+/*
+ * The flush before the lock goes: no vCPU reads an old frame once another
+ * can write the new one.
+ */
 void memswap_p2m_end(struct domain *d, bool paused)
 {
-    struct p2m_domain *p2m = p2m_get_hostp2m(d);
-
-    /*
-     * NPT flushes every present entry it rewrites at once
-     * (hap_write_p2m_entry_post()); EPT defers: flush now, so that no vCPU
-     * reads an old frame once the lock lets another write the new one.
-     */
-    p2m_tlb_flush_sync(p2m);
-    p2m_unlock(p2m);
+    p2m_batch_unlock(p2m_get_hostp2m(d));
     if ( paused )
         domain_unpause(d);
 }

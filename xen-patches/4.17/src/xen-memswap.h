@@ -86,6 +86,16 @@ long memswap_log_dirty_read(struct domain *d, unsigned long first,
 #ifdef CONFIG_HVM
 #include <asm/p2m.h>
 
+/*
+ * memswap is writing a batch of @p2m's entries under its lock and flushes
+ * once before it drops the lock, as EPT's deferred flush does: NPT's
+ * hap_write_p2m_entry_post() leaves the flush to it.
+ */
+static inline bool memswap_defers_p2m_flush(const struct p2m_domain *p2m)
+{
+    return p2m->domain->memswap_p2m_batch && p2m_is_hostp2m(p2m);
+}
+
 unsigned long memswap_p2m_size(struct domain *d);
 void memswap_p2m_lookup(struct domain *d, unsigned long gfn, unsigned int nr,
                         mfn_t *mfns, p2m_type_t *types);
@@ -108,6 +118,12 @@ static inline long memswap_domctl(struct domain *d, struct xen_domctl *op,
 static inline int memswap_domain_destroy(struct domain *d) { return 0; }
 
 static inline bool memswap_owns_log_dirty(const struct domain *d)
+{
+    return false;
+}
+
+struct p2m_domain;
+static inline bool memswap_defers_p2m_flush(const struct p2m_domain *p2m)
 {
     return false;
 }
