@@ -24,9 +24,10 @@
  *       block I/O through the device (O_DIRECT: every request reaches the
  *       backend): each pass writes MIB MiB of 4 KiB blocks, each carrying
  *       its index, the pass number and a payload derived from both, flushes
- *       the device, then reads them all back and checks them. Prints "DISK-OK pass=<n>
- *       mib=<m> ms=<t> write_ms=<mean per 64 KiB>" after a clean pass and
- *       "DISK-BAD ..." for a bad block (first 8 per pass). With
+ *       the device, then reads them all back and checks them, then rests
+ *       a second. Prints "DISK-OK pass=<n> mib=<m> ms=<t> write_ms=<mean
+ *       per 64 KiB>" after a clean pass and "DISK-BAD ..." for a bad block
+ *       (first 8 per pass). With
  *       METRIC_FILE, the mean write latency of the last second (ms per
  *       64 KiB request) is written there every second (atomically: the
  *       application metric memswap-agent publishes).
@@ -245,12 +246,20 @@ static int check_block(const uint64_t *b, uint64_t idx, uint64_t *pass)
     return 0;
 }
 
+/*
+ * Written whole, then renamed over the gauge, so the agent never reads a
+ * half-written number. The temporary name starts with a dot: memswap-agent
+ * skips dot files in its app/ directory (anything else there must be a
+ * gauge name).
+ */
 static void put_metric(const char *file, double value)
 {
     char tmp[4096], val[64];
+    const char *base = strrchr(file, '/');
     int fd, n;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+    base = base ? base + 1 : file;
+    snprintf(tmp, sizeof(tmp), "%.*s.%s.tmp", (int)(base - file), file, base);
     n = snprintf(val, sizeof(val), "%.3f\n", value);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if ( fd < 0 )
@@ -266,6 +275,7 @@ static void put_metric(const char *file, double value)
 
 static int disk(const char *dev, unsigned long mib, const char *metric)
 {
+    const struct timespec pass_rest = { 1, 0 };
     uint64_t nblk = mib * 1024 * 1024 / BLK, i, pass = 0;
     uint64_t *buf;
     double win_t0 = ms(CLOCK_MONOTONIC), win_sum = 0;
@@ -352,6 +362,12 @@ static int disk(const char *dev, unsigned long mib, const char *metric)
         else
             printf("DISK-OK pass=%" PRIu64 " mib=%lu ms=%.0f write_ms=%.2f\n", pass, mib,
                    ms(CLOCK_MONOTONIC) - t0, wn ? wsum / wn : 0.0);
+        /*
+         * A rest between passes: back to back, they kept blkback and the
+         * loop device busy all the time, and under TCG every other process
+         * in dom0 (memswapctl's Python above all) crawled.
+         */
+        nanosleep(&pass_rest, NULL);
     }
 }
 
