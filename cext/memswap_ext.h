@@ -66,6 +66,7 @@ PyObject *ms_sim_checksums(PyObject *self, PyObject *args);
 PyObject *ms_sim_query(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_set_dirty_rate(PyObject *self, PyObject *args);
 PyObject *ms_sim_verify(PyObject *self, PyObject *args);
+PyObject *ms_sim_domain_set_features(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_set_trace(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_trace_counts(PyObject *self, PyObject *args);
 
