@@ -4,7 +4,7 @@
  *
  * One algorithm, compiled into the hypervisor (__XEN__) and into the
  * simulator; see private.h for what each host provides. The engine's
- * contract is DESIGN.md's "What a correct swap keeps true". In short:
+ * contract is docs/DESIGN.md's "The contract of a correct swap". In short:
  *
  *  SCAN        Index every pfn whose frame is the guest's own plain page and
  *              whose M2P entry agrees, taking a reference on it (held until

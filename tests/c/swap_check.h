@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The C tests' yardstick for a swap: DESIGN.md's contract, checked the same
- * way for PV and translated guests, stop-and-copy and live.
+ * The C tests' yardstick for a swap: docs/DESIGN.md's contract, checked the
+ * same way for PV and translated guests, stop-and-copy and live.
  *
  * check_swap() after a successful swap:
  *  - every pfn's bytes read through the guest's own page tables are what

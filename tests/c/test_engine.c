@@ -2,7 +2,8 @@
 /*
  * The swap engine (core/) on generated guests in the simulator.
  *
- * After every swap the checker (check_swap) verifies DESIGN.md's contract:
+ * After every swap the checker (check_swap) verifies the contract of
+ * docs/DESIGN.md:
  *  - every pfn's bytes as read through the guest's own page tables are what
  *    they were (the guest is held paused across the swap, as in the seed
  *    post's P1 experiment, while Xen, the backend and the daemons keep
