@@ -8,9 +8,9 @@ hypervisor for the whole copy), through the Python API, memswapctl
 writers wrote, during the swap included), the placement (the query), the
 pause, the refusals."""
 
+import dataclasses
 import errno
 import json
-import os
 
 import pytest
 
@@ -329,3 +329,21 @@ def test_policy_mode_is_validated(tmp_path):
     s = polmod.load_files([str(p)]).summary()
     assert s["policies"][0]["mode"] == "live"
 
+
+
+def test_live_pause_does_not_teach_the_stop_estimate():
+    """memswapd's swap speed: a live swap's pause (its final stop's) is not
+    folded into the pause per GiB a stop swap is costed with; its copy
+    speed is."""
+    from memswap import payoff
+    from memswap.types import SwapResult
+    sp = payoff.SwapSpeed.restore({"copy_bps": 1 << 30, "paused_s_per_gib": 2.0,
+                                   "coop_overhead_s": 1.0})
+    live = SwapResult(frames_total=65536, moved=65536, kept={}, bytes_copied=256 * MiB,
+                      paused_ns=300_000, continuations=0, phase_ns={}, dry_run=False,
+                      mode="live", translated=True, live_rounds=3)
+    assert sp.update(live, 0.5)
+    assert sp.copy_bps == pytest.approx(512 * MiB) and sp.paused_s_per_gib == 2.0
+    stop = dataclasses.replace(live, mode="stop", paused_ns=250_000_000, live_rounds=0)
+    assert sp.update(stop, 0.5)
+    assert sp.paused_s_per_gib == pytest.approx(2.0 + payoff.EWMA * (1.0 - 2.0))
