@@ -153,6 +153,10 @@ static PyMethodDef methods[] = {
     { "xen_resume_suspended", ms_xen_resume_suspended, METH_VARARGS,
       "xen_resume_suspended(domid): resume (cancelled) a guest a cooperative swap\n"
       "left suspended; EINVAL if it is not suspended" },
+    { "xen_cancel_swap", ms_xen_cancel_swap, METH_VARARGS,
+      "xen_cancel_swap(domid) -> None or dict(moved, frames_total, failed_phase)\n"
+      "XEN_DOMCTL_MEMSWAP_OP_CANCEL: roll back (or, past its point of no return,\n"
+      "finish) the swap the hypervisor holds or runs for the domain; None if none" },
     { "xen_psr_cmt", ms_xen_psr_cmt, METH_VARARGS,
       "xen_psr_cmt(domid) -> LLC occupancy in bytes (EOPNOTSUPP without CMT)" },
     /* perf */

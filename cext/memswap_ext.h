@@ -86,6 +86,7 @@ PyObject *ms_xen_xs_unwatch(PyObject *self, PyObject *args);
 PyObject *ms_xen_xs_read_watch(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_xen_psr_cmt(PyObject *self, PyObject *args);
 PyObject *ms_xen_resume_suspended(PyObject *self, PyObject *args);
+PyObject *ms_xen_cancel_swap(PyObject *self, PyObject *args);
 PyObject *ms_xen_query_domain(PyObject *self, PyObject *args, PyObject *kw);
 
 /* perf.c */

@@ -439,6 +439,35 @@ PyObject *ms_xen_resume_suspended(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/*
+ * A swap the hypervisor still holds or runs for a domain whose caller died
+ * (memswapd killed between a live swap's hold and its final stop, or in
+ * the hypercall): XEN_DOMCTL_MEMSWAP_OP_CANCEL rolls it back, or finishes
+ * it past its point of no return. None when there was none (ENOENT), else
+ * dict(moved, frames_total, failed_phase) of the abandoned swap.
+ */
+PyObject *ms_xen_cancel_swap(PyObject *self, PyObject *args)
+{
+    unsigned int domid;
+    struct xen_domctl_memswap out;
+    int err = 0, closed;
+
+    if ( !PyArg_ParseTuple(args, "I", &domid) )
+        return NULL;
+    memset(&out, 0, sizeof(out));
+    XEN_RUN(closed, err = ms_xen_memswap_cancel(&xen, domid, 0, &out));
+    if ( closed )
+        return not_open("XEN_DOMCTL_memswap");
+    if ( err == ENOENT )
+        Py_RETURN_NONE;
+    if ( err )
+        return ms_raise(err, "XEN_DOMCTL_memswap");
+    return Py_BuildValue("{sKsKss}",
+                         "moved", (unsigned long long)out.u.swap.frames_moved,
+                         "frames_total", (unsigned long long)out.u.swap.frames_total,
+                         "failed_phase", memswap_phase_name(out.u.swap.failed_phase));
+}
+
 /* ---- the guest's P2M ------------------------------------------------------- */
 
 PyObject *ms_xen_p2m(PyObject *self, PyObject *args)

@@ -382,6 +382,7 @@ class Daemon:
         elif dom is None:
             note.append("the domain no longer exists")
         else:
+            note.extend(self.cancel_abandoned(inf, dom))
             action = self.recoveries.needed(inf, dom)
             if action is not None:
                 done, how = self.recoveries.add(inf, action, self.now())
@@ -400,6 +401,24 @@ class Daemon:
             self.state.state["cooldown"][inf["name"]] = self.now() + 60.0
         self.decide("reconcile", inf.get("name", "?"),
                     f"swap #{inf.get('id')} was interrupted (daemon died); {entry['note']}")
+
+    def cancel_abandoned(self, inf, dom):
+        """A swap of ours the hypervisor still holds or runs (we died between
+        a live swap's hold and its final stop, or in the hypercall): cancel
+        it before the guest is resumed, or it keeps its frames and the
+        guest's log-dirty mode. Only with our mark on the domain. -> notes."""
+        if not inf.get("token") or self.host.swap_mark(dom.domid) != inf["token"]:
+            return []
+        try:
+            gone = self.host.cancel_swap(dom.domid)
+        except OSError as e:
+            log.error("cancelling the swap the hypervisor holds for %s: %s", dom.name, e)
+            return [f"cancelling the swap the hypervisor still held failed: {e}"]
+        if gone is None:
+            return []
+        return [f"the hypervisor still held or ran the swap: cancelled "
+                f"({gone.get('moved')}/{gone.get('frames_total')} frames, "
+                f"in {gone.get('failed_phase')})"]
 
     # ----------------------------------------------------------- loop --
     @property

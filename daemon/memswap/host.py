@@ -241,6 +241,14 @@ class Host:
     def unpause(self, domid):
         raise memswap_error(errno.EOPNOTSUPP, 'this backend cannot unpause a domain', 'unpause')
 
+    def cancel_swap(self, domid):
+        """Cancel the swap the hypervisor still holds or runs for the domain
+        (its caller died, e.g. between a live swap's hold and its final
+        stop): rolled back, or finished past its point of no return. -> a
+        dict about the abandoned swap, or None if there was none. Here:
+        None (the backend's swaps end with the process that made them)."""
+        return None
+
     # -- time and health -----------------------------------------------------------------
 
     def now(self):
@@ -688,6 +696,11 @@ class XenHost(Host):
         was interrupted between suspend and resume; MemswapError(EINVAL) if the
         domain is not suspended."""
         _memswap.xen_resume_suspended(self._resolve(domid))
+
+    def cancel_swap(self, domid):
+        """XEN_DOMCTL_MEMSWAP_OP_CANCEL (see Host.cancel_swap): a held swap
+        keeps its frames and log-dirty mode until it is cancelled."""
+        return _memswap.xen_cancel_swap(self._resolve(domid))
 
     def set_swap_mark(self, domid, token):
         _memswap.xen_xs_write(self.MARK % domid, str(token))

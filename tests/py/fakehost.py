@@ -76,6 +76,8 @@ class FakeHost(Host):
         self.fail_resume = 0             # resume_suspended/unpause fail this many times
         self.resumes = []
         self.leave_suspended = False     # a cooperative swap's resume "fails" in the backend
+        self.held = {}                   # domid -> a swap the "hypervisor" still holds
+        self.cancels = []
         self.accesses_per_second = accesses_per_second
         self.clock = 0.0
         self.lock = threading.Lock()
@@ -256,6 +258,10 @@ class FakeHost(Host):
         return SwapResult(d.frames, d.frames - 10, {"granted": 10}, (d.frames - 10) * PAGE, 1000,
                           0, {"copy": 10}, dry_run, cooperative=bool(cooperative),
                           mode="live" if live else "stop", translated=d.hvm)
+
+    def cancel_swap(self, domid):
+        self.cancels.append(domid)
+        return self.held.pop(domid, None)
 
     def health(self):
         doms = {d.name: {"state": d.state, "console_lines": d.io, "io_errors": 0}

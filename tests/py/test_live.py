@@ -347,3 +347,25 @@ def test_live_pause_does_not_teach_the_stop_estimate():
     stop = dataclasses.replace(live, mode="stop", paused_ns=250_000_000, live_rounds=0)
     assert sp.update(stop, 0.5)
     assert sp.paused_s_per_gib == pytest.approx(2.0 + payoff.EWMA * (1.0 - 2.0))
+
+
+def test_restart_cancels_a_held_swap_before_resuming(tmp_path):
+    """memswapd died between a PV live swap's hold (the guest suspended for
+    the final stop) and its end: the next start cancels the swap the
+    hypervisor still holds, then resumes the guest - and leaves alone a
+    held swap on a domain that does not carry its mark."""
+    import test_recovery as rec_tests
+    h, db, other = rec_tests.host()
+    rec = rec_tests.crash_mid_swap(tmp_path, h, db)
+    h.held[db] = {"moved": 0, "frames_total": 4096, "failed_phase": "precopy"}
+    h.held[other] = {"moved": 0, "frames_total": 4096, "failed_phase": "precopy"}
+    d = rec_tests.start(tmp_path, h)
+    try:
+        assert h.cancels == [db] and db not in h.held and other in h.held
+        assert h.domain(db).state == "running" and h.resumes == [db]
+        last = d.state.history[-1]
+        assert last["id"] == rec["id"] and last["status"] == "interrupted"
+        assert "still held or ran the swap: cancelled (0/4096 frames, in precopy)" in last["note"]
+        assert last["note"].index("cancelled") < last["note"].index("resumed")
+    finally:
+        d.shutdown()
