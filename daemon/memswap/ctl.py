@@ -196,9 +196,11 @@ class Ctl:
 
     def domains(self):
         r = self.call("domains")
-        rows = [(d["domid"], d["name"], d["state"], d["vcpus"], d["mem_bytes"] >> 20,
-                 d.get("colours") or "-", _fmt(d["mpki"])) for d in r]
-        self.emit(r, table(rows, ["ID", "NAME", "STATE", "VCPUS", "MEM(MiB)", "COLOURS", "MPKI"]))
+        rows = [(d["domid"], d["name"], d.get("type") or ("hvm/pvh" if d.get("translated") else "-"),
+                 d["state"], d["vcpus"], d["mem_bytes"] >> 20, d.get("colours") or "-",
+                 _fmt(d["mpki"])) for d in r]
+        self.emit(r, table(rows, ["ID", "NAME", "TYPE", "STATE", "VCPUS", "MEM(MiB)", "COLOURS",
+                                  "MPKI"]))
         return EXIT_OK
 
     def counters(self):

@@ -235,6 +235,8 @@ def test_daemon_swaps_translated_guests(daemon):
     doms = {x["name"]: x for x in ctl_json("domains", run_dir=rd)}
     assert doms["pvh1"]["type"] == "pvh" and doms["pvh1"]["translated"]
     assert doms["pv1"]["type"] == "pv" and not doms["pv1"]["translated"]
+    lines = {ln.split()[1]: ln.split() for ln in ctl("domains", run_dir=rd).stdout.splitlines()[1:]}
+    assert lines["hvm1"][2] == "hvm" and lines["pv1"][2] == "pv"
     live = ctl_json("swap", "pvh1", "--colours", "32-63", run_dir=rd)
     assert live["status"] == "ok" and live["mode"] == "live" and live["suspend"] is False
     assert live["result"]["mode"] == "live" and live["result"]["live_rounds"] >= 1
