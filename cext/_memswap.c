@@ -21,7 +21,9 @@ static PyMethodDef methods[] = {
     { "sim_host_exists", ms_sim_host_exists, METH_NOARGS, "True if a simulated host exists." },
     { "sim_domain_create", FN(ms_sim_domain_create), KW,
       "sim_domain_create(name, mem_bytes, vcpus=1, address_spaces=2, node=None,\n"
-      "                  colours=None, hvm=False, with_devices=True, seed=0) -> domid" },
+      "                  colours=None, hvm=False, with_devices=True, seed=0,\n"
+      "                  forks=False, type=None) -> domid\n"
+      "type: 'pv' (the default), 'pvh' or 'hvm' (hvm=True is type='hvm')." },
     { "sim_domain_destroy", ms_sim_domain_destroy, METH_VARARGS, "sim_domain_destroy(domid)" },
     { "sim_domain_pause", ms_sim_domain_pause, METH_VARARGS, "sim_domain_pause(domid)" },
     { "sim_domain_unpause", ms_sim_domain_unpause, METH_VARARGS, "sim_domain_unpause(domid)" },
@@ -70,7 +72,11 @@ static PyMethodDef methods[] = {
     { "sim_swap", FN(ms_sim_swap), KW,
       "sim_swap(domid, colours=None, node=None, dry_run=False, progress=None,\n"
       "         preempt_every=0, cooperative=False, retries=0, backoff_steps=4,\n"
-      "         backoff_max_steps=64) -> result dict\n"
+      "         backoff_max_steps=64, live=False, max_rounds=0, dirty_threshold=0)\n"
+      "         -> result dict\n"
+      "live: pre-copy while the guest runs (it is preempted every millisecond\n"
+      "unless preempt_every says otherwise), stop after max_rounds rounds or\n"
+      "when fewer than dirty_threshold pages were written (0: 5 and 50).\n"
       "Refused first (MemswapError, call 'swap-preflight'): dom0 EACCES, dying\n"
       "ENODEV, HVM EOPNOTSUPP, paused or suspended by someone EBUSY.\n"
       "cooperative: suspend the guest (forks finish, every table pinned), swap,\n"
@@ -78,6 +84,18 @@ static PyMethodDef methods[] = {
       "running backoff_steps world steps before the first retry, doubling up to\n"
       "backoff_max_steps. progress(phase, done, total) is called from the swap\n"
       "(GIL reacquired)." },
+    { "sim_query", FN(ms_sim_query), KW,
+      "sim_query(domid, nr_colours=0, colour_shift=0, frames=False)\n"
+      "    -> dict(colours, nodes, frames, nr_pfns, frames_counted, tot_pages, translated)\n"
+      "Where the domain's memory is: frames per colour (nr_colours 0: the host's\n"
+      "geometry) and per node, and with frames=True the frame of every pfn (-1\n"
+      "where none). PV and translated guests alike." },
+    { "sim_set_dirty_rate", ms_sim_set_dirty_rate, METH_VARARGS,
+      "sim_set_dirty_rate(domid, pages): the guest writes that many more data\n"
+      "pages at each of its steps (through its page tables: log-dirty sees them)" },
+    { "sim_verify", ms_sim_verify, METH_VARARGS,
+      "sim_verify(domid) -> (wrong data pages, first wrong pfn or None): every data\n"
+      "page read the guest's way against what its writers wrote" },
     /* Xen */
     { "xen_open", ms_xen_open, METH_NOARGS,
       "xen_open(): open libxenctrl, xencall, foreignmemory and xenstore handles" },
@@ -93,8 +111,13 @@ static PyMethodDef methods[] = {
     { "xen_swap", FN(ms_xen_swap), KW,
       "xen_swap(domid, colours=None, nr_colours=1, colour_shift=0, node=None,\n"
       "         dry_run=False, cooperative=False, suspend_timeout_ms=10000,\n"
-      "         retries=0, force_suspend=False, backoff_ms=10, backoff_max_ms=250)\n"
+      "         retries=0, force_suspend=False, backoff_ms=10, backoff_max_ms=250,\n"
+      "         live=False, max_rounds=0, dirty_threshold=0)\n"
       "         -> result dict (XEN_DOMCTL_memswap)\n"
+      "live: pre-copy while the guest runs under log-dirty, stop after max_rounds\n"
+      "rounds or when fewer than dirty_threshold pages were written (0: the\n"
+      "hypervisor's 5 and 50); the result has live_rounds, live_precopy_pages,\n"
+      "live_final_pages, and paused_ns is the final stop's.\n"
       "Refused before anything is written to xenstore or paused (MemswapError,\n"
       "call 'swap-preflight'): dom0 or a domain the hypervisor refuses (dry run)\n"
       "EACCES, the caller's own domain EDEADLK, shut down, paused, a pending\n"
@@ -104,6 +127,11 @@ static PyMethodDef methods[] = {
       "cancelled; EAGAIN is retried up to retries times after backoff_ms,\n"
       "doubling up to backoff_max_ms. The result has suspend_ns, resume_ns,\n"
       "retries; an error has .stage (preflight, suspend, swap, resume)." },
+    { "xen_query", FN(ms_xen_query_domain), KW,
+      "xen_query(domid, nr_colours=1, colour_shift=0, frames=False)\n"
+      "    -> dict(colours, nodes, frames, nr_pfns, frames_counted, tot_pages, translated)\n"
+      "XEN_DOMCTL_MEMSWAP_OP_QUERY: where the domain's memory is, PV and\n"
+      "translated guests alike (frames: the frame of every pfn, -1 where none)." },
     { "xen_p2m", ms_xen_p2m, METH_VARARGS,
       "xen_p2m(domid) -> [mfn of pfn, -1 where none] (64-bit PV guests, 3-level\n"
       "p2m tree); refuses dom0 (EACCES) and the caller's own domain (EDEADLK)" },

@@ -28,6 +28,18 @@ void ms_error_set_attr(const char *name, PyObject *value /* stolen */);
  * each colour must be < nr_colours. Returns 0, or -1 with ValueError/TypeError. */
 int ms_colours_from_py(PyObject *obj, unsigned int nr_colours,
                        unsigned long long *bitmap, unsigned int words);
+/* d[key] = v; 0 or -1 with an exception. */
+int ms_dict_set_u64(PyObject *d, const char *key, unsigned long long v);
+/*
+ * The query's answer, the same for both backends: dict(colours=[frames on
+ * colour c], nodes=[frames on node n], frames=[frame of pfn, -1 if none] or
+ * None, nr_pfns, frames_counted, tot_pages, translated).
+ */
+PyObject *ms_occupancy_dict(const uint64_t *colours, unsigned int nr_colours,
+                            const uint64_t *nodes, unsigned int nr_nodes,
+                            const uint64_t *frames, uint64_t nr_frames, int want_frames,
+                            uint64_t nr_pfns, uint64_t frames_counted, uint64_t tot_pages,
+                            int translated);
 
 /* sim_backend.c */
 PyObject *ms_sim_host_create(PyObject *self, PyObject *args, PyObject *kw);
@@ -52,6 +64,9 @@ PyObject *ms_sim_io_stats(PyObject *self, PyObject *args);
 PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_p2m(PyObject *self, PyObject *args);
 PyObject *ms_sim_checksums(PyObject *self, PyObject *args);
+PyObject *ms_sim_query(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *ms_sim_set_dirty_rate(PyObject *self, PyObject *args);
+PyObject *ms_sim_verify(PyObject *self, PyObject *args);
 PyObject *ms_sim_set_trace(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_trace_counts(PyObject *self, PyObject *args);
 
@@ -71,6 +86,7 @@ PyObject *ms_xen_xs_unwatch(PyObject *self, PyObject *args);
 PyObject *ms_xen_xs_read_watch(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_xen_psr_cmt(PyObject *self, PyObject *args);
 PyObject *ms_xen_resume_suspended(PyObject *self, PyObject *args);
+PyObject *ms_xen_query_domain(PyObject *self, PyObject *args, PyObject *kw);
 
 /* perf.c */
 extern PyTypeObject ms_PerfGroupType;

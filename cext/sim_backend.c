@@ -201,12 +201,29 @@ PyObject *ms_sim_free_frames(PyObject *self, PyObject *args, PyObject *kw)
 
 /* ---- domains --------------------------------------------------------------- */
 
+static const char *const guest_type_names[] = {
+    [SIM_GUEST_PV] = "pv", [SIM_GUEST_PVH] = "pvh", [SIM_GUEST_HVM] = "hvm",
+};
+
+static int guest_type_from_name(const char *name, uint32_t *type)
+{
+    uint32_t t;
+
+    for ( t = 0; t < sizeof(guest_type_names) / sizeof(guest_type_names[0]); t++ )
+        if ( !strcmp(name, guest_type_names[t]) )
+        {
+            *type = t;
+            return 0;
+        }
+    return -1;
+}
+
 PyObject *ms_sim_domain_create(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "name", "mem_bytes", "vcpus", "address_spaces",
                               "node", "colours", "hvm", "with_devices", "seed",
-                              "forks", NULL };
-    const char *name;
+                              "forks", "type", NULL };
+    const char *name, *type = NULL;
     unsigned long long mem, seed = 0;
     unsigned int vcpus = 1, aspaces = 2;
     PyObject *node_o = Py_None, *col_o = Py_None;
@@ -214,9 +231,9 @@ PyObject *ms_sim_domain_create(PyObject *self, PyObject *args, PyObject *kw)
     unsigned long long bm[MEMSWAP_COLOUR_WORDS];
     struct sim_guest_config cfg;
 
-    if ( !PyArg_ParseTupleAndKeywords(args, kw, "sK|IIOOppKp", kwlist, &name, &mem,
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "sK|IIOOppKpz", kwlist, &name, &mem,
                                       &vcpus, &aspaces, &node_o, &col_o, &hvm,
-                                      &devices, &seed, &forks) )
+                                      &devices, &seed, &forks, &type) )
         return NULL;
     SIM_ENTER("sim_domain_create");
     if ( strlen(name) >= SIM_NAME_LEN )
@@ -233,6 +250,9 @@ PyObject *ms_sim_domain_create(PyObject *self, PyObject *args, PyObject *kw)
     for ( i = 0; i < MEMSWAP_COLOUR_WORDS; i++ )
         cfg.colours[i] = bm[i];
     cfg.hvm = hvm;
+    if ( type && guest_type_from_name(type, &cfg.type) )
+        return PyErr_Format(PyExc_ValueError, "type must be 'pv', 'pvh' or 'hvm', not '%s'",
+                            type);
     cfg.with_devices = devices;
     cfg.seed = seed;
     cfg.forks = forks;
@@ -307,6 +327,14 @@ PyObject *ms_sim_domain_list(PyObject *self, PyObject *noargs)
                           "max_pages", (unsigned long long)info[i].max_pages,
                           "hvm", info[i].hvm ? Py_True : Py_False,
                           "shutdown_reason", Py_None);
+        if ( d )
+        {
+            PyObject *t = PyUnicode_FromString(guest_type_names[info[i].type]);
+
+            if ( !t || PyDict_SetItemString(d, "type", t) < 0 )
+                Py_CLEAR(d);
+            Py_XDECREF(t);
+        }
         if ( !d || PyList_Append(list, d) < 0 )
         {
             Py_XDECREF(d);
@@ -688,26 +716,26 @@ static PyObject *result_dict(const struct memswap_result *r, int dry_run)
                       "extra_bytes_peak", (unsigned long long)r->extra_bytes_peak,
                       "unpinned_pgds", (unsigned long long)r->unpinned_pgds,
                       "dry_run", dry_run ? Py_True : Py_False);
+    if ( d && (ms_dict_set_u64(d, "live_rounds", r->live_rounds) ||
+               ms_dict_set_u64(d, "live_precopy_pages", r->live_precopy_pages) ||
+               ms_dict_set_u64(d, "live_final_pages", r->live_final_pages) ||
+               ms_dict_set_u64(d, "live_committed_running", r->live_committed_running) ||
+               PyDict_SetItemString(d, "translated", r->translated ? Py_True : Py_False)) )
+        Py_CLEAR(d);
     return d;
 }
 
-static int dict_set_u64(PyObject *d, const char *key, unsigned long long v)
-{
-    PyObject *o = PyLong_FromUnsignedLongLong(v);
-    int rc = o ? PyDict_SetItemString(d, key, o) : -1;
-
-    Py_XDECREF(o);
-    return rc;
-}
 
 PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "domid", "colours", "node", "dry_run", "progress",
                               "preempt_every", "cooperative", "retries", "backoff_steps",
-                              "backoff_max_steps", NULL };
+                              "backoff_max_steps", "live", "max_rounds", "dirty_threshold",
+                              NULL };
     unsigned int domid, preempt_every = 0, retries = 0, backoff = 4, backoff_max = 64;
+    unsigned int max_rounds = 0, dirty_threshold = 0;
     PyObject *col_o = Py_None, *node_o = Py_None, *prog_o = Py_None, *d;
-    int dry_run = 0, cooperative = 0, rc, i;
+    int dry_run = 0, cooperative = 0, live = 0, rc, i;
     unsigned long long bm[MEMSWAP_COLOUR_WORDS];
     struct ms_sim_swap_op s;
     struct ms_coop_policy pol;
@@ -715,10 +743,16 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
     struct sim_swap_opts opts;
     struct progress prog;
 
-    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OOpOIpIII", kwlist, &domid, &col_o,
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OOpOIpIIIpII", kwlist, &domid, &col_o,
                                       &node_o, &dry_run, &prog_o, &preempt_every,
-                                      &cooperative, &retries, &backoff, &backoff_max) )
+                                      &cooperative, &retries, &backoff, &backoff_max,
+                                      &live, &max_rounds, &dirty_threshold) )
         return NULL;
+    if ( max_rounds > MEMSWAP_LIVE_ROUNDS_MAX )
+        return PyErr_Format(PyExc_ValueError, "max_rounds must be 0..%u (0: the default)",
+                            (unsigned int)MEMSWAP_LIVE_ROUNDS_MAX);
+    if ( !live && (max_rounds || dirty_threshold) )
+        return PyErr_Format(PyExc_ValueError, "max_rounds and dirty_threshold need live=True");
     if ( prog_o != Py_None && !PyCallable_Check(prog_o) )
         return PyErr_Format(PyExc_TypeError, "progress must be callable or None");
     if ( retries > 100 )
@@ -730,7 +764,9 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
 
     memset(&s, 0, sizeof(s));
     s.req.domid = domid;
-    s.req.flags = dry_run ? MEMSWAP_F_DRY_RUN : 0;
+    s.req.flags = (dry_run ? MEMSWAP_F_DRY_RUN : 0) | (live ? MEMSWAP_F_LIVE : 0);
+    s.req.live_max_rounds = max_rounds;
+    s.req.live_dirty_threshold = dirty_threshold;
     SIM_RUN(sim_host_geometry(&s.req.geom));
     if ( node_from_py(node_o, &s.req.node) ||
          ms_colours_from_py(col_o, s.req.geom.nr_colours, bm, MEMSWAP_COLOUR_WORDS) )
@@ -742,6 +778,9 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
     opts.preempt_every = preempt_every;
     opts.alloc_fail_at = -1;
     opts.world_runs = true;    /* dom0's daemons and backends run during the swap */
+    /* A live swap yields as a hypervisor's would, and the guest runs meanwhile. */
+    if ( live && !preempt_every )
+        opts.preempt_ns = 1000000;
     memset(&prog, 0, sizeof(prog));
     prog.last_phase = -1;
     prog.cancelled = &s.cancelled;
@@ -783,9 +822,93 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
     }
     d = result_dict(&s.res, dry_run);
     if ( d && (PyDict_SetItemString(d, "cooperative", o.suspended ? Py_True : Py_False) ||
-               dict_set_u64(d, "retries", o.retries)) )
+               ms_dict_set_u64(d, "retries", o.retries)) )
         Py_CLEAR(d);
     return d;
+}
+
+/* ---- where a domain's memory is, a guest that keeps writing ------------------ */
+
+PyObject *ms_sim_query(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "domid", "nr_colours", "colour_shift", "frames", NULL };
+    unsigned int domid, nr_colours = 0, shift = 0, nr_nodes = 0;
+    struct memswap_geometry g;
+    struct sim_query_info qi;
+    uint64_t *colours = NULL, *nodes = NULL, *frames = NULL;
+    struct sim_domain_info info;
+    int want_frames = 0, rc = 0;
+    PyObject *d = NULL;
+
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|IIp", kwlist, &domid, &nr_colours, &shift,
+                                      &want_frames) )
+        return NULL;
+    SIM_ENTER("sim_query");
+    SIM_RUN(sim_host_geometry(&g); nr_nodes = sim_host_nr_nodes();
+            rc = sim_domain_info(domid, &info));
+    if ( rc )
+        return ms_raise(-rc, "sim_query");
+    if ( nr_colours )
+    {
+        if ( (nr_colours & (nr_colours - 1)) || nr_colours > MEMSWAP_MAX_COLOURS || shift > 32 )
+            return PyErr_Format(PyExc_ValueError, "nr_colours must be a power of two <= %u "
+                                "and colour_shift <= 32", (unsigned int)MEMSWAP_MAX_COLOURS);
+        g.nr_colours = nr_colours;
+        g.colour_shift = shift;
+    }
+    colours = calloc(g.nr_colours, sizeof(*colours));
+    nodes = calloc(nr_nodes, sizeof(*nodes));
+    frames = want_frames ? calloc(info.max_pfn + 1, sizeof(*frames)) : NULL;
+    if ( !colours || !nodes || (want_frames && !frames) )
+    {
+        PyErr_NoMemory();
+        goto out;
+    }
+    SIM_RUN(rc = sim_query(domid, &g, colours, nodes, nr_nodes, 0, want_frames ? info.max_pfn : 0,
+                           frames, &qi));
+    if ( rc )
+    {
+        ms_raise(-rc, "sim_query");
+        goto out;
+    }
+    d = ms_occupancy_dict(colours, g.nr_colours, nodes, nr_nodes, frames, qi.nr_pfns,
+                          want_frames, qi.nr_pfns, qi.frames_counted, qi.tot_pages,
+                          qi.translated);
+ out:
+    free(colours);
+    free(nodes);
+    free(frames);
+    return d;
+}
+
+PyObject *ms_sim_set_dirty_rate(PyObject *self, PyObject *args)
+{
+    unsigned int domid;
+    unsigned long pages;
+    int rc;
+
+    if ( !PyArg_ParseTuple(args, "Ik", &domid, &pages) )
+        return NULL;
+    SIM_ENTER("sim_set_dirty_rate");
+    SIM_RUN(rc = sim_domain_set_dirty_rate(domid, pages));
+    if ( rc )
+        return ms_raise(-rc, "sim_set_dirty_rate");
+    Py_RETURN_NONE;
+}
+
+PyObject *ms_sim_verify(PyObject *self, PyObject *args)
+{
+    unsigned int domid;
+    unsigned long first = 0;
+    long bad;
+
+    if ( !PyArg_ParseTuple(args, "I", &domid) )
+        return NULL;
+    SIM_ENTER("sim_verify");
+    SIM_RUN(bad = sim_guest_verify(domid, &first));
+    if ( bad < 0 )
+        return ms_raise((int)-bad, "sim_verify");
+    return Py_BuildValue("(lO)", bad, bad ? PyLong_FromUnsignedLong(first) : Py_None);
 }
 
 /* ---- program traces as workloads --------------------------------------------- */

@@ -256,22 +256,28 @@ PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = { "domid", "colours", "nr_colours", "colour_shift",
                               "node", "dry_run", "cooperative", "suspend_timeout_ms",
                               "retries", "force_suspend", "backoff_ms", "backoff_max_ms",
-                              NULL };
-    unsigned int domid, nr_colours = 1, shift = 0, i;
+                              "live", "max_rounds", "dirty_threshold", NULL };
+    unsigned int domid, nr_colours = 1, shift = 0, i, max_rounds = 0, dirty_threshold = 0;
     PyObject *col_o = Py_None, *node_o = Py_None, *kept, *ret;
-    int dry_run = 0, cooperative = 0, force_suspend = 0, rc = 0, closed;
+    int dry_run = 0, cooperative = 0, force_suspend = 0, rc = 0, closed, live = 0;
     int timeout_ms = 10000, retries = 0, backoff_ms = 10, backoff_max_ms = 250;
     unsigned long long bm[MS_XEN_COLOUR_WORDS];
     struct ms_xen_swap_op s;
     struct ms_coop_policy pol;
     struct ms_coop_outcome o;
-    const struct xen_domctl_memswap *ms;
+    const struct xen_domctl_memswap_swap *ms;
 
-    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OIIOppiipii", kwlist, &domid, &col_o,
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OIIOppiipiipII", kwlist, &domid, &col_o,
                                       &nr_colours, &shift, &node_o, &dry_run,
                                       &cooperative, &timeout_ms, &retries, &force_suspend,
-                                      &backoff_ms, &backoff_max_ms) )
+                                      &backoff_ms, &backoff_max_ms, &live, &max_rounds,
+                                      &dirty_threshold) )
         return NULL;
+    if ( max_rounds > XEN_DOMCTL_MEMSWAP_LIVE_ROUNDS_MAX )
+        return PyErr_Format(PyExc_ValueError, "max_rounds must be 0..%u (0: the default)",
+                            (unsigned int)XEN_DOMCTL_MEMSWAP_LIVE_ROUNDS_MAX);
+    if ( !live && (max_rounds || dirty_threshold) )
+        return PyErr_Format(PyExc_ValueError, "max_rounds and dirty_threshold need live=True");
     if ( nr_colours == 0 || (nr_colours & (nr_colours - 1)) ||
          nr_colours > XEN_DOMCTL_MEMSWAP_MAX_COLOURS )
         return PyErr_Format(PyExc_ValueError,
@@ -302,7 +308,10 @@ PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
     }
     s.x = &xen;
     s.rq.domid = domid;
-    s.rq.flags = dry_run ? XEN_DOMCTL_MEMSWAP_F_DRY_RUN : 0;
+    s.rq.flags = (dry_run ? XEN_DOMCTL_MEMSWAP_F_DRY_RUN : 0) |
+                 (live ? XEN_DOMCTL_MEMSWAP_F_LIVE : 0);
+    s.rq.live_max_rounds = max_rounds;
+    s.rq.live_dirty_threshold = dirty_threshold;
     s.rq.nr_colours = nr_colours;
     s.rq.colour_shift = shift;
     for ( i = 0; i < MS_XEN_COLOUR_WORDS; i++ )
@@ -318,7 +327,7 @@ PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
     XEN_RUN(closed, rc = ms_xen_swap_run(&s, &pol, &o));
     if ( closed )
         return not_open("xencall1");
-    ms = &s.result;
+    ms = &s.result.u.swap;
     if ( rc )
     {
         raise_xen(&s.e);
@@ -331,11 +340,14 @@ PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
             ms_error_set_attr("swap_errno", PyLong_FromLong(o.swap_err));
         return NULL;
     }
-    kept = Py_BuildValue("{sKsKsKsK}",
+    kept = Py_BuildValue("{sKsKsKsKsKsKsK}",
                          "granted", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_GRANTED],
                          "foreign", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_FOREIGN],
                          "unexplained", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_UNEXPLAINED],
-                         "not_in_p2m", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_NOT_IN_P2M]);
+                         "not_in_p2m", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_NOT_IN_P2M],
+                         "xen", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_XEN],
+                         "p2m_type", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_P2M_TYPE],
+                         "changed", (unsigned long long)ms->frames_kept[MEMSWAP_KEPT_CHANGED]);
     ret = kept ? Py_BuildValue("{sKsKsNsKsKsKsKs{}s{}sOsOsKsKsIsO}",
                                "frames_total", (unsigned long long)ms->frames_total,
                                "moved", (unsigned long long)ms->frames_moved,
@@ -352,7 +364,42 @@ PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
                                "retries", o.retries,
                                "xs_resume_failed", s.xs_resume_failed ? Py_True : Py_False)
                : NULL;
+    if ( ret && (ms_dict_set_u64(ret, "live_rounds", ms->live_rounds) ||
+                 ms_dict_set_u64(ret, "live_precopy_pages", ms->live_precopy_pages) ||
+                 ms_dict_set_u64(ret, "live_final_pages", ms->live_final_pages) ||
+                 PyDict_SetItemString(ret, "live", live ? Py_True : Py_False)) )
+        Py_CLEAR(ret);
     return ret;
+}
+
+/* ---- where a domain's memory is ---------------------------------------------- */
+
+PyObject *ms_xen_query_domain(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "domid", "nr_colours", "colour_shift", "frames", NULL };
+    unsigned int domid, nr_colours = 1, shift = 0;
+    struct ms_xen_occupancy o;
+    struct ms_xen_error e;
+    int frames = 0, err = 0, closed;
+    PyObject *d;
+
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|IIp", kwlist, &domid, &nr_colours, &shift,
+                                      &frames) )
+        return NULL;
+    if ( nr_colours == 0 || (nr_colours & (nr_colours - 1)) ||
+         nr_colours > XEN_DOMCTL_MEMSWAP_MAX_COLOURS || shift > 32 )
+        return PyErr_Format(PyExc_ValueError, "nr_colours must be a power of two <= %u "
+                            "and colour_shift <= 32", (unsigned int)XEN_DOMCTL_MEMSWAP_MAX_COLOURS);
+    XEN_RUN(closed, err = ms_xen_occupancy(&xen, domid, nr_colours, shift, frames, &o, &e));
+    if ( closed )
+        return not_open("xen_query");
+    if ( err )
+        return raise_xen(&e);
+    d = ms_occupancy_dict(o.colour_counts, o.nr_colours, o.node_counts, o.host_nr_nodes,
+                          o.frames, frames ? o.nr_pfns : 0, frames, o.nr_pfns,
+                          o.frames_counted, o.tot_pages, o.translated);
+    ms_xen_occupancy_free(&o);
+    return d;
 }
 
 /*

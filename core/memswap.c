@@ -1,51 +1,72 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * memswap engine: move a running PV domain's memory to other machine frames.
+ * memswap engine: move a running domain's memory to other machine frames.
  *
  * One algorithm, compiled into the hypervisor (__XEN__) and into the
  * simulator; see private.h for what each host provides. The engine's
- * contract is DESIGN.md's "What a correct swap keeps true". In short:
+ * contract is docs/DESIGN.md's "The contract of a correct swap". In short:
  *
- *  SCAN        Walk the guest's P2M tree from shared_info (frame list list
- *              -> mid frames -> leaves) and index every pfn whose frame is
- *              the guest's own plain page and whose M2P entry agrees, taking
- *              a reference on it (held until FREE or rollback). Every MFN
- *              read from guest memory is checked before use.
- *  COUNT_REFS  Walk every validated page table we indexed and count, for
- *              each frame, the general and type references the domain's own
- *              tables account for (as Xen's get_page_from_lNe would have
- *              taken them), plus the vCPU holders.
+ *  SCAN        Index every pfn whose frame is the guest's own plain page and
+ *              whose M2P entry agrees, taking a reference on it (held until
+ *              FREE or rollback). PV: the guest's P2M tree from shared_info
+ *              (frame list list -> mid frames -> leaves), every MFN read
+ *              from guest memory checked before use. Translated: Xen's p2m,
+ *              RAM entries.
+ *  COUNT_REFS  Walk every validated page table we indexed (PV) and count,
+ *              for each frame, the general and type references the domain's
+ *              own tables account for (as Xen's get_page_from_lNe would have
+ *              taken them), plus the vCPU holders (both kinds).
  *  CLASSIFY    A frame moves when its counts are exactly what we accounted
- *              for and no grant entry permits access to it. Anything else
+ *              for and no grant entry permits access to it (PV) or pins it.
+ *              Anything else - what Xen keeps mapped, a special p2m type -
  *              stays and is reported with the reason.
- *  ALLOC       Target frames from the host allocator (colours, node).
+ *  ALLOC       Target frames from the host allocator (colours, node);
+ *              translated, p2m entries made replaceable frame by frame.
  *  COPY        Copy every moving frame's bytes into its new frame. Nothing
- *              the domain can see has changed yet.
- *  FREEZE      As steal_page(): take every frame the commit will hand over
- *              or rewrite to count 0 with one cmpxchg that succeeds only on
- *              the planned count, re-verify types and the M2P entries the
- *              translation relies on (a reference or an M2P change made
- *              during the swap rolls it back with -EAGAIN), then translate
- *              the copies of tables and P2M frames: with the M2P now fixed,
- *              the translation cannot be stale.
- *  COMMIT      The point of no return: transfer counts and ownership, fix
- *              the M2P, translate kept tables in place, make the new tables
- *              live, re-point vCPU and shared_info holders, flush TLBs,
- *              unpause.
+ *              the domain can see has changed yet. Log-dirty is turned on
+ *              first when the swap is live or the guest translated.
+ *  PRECOPY     Live: rounds of reading and clearing the dirty log and
+ *              copying again what was written, until few pages are dirty or
+ *              the round limit is reached (simple_precopy_policy()); a HOLD
+ *              swap returns MEMSWAP_HELD here. A PV guest is then paused
+ *              for its final stop: the dirty log read, the index checked
+ *              against its P2M, and COUNT_REFS to COPY run again (only what
+ *              is new or was written is copied).
+ *  FREEZE      PV, as steal_page(): take every frame the commit will hand
+ *              over or rewrite to count 0 with one cmpxchg that succeeds
+ *              only on the planned count, re-verify types and the M2P
+ *              entries the translation relies on (a reference or an M2P
+ *              change made during the swap rolls it back with -EAGAIN),
+ *              copy again what the dirty log says was written (live), then
+ *              translate the copies of tables and P2M frames: with the M2P
+ *              now fixed, the translation cannot be stale. Translated
+ *              guests freeze each frame inside its commit instead.
+ *  COMMIT      The point of no return. PV: transfer counts and ownership,
+ *              fix the M2P, translate kept tables in place, make the new
+ *              tables live, re-point vCPU and shared_info holders, flush
+ *              TLBs, unpause. Translated: frame by frame in p2m batches -
+ *              freeze, M2P, replace the p2m entry keeping its type,
+ *              transfer - first while the guest still runs (live: only
+ *              frames not written since their last copy), then paused for
+ *              the rest (a frame written since its copy is copied again
+ *              while frozen); a frame that cannot be frozen stays, with its
+ *              reason. Then vcpu_info re-pointed, TLBs flushed, log-dirty
+ *              off, unpause.
  *  FREE        Return the old frames to the heap (flushing non-coherent
- *              ones, XSA-402) and drop the references on kept frames, with
- *              the domain running.
+ *              ones, XSA-402) and the new frames of frames that stayed, and
+ *              drop the references on kept frames, with the domain running.
  *
  * Every phase is resumable: progress lives in the context, and the host's
  * preemption check may stop any phase between two frames. On every
  * continuation before COMMIT the domain is checked again. Failures before
- * COMMIT roll back completely, and the rollback is itself resumable;
- * COMMIT and FREE cannot fail.
+ * COMMIT roll back completely (log-dirty off again), and the rollback is
+ * itself resumable; COMMIT and FREE cannot fail.
  *
  * The index is compact: one entry per indexed frame, in pfn order, in
- * segments of MS_SEG entries, and a directory of one 32-bit word per P2M
- * leaf (where the leaf's frames start), so its size follows the frames the
- * guest owns and not the pseudo-physical space it claims.
+ * segments of MS_SEG entries, and a directory of one 32-bit word per block
+ * of 512 pfns (a PV P2M leaf; where the block's frames start), so its size
+ * follows the frames the guest owns and not the pseudo-physical space it
+ * claims.
  */
 
 #include "memswap.h"
@@ -68,13 +89,23 @@
 #define MS_FL_INPLACE       0x02    /* kept, frozen, and rewritten in place by COMMIT */
 #define MS_FL_PGD           0x04    /* data page holding a Linux pgd Xen does not know */
 #define MS_FL_NONCOH        0x08    /* PGT_non_coherent: flush before reading it */
+#define MS_FL_COPIED        0x10    /* its new frame holds a copy (maybe stale: live) */
+#define MS_FL_DONE          0x20    /* translated: committed */
+#define MS_FL_HOLDER        0x40    /* a vCPU holds it (vcpu_info): commit it paused */
+#define MS_FL_P2M_TYPE      0x80    /* translated: a p2m type that keeps it */
 
-/* How far ahead the loops prefetch frame metadata, in frames. */
-#define MS_PREFETCH_AHEAD   8
+/*
+ * How far ahead the loops prefetch frame metadata, in frames: the frame
+ * table of a large host does not stay in a shared cache, and a frame's
+ * work is a fraction of a memory access.
+ */
+#define MS_PREFETCH_AHEAD   32
 
 /* How often the phases ask whether to yield, in frames. */
 #define MS_PREEMPT_FRAMES   64
 #define MS_PREEMPT_LEAVES   8
+/* Index entries a commit batch looks at before it ends, moving or not. */
+#define MS_BATCH_SCAN       4096
 
 /*
  * Bound on the guest's P2M size we accept: 2^27 pfns (512 GiB of pseudo-
@@ -107,6 +138,12 @@ struct memswap_ctx {
     struct domain *d;
     struct memswap_request req;
     struct memswap_result res;
+    bool translated;                    /* Xen's p2m (HVM, PVH) */
+    bool live;                          /* MEMSWAP_F_LIVE */
+    bool logdirty;                      /* we turned log-dirty on */
+    bool stopped;                       /* live: in the final stop (paused) */
+    bool kept_held_tables;              /* a kept table others hold (CLASSIFY) */
+    bool held;                          /* HOLD: MEMSWAP_HELD returned */
 
     enum memswap_phase phase;
     unsigned int step;                  /* sub-step within the phase */
@@ -118,11 +155,11 @@ struct memswap_ctx {
     bool indexed;                       /* the index is complete (SCAN's leaves done) */
     int rc;                             /* final result once DONE */
 
-    /* The guest's P2M, as registered in shared_info at the start. */
+    /* The guest's P2M (PV: as registered in shared_info at the start). */
     unsigned long fll_mfn;
     uint64_t p2m_cr3;
     unsigned long nr_pfns;
-    unsigned long nr_leaves;
+    unsigned long nr_leaves;            /* blocks of 512 pfns */
     unsigned long empty_leaf_mfn;       /* last leaf found to hold no own frame */
     unsigned long marked_mid_mfn;       /* last mid frame marked */
 
@@ -132,6 +169,7 @@ struct memswap_ctx {
     unsigned long nr_segs;
     unsigned long nr_frames;            /* own frames found in the P2M */
     unsigned long nr_movable;
+    unsigned long nr_to_alloc;          /* movable without a new frame yet */
     unsigned long nr_allocated;
 
     /*
@@ -140,7 +178,12 @@ struct memswap_ctx {
      * there: bounded by the number of tables, not by the domain's size.
      */
     uint32_t *late;
-    unsigned long nr_late, late_cap;
+    unsigned long nr_late, late_cap, late_alloc;
+
+    /* Log-dirty: one bit per pfn, what the last read found. */
+    uint64_t *dirty;
+    unsigned long dirty_words;
+    unsigned long dirty_count;          /* bits the current read has found so far */
 
     uint64_t t_phase, t_pause;
 
@@ -209,24 +252,25 @@ static inline unsigned long ms_indexed(const struct memswap_ctx *ctx,
     return i;
 }
 
+static inline bool ms_moved(const struct memswap_ctx *ctx, unsigned long i)
+{
+    return MS_F(ctx, i, kept) == MS_NOT_KEPT;
+}
+
 /*
  * The one translation: an own frame that moves maps to its new frame;
- * every other MFN (foreign, I/O, Xen's, kept, garbage) maps to itself.
+ * every other MFN (foreign, I/O, Xen's, kept - even one that was given a
+ * new frame before it had to stay - garbage) maps to itself.
  */
 static inline unsigned long ms_xlate(const struct memswap_ctx *ctx,
                                      unsigned long mfn)
 {
     unsigned long i = ms_indexed(ctx, mfn), to;
 
-    if ( i == MS_NO_FRAME )
+    if ( i == MS_NO_FRAME || !ms_moved(ctx, i) )
         return mfn;
     to = MS_F(ctx, i, new_mfn);
     return to != MS_INVALID_MFN ? to : mfn;
-}
-
-static inline bool ms_moved(const struct memswap_ctx *ctx, unsigned long i)
-{
-    return MS_F(ctx, i, kept) == MS_NOT_KEPT;
 }
 
 static inline bool ms_is_table(unsigned int cls)
@@ -254,9 +298,14 @@ static inline bool ms_p2m_entry_is_mfn(uint64_t e)
     return e != MS_P2M_INVALID && !(e & (MS_P2M_FOREIGN_BIT | MS_P2M_IDENTITY_BIT));
 }
 
+static inline bool ms_own_frame_of(const struct domain *d, unsigned long mfn)
+{
+    return ms_mfn_valid(mfn) && ms_page_owner(ms_page(mfn)) == d;
+}
+
 static inline bool ms_own_frame(const struct memswap_ctx *ctx, unsigned long mfn)
 {
-    return ms_mfn_valid(mfn) && ms_page_owner(ms_page(mfn)) == ctx->d;
+    return ms_own_frame_of(ctx->d, mfn);
 }
 
 /*
@@ -264,14 +313,45 @@ static inline bool ms_own_frame(const struct memswap_ctx *ctx, unsigned long mfn
  * shared with it, not an extra (Xen-internal) page, not broken. Only those
  * are indexed, and only those are ever written by the engine.
  */
-static inline bool ms_plain_page(const struct memswap_ctx *ctx,
-                                 const struct page_info *pg)
+static inline bool ms_plain_page_of(const struct domain *d, const struct page_info *pg)
 {
     unsigned long ci = pg->count_info;
 
-    return ms_page_owner(pg) == ctx->d && (ci & PGC_allocated) &&
+    return ms_page_owner(pg) == d && (ci & PGC_allocated) &&
            !(ci & (PGC_xen_heap | PGC_extra | PGC_broken)) && page_state_is(pg, inuse);
 }
+
+static inline bool ms_plain_page(const struct memswap_ctx *ctx,
+                                 const struct page_info *pg)
+{
+    return ms_plain_page_of(ctx->d, pg);
+}
+
+/*
+ * The domain's frame of @pfn, as a swap indexes it and a query counts it:
+ * its own plain page, whose M2P entry names @pfn (which also makes a frame
+ * the frame of one pfn only).
+ */
+static inline bool ms_frame_of(const struct domain *d, unsigned long mfn,
+                               unsigned long pfn)
+{
+    return ms_mfn_valid(mfn) && ms_plain_page_of(d, ms_page(mfn)) &&
+           ms_m2p_get(mfn) == pfn;
+}
+
+/* A translated guest's p2m kinds whose frame is the domain's RAM. */
+static inline bool ms_p2mt_is_ram(unsigned int t)
+{
+    return t == MS_P2MT_RAM || t == MS_P2MT_RAM_RO || t == MS_P2MT_IOREQ;
+}
+
+/* What ms_host_check_domain() must hold for this swap. */
+static unsigned int ms_check_flags(const struct memswap_ctx *ctx)
+{
+    return (ctx->translated || ctx->live ? MS_CHECK_LOGDIRTY : 0) |
+           (ctx->logdirty ? MS_CHECK_LOGDIRTY_OURS : 0);
+}
+
 
 /* Time accounting: charge elapsed time to the current phase. */
 static void ms_charge(struct memswap_ctx *ctx)
@@ -363,7 +443,74 @@ static inline unsigned long ms_planned_typ(const struct memswap_ctx *ctx,
 }
 
 /* ------------------------------------------------------------------------
- * SCAN: the guest's P2M tree and the index of own frames.
+ * Log-dirty: one bit per pfn of what the last read of the log found.
+ */
+
+static inline bool ms_is_dirty(const struct memswap_ctx *ctx, unsigned long pfn)
+{
+    return ctx->dirty && pfn / 64 < ctx->dirty_words &&
+           ((ctx->dirty[pfn / 64] >> (pfn % 64)) & 1);
+}
+
+/* Turn log-dirty on for this swap (the bitmap first: nothing to undo). */
+static int ms_logdirty_on(struct memswap_ctx *ctx)
+{
+    int rc;
+
+    if ( ctx->logdirty )
+        return 0;
+    if ( !ctx->dirty )
+    {
+        ctx->dirty_words = (ctx->nr_pfns + 63) / 64;
+        ctx->dirty = ms_host_zalloc(ctx->dirty_words * sizeof(*ctx->dirty));
+        if ( !ctx->dirty )
+            return -ENOMEM;
+        ctx->meta_bytes += ctx->dirty_words * sizeof(*ctx->dirty);
+    }
+    if ( (rc = ms_host_logdirty_enable(ctx->d)) )
+        return rc;
+    ctx->logdirty = true;
+    return 0;
+}
+
+static void ms_logdirty_off(struct memswap_ctx *ctx)
+{
+    if ( !ctx->logdirty )
+        return;
+    ms_host_logdirty_disable(ctx->d);
+    ctx->logdirty = false;
+}
+
+/*
+ * One read of the dirty log over every pfn, in chunks, resumable in
+ * ctx->pos; the bits found are added to ctx->dirty_count. -EBUSY if
+ * log-dirty is no longer on (someone turned it off: the log is worthless).
+ */
+static int ms_read_dirty(struct memswap_ctx *ctx, bool clear)
+{
+    unsigned long end = ctx->dirty_words * 64;
+
+    while ( ctx->pos < end )
+    {
+        unsigned long nr = end - ctx->pos < MS_LOGDIRTY_CHUNK ? end - ctx->pos
+                                                               : MS_LOGDIRTY_CHUNK;
+        long n;
+
+        /* Between two rounds too: the guest's time to write. */
+        if ( ms_should_yield(ctx) )
+            return MEMSWAP_PREEMPTED;
+        n = ms_host_logdirty_read(ctx->d, ctx->pos, nr, ctx->dirty + ctx->pos / 64, clear);
+        if ( n < 0 )
+            return -EBUSY;
+        ctx->dirty_count += (unsigned long)n;
+        ctx->pos += nr;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * SCAN: the guest's P2M (PV: its tree; translated: Xen's p2m) and the
+ * index of own frames.
  */
 
 static int ms_level_of_type(unsigned long type)
@@ -378,25 +525,47 @@ static int ms_level_of_type(unsigned long type)
     return 0;
 }
 
+/*
+ * The domain's pfn space: a PV guest's registration from shared_info (its
+ * frame-list-list an own frame, max_pfn within what a three-level tree
+ * describes), a translated guest's p2m size. 0 or -EINVAL.
+ */
+static int ms_pfn_space(struct domain *d, unsigned long *fll_mfn, uint64_t *p2m_cr3,
+                        unsigned long *nr_pfns)
+{
+    unsigned long nr, nr_mids;
+
+    *fll_mfn = MS_INVALID_MFN;
+    *p2m_cr3 = 0;
+    if ( ms_host_translated(d) )
+        nr = ms_host_p2m_size(d);
+    else
+    {
+        ms_host_p2m_info(d, fll_mfn, p2m_cr3, &nr);
+        /* A guest that has not published its P2M cannot be translated. */
+        if ( !*fll_mfn || !ms_own_frame_of(d, *fll_mfn) )
+            return -EINVAL;
+        nr_mids = (nr + MS_P2M_PER_PAGE * MS_P2M_PER_PAGE - 1) /
+                  (MS_P2M_PER_PAGE * MS_P2M_PER_PAGE);
+        if ( nr_mids > MS_P2M_PER_PAGE )
+            return -EINVAL;
+    }
+    if ( nr == 0 || nr > MS_MAX_PFNS )
+        return -EINVAL;
+    *nr_pfns = nr;
+    return 0;
+}
+
 /* Step 0: read the registration, size and allocate the index. */
 static int ms_scan_registration(struct memswap_ctx *ctx)
 {
     struct domain *d = ctx->d;
-    unsigned long max_pfn, cap, nr_mids;
+    unsigned long cap;
+    int rc;
 
-    ms_host_p2m_info(d, &ctx->fll_mfn, &ctx->p2m_cr3, &max_pfn);
-
-    /* A guest that has not published its P2M cannot be translated. */
-    if ( !ctx->fll_mfn || !ms_own_frame(ctx, ctx->fll_mfn) )
-        return -EINVAL;
-    if ( max_pfn == 0 || max_pfn > MS_MAX_PFNS )
-        return -EINVAL;
-
-    ctx->nr_pfns = max_pfn;
-    ctx->nr_leaves = (max_pfn + MS_P2M_PER_PAGE - 1) / MS_P2M_PER_PAGE;
-    nr_mids = (ctx->nr_leaves + MS_P2M_PER_PAGE - 1) / MS_P2M_PER_PAGE;
-    if ( nr_mids > MS_P2M_PER_PAGE )
-        return -EINVAL;
+    if ( (rc = ms_pfn_space(d, &ctx->fll_mfn, &ctx->p2m_cr3, &ctx->nr_pfns)) )
+        return rc;
+    ctx->nr_leaves = (ctx->nr_pfns + MS_P2M_PER_PAGE - 1) / MS_P2M_PER_PAGE;
 
     /*
      * The guest owns tot_pages frames now and the index holds own frames
@@ -419,20 +588,26 @@ static int ms_scan_registration(struct memswap_ctx *ctx)
  * The MFN of leaf @leaf, read through the tree: every frame of the tree
  * within max_pfn must be the guest's own. MS_INVALID_MFN otherwise.
  */
-static unsigned long ms_leaf_mfn(const struct memswap_ctx *ctx, unsigned long leaf)
+static unsigned long ms_pv_leaf_mfn(const struct domain *d, unsigned long fll_mfn,
+                                    unsigned long leaf)
 {
     const uint64_t *top, *mid;
     unsigned long mid_mfn, lmfn;
 
-    top = ms_map(ctx->fll_mfn);
+    top = ms_map(fll_mfn);
     mid_mfn = (unsigned long)top[leaf / MS_P2M_PER_PAGE];
     ms_unmap(top);
-    if ( !ms_own_frame(ctx, mid_mfn) )
+    if ( !ms_own_frame_of(d, mid_mfn) )
         return MS_INVALID_MFN;
     mid = ms_map(mid_mfn);
     lmfn = (unsigned long)mid[leaf % MS_P2M_PER_PAGE];
     ms_unmap(mid);
-    return ms_own_frame(ctx, lmfn) ? lmfn : MS_INVALID_MFN;
+    return ms_own_frame_of(d, lmfn) ? lmfn : MS_INVALID_MFN;
+}
+
+static unsigned long ms_leaf_mfn(const struct memswap_ctx *ctx, unsigned long leaf)
+{
+    return ms_pv_leaf_mfn(ctx->d, ctx->fll_mfn, leaf);
 }
 
 /* Append @mfn (referenced) as the frame of @pfn; 0 or -errno. */
@@ -531,6 +706,53 @@ static int ms_scan_leaves(struct memswap_ctx *ctx)
     return 0;
 }
 
+/*
+ * Step 1, translated: index every gfn whose p2m entry is RAM and whose
+ * frame is ours, plain and M2P-consistent. Blocks of 512 gfns, as a PV
+ * guest's leaves. An ioreq server's page is indexed too (it is the
+ * guest's), to be reported as kept for its type.
+ */
+static int ms_scan_p2m(struct memswap_ctx *ctx)
+{
+    unsigned long mfns[MS_P2M_LOOKUP_MAX];
+    uint8_t types[MS_P2M_LOOKUP_MAX];
+
+    for ( ; ctx->pos < ctx->nr_leaves; ctx->pos++ )
+    {
+        unsigned long b = ctx->pos, first = b * MS_P2M_PER_PAGE, k;
+        unsigned int nr = ctx->nr_pfns - first < MS_P2M_PER_PAGE ?
+                          (unsigned int)(ctx->nr_pfns - first) : MS_P2M_PER_PAGE;
+        int rc = 0;
+
+        if ( (b % MS_PREEMPT_LEAVES) == 0 && b && ms_should_yield(ctx) )
+            return MEMSWAP_PREEMPTED;
+        ctx->leaf_first[b] = (uint32_t)ctx->nr_frames;
+        ms_host_p2m_lookup(ctx->d, first, nr, mfns, types);
+        for ( k = 0; k < nr && !rc; k++ )
+        {
+            unsigned long mfn = mfns[k];
+
+            if ( k + MS_PREFETCH_AHEAD < nr && ms_mfn_valid(mfns[k + MS_PREFETCH_AHEAD]) )
+                ms_prefetch_frame(mfns[k + MS_PREFETCH_AHEAD]);
+            if ( !ms_p2mt_is_ram(types[k]) || !ms_frame_of(ctx->d, mfn, first + k) )
+                continue;
+            /* Ours until FREE or rollback: it cannot be freed under us. */
+            if ( !ms_host_get_frame(ctx->d, mfn) )
+                continue;
+            rc = ms_index_frame(ctx, first + k, mfn, MEMSWAP_FC_DATA);
+            if ( rc )
+                ms_host_put_frame(mfn);
+            else if ( types[k] == MS_P2MT_IOREQ )
+                MS_F(ctx, ctx->nr_frames - 1, flags) |= MS_FL_P2M_TYPE;
+        }
+        if ( rc )
+            return rc;
+    }
+    ctx->leaf_first[ctx->nr_leaves] = (uint32_t)ctx->nr_frames;
+    ctx->indexed = true;
+    return 0;
+}
+
 /* Mark one frame of the P2M tree; every one must be an indexed own frame. */
 static int ms_mark_p2m_frame(struct memswap_ctx *ctx, unsigned long mfn,
                              enum memswap_frame_class cls)
@@ -619,20 +841,23 @@ static int ms_phase_scan(struct memswap_ctx *ctx)
     switch ( ctx->step )
     {
     case 0:
-        ms_pause(ctx);
+        /* A live swap lets the domain run until its final stop. */
+        if ( !ctx->live )
+            ms_pause(ctx);
         if ( (rc = ms_scan_registration(ctx)) )
             return rc;
         ctx->step = 1;
         ctx->pos = 0;
         /* fall through */
     case 1:
-        if ( (rc = ms_scan_leaves(ctx)) )
+        if ( (rc = ctx->translated ? ms_scan_p2m(ctx) : ms_scan_leaves(ctx)) )
             return rc;
         ctx->step = 2;
         ctx->pos = 0;
         /* fall through */
     case 2:
-        if ( (rc = ms_scan_mark_tree(ctx)) )
+        /* A translated guest's p2m is Xen's: there is no tree in its memory. */
+        if ( !ctx->translated && (rc = ms_scan_mark_tree(ctx)) )
             return rc;
     }
     ms_enter(ctx, MEMSWAP_PH_COUNT_REFS);
@@ -643,15 +868,16 @@ static int ms_phase_scan(struct memswap_ctx *ctx)
  * COUNT_REFS: references the domain's own tables and Xen's holders account for.
  */
 
-static void ms_expect(struct memswap_ctx *ctx, unsigned long mfn,
-                      unsigned int gen, unsigned int typ)
+static unsigned long ms_expect(struct memswap_ctx *ctx, unsigned long mfn,
+                               unsigned int gen, unsigned int typ)
 {
     unsigned long i = ms_indexed(ctx, mfn);
 
     if ( i == MS_NO_FRAME )
-        return;
+        return i;
     MS_F(ctx, i, exp_gen) += gen;
     MS_F(ctx, i, exp_typ) += typ;
+    return i;
 }
 
 /*
@@ -687,7 +913,7 @@ static void ms_count_table(struct memswap_ctx *ctx, unsigned long mfn, int level
 static void ms_count_vcpu_holders(struct memswap_ctx *ctx)
 {
     unsigned int i, n, g;
-    unsigned long gdt[16];
+    unsigned long gdt[16], k;
 
     for ( i = 0; i < ms_host_max_vcpus(ctx->d); i++ )
     {
@@ -698,7 +924,9 @@ static void ms_count_vcpu_holders(struct memswap_ctx *ctx)
         /* guest_table, guest_table_user, vcpu_info, GDT: get_page_and_type each. */
         ms_expect(ctx, ms_host_vcpu_guest_table(v), 1, 1);
         ms_expect(ctx, ms_host_vcpu_guest_table_user(v), 1, 1);
-        ms_expect(ctx, ms_host_vcpu_info_mfn(v), 1, 1);
+        /* Re-pointed at the commit, with the domain paused. */
+        if ( (k = ms_expect(ctx, ms_host_vcpu_info_mfn(v), 1, 1)) != MS_NO_FRAME )
+            MS_F(ctx, k, flags) |= MS_FL_HOLDER;
         n = ms_host_vcpu_gdt_frames(v, gdt, sizeof(gdt) / sizeof(gdt[0]));
         for ( g = 0; g < n; g++ )
             ms_expect(ctx, gdt[g], 1, 1);
@@ -739,13 +967,24 @@ static void ms_keep(struct memswap_ctx *ctx, unsigned long i,
         MS_F(ctx, i, kept) = why;
 }
 
-static void ms_grant_cb(void *arg, unsigned long mfn)
+/* A frame an outside holder reports: it stays, unless it moved already. */
+static void ms_keep_reported(struct memswap_ctx *ctx, unsigned long mfn,
+                             enum memswap_kept_reason why)
 {
-    struct memswap_ctx *ctx = arg;
     unsigned long i = ms_indexed(ctx, mfn);
 
-    if ( i != MS_NO_FRAME )
-        ms_keep(ctx, i, MEMSWAP_KEPT_GRANTED);
+    if ( i != MS_NO_FRAME && !(MS_F(ctx, i, flags) & MS_FL_DONE) )
+        ms_keep(ctx, i, why);
+}
+
+static void ms_grant_cb(void *arg, unsigned long mfn)
+{
+    ms_keep_reported(arg, mfn, MEMSWAP_KEPT_GRANTED);
+}
+
+static void ms_xen_mapped_cb(void *arg, unsigned long mfn)
+{
+    ms_keep_reported(arg, mfn, MEMSWAP_KEPT_XEN);
 }
 
 /*
@@ -796,6 +1035,39 @@ static bool ms_freezable(const struct memswap_ctx *ctx, unsigned long i,
  * the frames they map at any time. Those frames must therefore not be
  * frozen either: they stay, and the table needs no rewriting.
  */
+/*
+ * What a verdict adds to the totals (@sign 1), or takes back (-1): frames
+ * to move by class and to allocate, frames kept by reason, and what FREEZE
+ * and COMMIT will have to do - a kept table or P2M frame has entries naming
+ * frames that move: COMMIT rewrites it in place, frozen so that nobody
+ * changes it (or drops a reference through it) meanwhile.
+ */
+static void ms_count_verdict(struct memswap_ctx *ctx, unsigned long i, int sign)
+{
+    unsigned int cls = MS_F(ctx, i, cls);
+
+    if ( ms_moved(ctx, i) )
+    {
+        ctx->nr_movable += sign;
+        ctx->nr_to_alloc += sign * (MS_F(ctx, i, new_mfn) == MS_INVALID_MFN);
+        ctx->res.frames_by_class[cls] += sign;
+        ctx->late_cap += sign * ms_is_table(cls);
+        return;
+    }
+    ctx->res.frames_kept[MS_F(ctx, i, kept)] += sign;
+    if ( sign > 0 && (ms_is_table(cls) || ms_is_p2m(cls)) &&
+         ms_freezable(ctx, i, ms_page(MS_F(ctx, i, old_mfn))) )
+    {
+        MS_F(ctx, i, flags) |= MS_FL_INPLACE;
+        ctx->late_cap++;
+    }
+    else if ( sign < 0 && (MS_F(ctx, i, flags) & MS_FL_INPLACE) )
+    {
+        MS_F(ctx, i, flags) &= ~MS_FL_INPLACE;
+        ctx->late_cap--;
+    }
+}
+
 static void ms_keep_mapped_by(struct memswap_ctx *ctx, unsigned long i)
 {
     unsigned long mfn = MS_F(ctx, i, old_mfn);
@@ -810,8 +1082,13 @@ static void ms_keep_mapped_by(struct memswap_ctx *ctx, unsigned long i)
         if ( !(t[s] & MS_PAGE_PRESENT) ||
              (level == 4 && !ms_host_is_guest_l4_slot(ctx->d, s)) )
             continue;
-        if ( (k = ms_indexed(ctx, ms_pte_mfn(t[s]))) != MS_NO_FRAME && k != i )
+        if ( (k = ms_indexed(ctx, ms_pte_mfn(t[s]))) != MS_NO_FRAME && k != i &&
+             ms_moved(ctx, k) )
+        {
+            ms_count_verdict(ctx, k, -1);
             ms_keep(ctx, k, MEMSWAP_KEPT_FOREIGN);
+            ms_count_verdict(ctx, k, 1);
+        }
     }
     ms_unmap(t);
 }
@@ -824,10 +1101,11 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
     {
     case 0:
         ms_host_grant_frames(ctx->d, ms_grant_cb, ctx);
+        ms_host_xen_mapped_frames(ctx->d, ms_xen_mapped_cb, ctx);
         ctx->step = 1;
         /* fall through */
     case 1:
-        /* Verdicts. */
+        /* Verdicts, and their counts. */
         for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
         {
             unsigned long i = ctx->pos;
@@ -839,18 +1117,22 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
                 return MEMSWAP_PREEMPTED;
             if ( pg->u.inuse.type_info & PGT_non_coherent )
                 MS_F(ctx, i, flags) |= MS_FL_NONCOH;
-            if ( MS_F(ctx, i, kept) != MS_NOT_KEPT )
-                continue;
-            verdict = ms_judge(ctx, i, pg);
-            if ( verdict != MS_NOT_KEPT )
+            if ( MS_F(ctx, i, flags) & MS_FL_P2M_TYPE )
+                ms_keep(ctx, i, MEMSWAP_KEPT_P2M_TYPE);
+            if ( MS_F(ctx, i, kept) == MS_NOT_KEPT &&
+                 (verdict = ms_judge(ctx, i, pg)) != MS_NOT_KEPT )
                 ms_keep(ctx, i, verdict);
+            ms_count_verdict(ctx, i, 1);
+            if ( !ms_moved(ctx, i) && ms_is_table(MS_F(ctx, i, cls)) &&
+                 !ms_freezable(ctx, i, pg) )
+                ctx->kept_held_tables = true;
         }
         ctx->step = 2;
         ctx->pos = 0;
         /* fall through */
     case 2:
         /* Frames mapped by kept tables that cannot be frozen stay. */
-        for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
+        for ( ; ctx->kept_held_tables && ctx->pos < ctx->nr_frames; ctx->pos++ )
         {
             unsigned long i = ctx->pos;
 
@@ -861,38 +1143,6 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
             if ( !ms_freezable(ctx, i, ms_page(MS_F(ctx, i, old_mfn))) )
                 ms_keep_mapped_by(ctx, i);
         }
-        ctx->step = 3;
-        ctx->pos = 0;
-        /* fall through */
-    case 3:
-        /* Totals, and what FREEZE and COMMIT will have to do. */
-        for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
-        {
-            unsigned long i = ctx->pos;
-            unsigned int cls = MS_F(ctx, i, cls);
-
-            if ( ms_yield_point(ctx, &n) )
-                return MEMSWAP_PREEMPTED;
-            if ( ms_moved(ctx, i) )
-            {
-                ctx->nr_movable++;
-                ctx->res.frames_by_class[cls]++;
-                ctx->late_cap += ms_is_table(cls);
-                continue;
-            }
-            ctx->res.frames_kept[MS_F(ctx, i, kept)]++;
-            /*
-             * A kept table or P2M frame has entries naming frames that move:
-             * COMMIT rewrites it in place, frozen so that nobody changes it
-             * (or drops a reference through it) meanwhile.
-             */
-            if ( (ms_is_table(cls) || ms_is_p2m(cls)) &&
-                 ms_freezable(ctx, i, ms_page(MS_F(ctx, i, old_mfn))) )
-            {
-                MS_F(ctx, i, flags) |= MS_FL_INPLACE;
-                ctx->late_cap++;
-            }
-        }
     }
 
     ctx->res.frames_total = ms_host_tot_pages(ctx->d);
@@ -900,10 +1150,15 @@ static int ms_phase_classify(struct memswap_ctx *ctx)
         ctx->res.frames_total > ctx->nr_frames ?
         ctx->res.frames_total - ctx->nr_frames : 0;
     ctx->res.frames_moved = 0;
-    ctx->res.extra_bytes_peak = ctx->meta_bytes;
+    if ( ctx->meta_bytes > ctx->res.extra_bytes_peak )
+        ctx->res.extra_bytes_peak = ctx->meta_bytes;
 
-    /* Enough free frames on the requested colours/node? Fail early and cheaply. */
-    need = ctx->nr_movable;
+    /*
+     * Enough free frames on the requested colours/node? Fail early and
+     * cheaply. (A live PV swap planning again in its final stop has most of
+     * its frames already.)
+     */
+    need = ctx->nr_to_alloc;
     have = ms_host_free_frames(ctx->d, &ctx->req);
     if ( have < need )
         return -ENOMEM;
@@ -975,11 +1230,23 @@ static void ms_note_linux_pgds(struct memswap_ctx *ctx)
     }
 }
 
+/* Translated: does block @b (512 gfns) hold a frame that moves? */
+static bool ms_block_moves(const struct memswap_ctx *ctx, unsigned long b)
+{
+    unsigned long i;
+
+    for ( i = ctx->leaf_first[b]; i < ctx->leaf_first[b + 1]; i++ )
+        if ( ms_moved(ctx, i) )
+            return true;
+    return false;
+}
+
 static int ms_phase_alloc(struct memswap_ctx *ctx)
 {
     unsigned long n = 0;
+    int rc;
 
-    for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
+    for ( ; ctx->step == 0 && ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
         unsigned long i = ctx->pos, mfn;
 
@@ -993,14 +1260,45 @@ static int ms_phase_alloc(struct memswap_ctx *ctx)
         MS_F(ctx, i, new_mfn) = mfn;
         ctx->nr_allocated++;
     }
-    if ( ctx->late_cap && !ctx->late )
+    if ( ctx->step == 0 )
     {
-        ctx->late = ms_host_zalloc(ctx->late_cap * sizeof(*ctx->late));
-        if ( !ctx->late )
-            return -ENOMEM;
-        ctx->meta_bytes += ctx->late_cap * sizeof(*ctx->late);
+        ctx->step = 1;
+        ctx->pos = 0;
     }
-    ctx->res.extra_bytes_peak = ctx->meta_bytes + (uint64_t)ctx->nr_allocated * 4096;
+
+    /*
+     * Translated: entries that will be replaced one frame at a time are
+     * split now, while a failure can still roll everything back.
+     */
+    for ( ; ctx->translated && ctx->pos < ctx->nr_leaves; ctx->pos++ )
+    {
+        unsigned long b = ctx->pos, first = b * MS_P2M_PER_PAGE;
+
+        if ( !ms_block_moves(ctx, b) )
+            continue;
+        if ( ms_yield_point(ctx, &n) )
+            return MEMSWAP_PREEMPTED;
+        rc = ms_host_p2m_prepare(ctx->d, first,
+                                 ctx->nr_pfns - first < MS_P2M_PER_PAGE ?
+                                 (unsigned int)(ctx->nr_pfns - first) : MS_P2M_PER_PAGE);
+        if ( rc )
+            return rc;
+    }
+
+    if ( ctx->late_cap > ctx->late_alloc )
+    {
+        uint32_t *late = ms_host_zalloc(ctx->late_cap * sizeof(*late));
+
+        if ( !late )
+            return -ENOMEM;
+        if ( ctx->late )
+            ms_host_free(ctx->late, ctx->late_alloc * sizeof(*late));
+        ctx->meta_bytes += (ctx->late_cap - ctx->late_alloc) * sizeof(*late);
+        ctx->late = late;
+        ctx->late_alloc = ctx->late_cap;
+    }
+    if ( ctx->meta_bytes + (uint64_t)ctx->nr_allocated * 4096 > ctx->res.extra_bytes_peak )
+        ctx->res.extra_bytes_peak = ctx->meta_bytes + (uint64_t)ctx->nr_allocated * 4096;
     ms_note_linux_pgds(ctx);
     ms_enter(ctx, MEMSWAP_PH_COPY);
     return 0;
@@ -1028,41 +1326,283 @@ static int ms_unpinned_pgd(const struct memswap_ctx *ctx, const ms_pte_t *page)
     return 1;
 }
 
+/*
+ * Copy frames @idx[0..@n) (n <= MS_COPY_BATCH) into their new frames
+ * (@copy), and/or look whether each is a Linux page directory Xen does not
+ * know (@pgd[k], on the bytes the copy just read, while they are in the
+ * cache). 0 or -EAGAIN (a pgd half built).
+ */
+static int ms_copy_frames(struct memswap_ctx *ctx, const unsigned long *idx,
+                          const bool *pgd, unsigned int n, bool copy)
+{
+    const void *src[MS_COPY_BATCH];
+    void *dst[MS_COPY_BATCH];
+    unsigned int k;
+    int rc = 0, r;
+
+    for ( k = 0; k < n; k++ )
+    {
+        unsigned long i = idx[k], old_mfn = MS_F(ctx, i, old_mfn);
+
+        /* XSA-402: lines a non-coherent mapping bypassed must not be what we read. */
+        if ( copy && (MS_F(ctx, i, flags) & MS_FL_NONCOH) )
+            ms_host_flush_cache(old_mfn);
+        src[k] = ms_map(old_mfn);
+        dst[k] = copy ? ms_map(MS_F(ctx, i, new_mfn)) : NULL;
+    }
+    if ( copy )
+        ms_copy_pages(dst, src, n);
+    for ( k = 0; k < n; k++ )
+    {
+        unsigned long i = idx[k];
+
+        if ( copy )
+        {
+            ms_unmap(dst[k]);
+            MS_F(ctx, i, flags) |= MS_FL_COPIED;
+            ctx->res.bytes_copied += 4096;
+            if ( ctx->live )
+            {
+                if ( ctx->stopped )
+                    ctx->res.live_final_pages++;
+                else
+                    ctx->res.live_precopy_pages++;
+            }
+        }
+        if ( pgd && pgd[k] && (r = ms_unpinned_pgd(ctx, src[k])) )
+        {
+            if ( r > 0 )
+            {
+                MS_F(ctx, i, flags) |= MS_FL_PGD;
+                ctx->res.unpinned_pgds++;
+            }
+            else if ( !rc )
+                rc = r;
+        }
+        ms_unmap(src[k]);
+    }
+    return rc;
+}
+
+/* One frame, copied again (nothing else to look at). */
+static void ms_copy_frame(struct memswap_ctx *ctx, unsigned long i)
+{
+    ms_copy_frames(ctx, &i, NULL, 1, true);
+}
+
+/*
+ * Every frame that moves gets a copy. A live swap's first round runs with
+ * the domain running and log-dirty on (a translated swap has it on in any
+ * case, to see what a device model writes); a PV guest's final stop copies
+ * only what is new or was written since its copy. Linux page directories
+ * Xen does not know are looked for where the copy is final. Frames are
+ * copied MS_COPY_BATCH at a time.
+ */
 static int ms_phase_copy(struct memswap_ctx *ctx)
+{
+    unsigned long n = 0, batch[MS_COPY_BATCH];
+    bool pgds[MS_COPY_BATCH];
+    unsigned int nb = 0;
+    int rc;
+
+    if ( ctx->step == 0 )
+    {
+        if ( (ctx->translated || ctx->live) && (rc = ms_logdirty_on(ctx)) )
+            return rc;
+        ctx->step = 1;
+    }
+    for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
+    {
+        unsigned long i = ctx->pos;
+        bool copy, pgd;
+
+        if ( !ms_moved(ctx, i) )
+            continue;
+        copy = !(MS_F(ctx, i, flags) & MS_FL_COPIED) ||
+               (ctx->stopped && ms_is_dirty(ctx, MS_F(ctx, i, pfn)));
+        pgd = !ctx->translated && MS_F(ctx, i, cls) == MEMSWAP_FC_DATA &&
+              (!ctx->live || ctx->stopped);
+        if ( !copy )
+        {
+            if ( pgd && (rc = ms_copy_frames(ctx, &i, &pgd, 1, false)) )
+                return rc;
+            continue;
+        }
+        batch[nb] = i;
+        pgds[nb++] = pgd;
+        if ( nb < MS_COPY_BATCH )
+            continue;
+        nb = 0;
+        if ( (rc = ms_copy_frames(ctx, batch, pgds, MS_COPY_BATCH, true)) )
+            return rc;
+        /* A preemption point every few batches, with none pending. */
+        if ( ms_yield_point(ctx, &n) )
+        {
+            ctx->pos++;
+            return MEMSWAP_PREEMPTED;
+        }
+    }
+    if ( nb && (rc = ms_copy_frames(ctx, batch, pgds, nb, true)) )
+        return rc;
+    if ( ctx->live && !ctx->stopped )
+    {
+        ctx->res.live_rounds = 1;
+        ms_enter(ctx, MEMSWAP_PH_PRECOPY);
+        return 0;
+    }
+    ms_enter(ctx, MEMSWAP_PH_FREEZE);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * PRECOPY (live): copy again what the running domain wrote, round after
+ * round; then stop it.
+ */
+
+/* Copy again every moving frame the last read of the log found written. */
+static int ms_precopy_dirty(struct memswap_ctx *ctx)
 {
     unsigned long n = 0;
 
     for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
-        unsigned long i = ctx->pos, old_mfn;
-        const void *src;
-        void *dst;
-        int rc = 0;
+        unsigned long i = ctx->pos;
 
-        if ( !ms_moved(ctx, i) )
+        if ( !ms_moved(ctx, i) || !(MS_F(ctx, i, flags) & MS_FL_COPIED) ||
+             !ms_is_dirty(ctx, MS_F(ctx, i, pfn)) )
             continue;
         if ( ms_yield_point(ctx, &n) )
             return MEMSWAP_PREEMPTED;
-        old_mfn = MS_F(ctx, i, old_mfn);
-        /* XSA-402: lines a non-coherent mapping bypassed must not be what we read. */
-        if ( MS_F(ctx, i, flags) & MS_FL_NONCOH )
-            ms_host_flush_cache(old_mfn);
-        src = ms_map(old_mfn);
-        dst = ms_map(MS_F(ctx, i, new_mfn));
-        ms_copy_page(dst, src);
-        if ( MS_F(ctx, i, cls) == MEMSWAP_FC_DATA && (rc = ms_unpinned_pgd(ctx, src)) > 0 )
-        {
-            MS_F(ctx, i, flags) |= MS_FL_PGD;
-            ctx->res.unpinned_pgds++;
-            rc = 0;
-        }
-        ms_unmap(dst);
-        ms_unmap(src);
-        if ( rc )
-            return rc;
-        ctx->res.bytes_copied += 4096;
+        ms_copy_frame(ctx, i);
     }
-    ms_enter(ctx, MEMSWAP_PH_FREEZE);
+    return 0;
+}
+
+/*
+ * PV final stop: the guest ran since it was planned. Its P2M registration
+ * must be the one the swap started with (-EAGAIN otherwise); every indexed
+ * frame must still be its pfn's in the guest's P2M and in the M2P, or it
+ * stays (KEPT_CHANGED); and the plan starts again from the frames' types:
+ * COUNT_REFS, CLASSIFY, ALLOC and COPY run again, keeping the copies that
+ * are still good.
+ */
+static int ms_pv_recheck(struct memswap_ctx *ctx)
+{
+    if ( ctx->pos == 0 )
+    {
+        unsigned long fll, nr;
+        uint64_t cr3;
+
+        if ( ms_pfn_space(ctx->d, &fll, &cr3, &nr) || fll != ctx->fll_mfn ||
+             nr != ctx->nr_pfns )
+            return -EAGAIN;
+        ctx->p2m_cr3 = cr3;
+        ctx->nr_movable = ctx->nr_to_alloc = 0;
+        ctx->late_cap = ctx->nr_late = 0;
+        ctx->kept_held_tables = false;
+        ms_memset(ctx->res.frames_kept, 0, sizeof(ctx->res.frames_kept));
+        ms_memset(ctx->res.frames_by_class, 0, sizeof(ctx->res.frames_by_class));
+        ctx->res.unpinned_pgds = 0;
+        /* The running kernel's L4 halves are noted again (ALLOC). */
+        ctx->pgd_ref[0].valid = ctx->pgd_ref[1].valid = false;
+    }
+    for ( ; ctx->pos < ctx->nr_leaves; ctx->pos++ )
+    {
+        unsigned long b = ctx->pos, i, lmfn;
+        const uint64_t *ent = NULL;
+
+        if ( ctx->leaf_first[b] == ctx->leaf_first[b + 1] )
+            continue;
+        if ( (b % MS_PREEMPT_LEAVES) == 0 && ms_should_yield(ctx) )
+            return MEMSWAP_PREEMPTED;
+        if ( (lmfn = ms_leaf_mfn(ctx, b)) != MS_INVALID_MFN )
+            ent = ms_map(lmfn);
+        for ( i = ctx->leaf_first[b]; i < ctx->leaf_first[b + 1]; i++ )
+        {
+            unsigned long pfn = MS_F(ctx, i, pfn), mfn = MS_F(ctx, i, old_mfn);
+            bool changed = !ent || ent[pfn % MS_P2M_PER_PAGE] != mfn ||
+                           !ms_frame_of(ctx->d, mfn, pfn);
+            int level = ms_level_of_type(ms_page(mfn)->u.inuse.type_info & PGT_type_mask);
+
+            MS_F(ctx, i, exp_gen) = MS_F(ctx, i, exp_typ) = 0;
+            MS_F(ctx, i, flags) &= MS_FL_COPIED | MS_FL_NONCOH;
+            MS_F(ctx, i, kept) = changed ? MEMSWAP_KEPT_CHANGED : MS_NOT_KEPT;
+            if ( !changed )
+                MS_F(ctx, i, cls) = level ? MEMSWAP_FC_L1 + level - 1 : MEMSWAP_FC_DATA;
+        }
+        if ( ent )
+            ms_unmap(ent);
+    }
+    return 0;
+}
+
+static int ms_phase_precopy(struct memswap_ctx *ctx)
+{
+    int rc;
+
+    switch ( ctx->step )
+    {
+    case 0:
+        /* A round: read and clear the log... */
+        if ( (rc = ms_read_dirty(ctx, true)) )
+            return rc;
+        ctx->res.live_dirty_last = ctx->dirty_count;
+        ctx->step = 1;
+        ctx->pos = 0;
+        /* fall through */
+    case 1:
+        /* ...and copy what it found, then decide as simple_precopy_policy(). */
+        if ( (rc = ms_precopy_dirty(ctx)) )
+            return rc;
+        ctx->res.live_rounds++;
+        if ( ctx->res.live_dirty_last >= ctx->req.live_dirty_threshold &&
+             ctx->res.live_rounds < ctx->req.live_max_rounds )
+        {
+            ctx->step = 0;
+            ctx->pos = 0;
+            ctx->dirty_count = 0;
+            return 0;
+        }
+        ctx->step = 2;
+        /* fall through */
+    case 2:
+        if ( (ctx->req.flags & MEMSWAP_F_HOLD) && !ctx->held )
+        {
+            /* The caller prepares the final stop (suspends a PV guest). */
+            ctx->held = true;
+            return MEMSWAP_HELD;
+        }
+        /* A translated guest is committed frame by frame from COMMIT on. */
+        if ( ctx->translated )
+        {
+            ms_enter(ctx, MEMSWAP_PH_FREEZE);
+            return 0;
+        }
+        /* PV: the final stop. */
+        ms_pause(ctx);
+        ctx->stopped = true;
+        ctx->step = 3;
+        ctx->pos = 0;
+        ctx->dirty_count = 0;
+        /* fall through */
+    case 3:
+        if ( (rc = ms_read_dirty(ctx, true)) )
+            return rc;
+        ctx->step = 4;
+        ctx->pos = 0;
+        /* fall through */
+    case 4:
+        if ( (rc = ms_pv_recheck(ctx)) )
+            return rc;
+        ctx->step = 5;
+        ctx->pos = 0;
+        ctx->marked_mid_mfn = MS_INVALID_MFN;
+        /* fall through */
+    case 5:
+        if ( (rc = ms_scan_mark_tree(ctx)) )
+            return rc;
+    }
+    ms_enter(ctx, MEMSWAP_PH_COUNT_REFS);
     return 0;
 }
 
@@ -1188,6 +1728,17 @@ static int ms_phase_freeze(struct memswap_ctx *ctx)
     unsigned long n = 0;
     int rc;
 
+    /*
+     * A translated guest's frames are frozen one by one inside their
+     * commit, under the p2m lock: someone taking a reference through the
+     * p2m waits for the lock instead of failing on a frozen frame.
+     */
+    if ( ctx->translated )
+    {
+        ms_enter(ctx, MEMSWAP_PH_COMMIT);
+        return 0;
+    }
+
     /* Step 0: freeze. */
     for ( ; ctx->step == 0 && ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
@@ -1215,11 +1766,42 @@ static int ms_phase_freeze(struct memswap_ctx *ctx)
     }
     if ( ctx->step == 0 )
     {
-        ctx->step = 1;
+        ctx->step = ctx->live ? 1 : 3;
+        ctx->pos = 0;
+        ctx->dirty_count = 0;
+    }
+
+    /*
+     * Steps 1 and 2, live: what was written between the final stop's read
+     * of the log and the freeze (a grant copy, MMU_MACHPHYS_UPDATE) is in
+     * the log; nobody can write a frozen frame of a paused domain any more
+     * (a writer needs a reference), so copying those again makes the
+     * copies final.
+     */
+    if ( ctx->step == 1 )
+    {
+        if ( (rc = ms_read_dirty(ctx, false)) )
+            return rc;
+        ctx->step = 2;
+        ctx->pos = 0;
+    }
+    for ( ; ctx->step == 2 && ctx->pos < ctx->nr_frames; ctx->pos++ )
+    {
+        unsigned long i = ctx->pos;
+
+        if ( !ms_moved(ctx, i) || !ms_is_dirty(ctx, MS_F(ctx, i, pfn)) )
+            continue;
+        if ( ms_yield_point(ctx, &n) )
+            return MEMSWAP_PREEMPTED;
+        ms_copy_frame(ctx, i);
+    }
+    if ( ctx->step == 2 )
+    {
+        ctx->step = 3;
         ctx->pos = 0;
     }
 
-    /* Step 1: with the M2P fixed, translate the copies of tables and P2M frames. */
+    /* Step 3: with the M2P fixed, translate the copies of tables and P2M frames. */
     for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
         unsigned long i = ctx->pos;
@@ -1232,6 +1814,11 @@ static int ms_phase_freeze(struct memswap_ctx *ctx)
             return MEMSWAP_PREEMPTED;
         ms_translate_frame(ctx, MS_F(ctx, i, new_mfn), cls, pgd, true);
     }
+    /*
+     * The copies are final: a PV guest leaves log-dirty (shadow) mode
+     * before the commit rewrites its tables and roots in place.
+     */
+    ms_logdirty_off(ctx);
     ms_enter(ctx, MEMSWAP_PH_COMMIT);
     return 0;
 }
@@ -1311,9 +1898,13 @@ static void ms_commit_holders(struct memswap_ctx *ctx)
     unsigned int i, n, g;
     uint64_t cr3 = ctx->p2m_cr3;
 
-    if ( cr3 )
-        cr3 = ((uint64_t)ms_xlate(ctx, (unsigned long)(cr3 >> 12)) << 12) | (cr3 & 0xfff);
-    ms_host_set_p2m_info(d, ms_xlate(ctx, ctx->fll_mfn), cr3);
+    /* PV: shared_info's P2M registration (a translated guest has none). */
+    if ( !ctx->translated )
+    {
+        if ( cr3 )
+            cr3 = ((uint64_t)ms_xlate(ctx, (unsigned long)(cr3 >> 12)) << 12) | (cr3 & 0xfff);
+        ms_host_set_p2m_info(d, ms_xlate(ctx, ctx->fll_mfn), cr3);
+    }
 
     for ( i = 0; i < ms_host_max_vcpus(d); i++ )
     {
@@ -1322,11 +1913,15 @@ static void ms_commit_holders(struct memswap_ctx *ctx)
 
         if ( !v )
             continue;
-        ms_host_vcpu_set_guest_tables(v, ms_xlate(ctx, ms_host_vcpu_guest_table(v)),
-                                      ms_xlate(ctx, ms_host_vcpu_guest_table_user(v)));
+        /* Both kinds: Xen writes vcpu_info through its own mapping. */
         info = ms_host_vcpu_info_mfn(v);
         if ( info != MS_INVALID_MFN && ms_xlate(ctx, info) != info )
             ms_host_vcpu_move_vcpu_info(v, info, ms_xlate(ctx, info));
+        /* PV: page-table roots and GDT frames. */
+        if ( ctx->translated )
+            continue;
+        ms_host_vcpu_set_guest_tables(v, ms_xlate(ctx, ms_host_vcpu_guest_table(v)),
+                                      ms_xlate(ctx, ms_host_vcpu_guest_table_user(v)));
         n = ms_host_vcpu_gdt_frames(v, gdt, sizeof(gdt) / sizeof(gdt[0]));
         for ( g = 0; g < n; g++ )
             if ( ms_xlate(ctx, gdt[g]) != gdt[g] )
@@ -1335,9 +1930,168 @@ static void ms_commit_holders(struct memswap_ctx *ctx)
     ms_host_flush_tlbs(d);
 }
 
+/*
+ * The end of every commit: the holders outside guest memory re-pointed,
+ * TLBs flushed, log-dirty off (a PV swap turned it off before), the domain
+ * running again.
+ */
+static void ms_commit_end(struct memswap_ctx *ctx)
+{
+    ms_commit_holders(ctx);
+    ms_logdirty_off(ctx);
+    ms_unpause(ctx);
+    ms_enter(ctx, MEMSWAP_PH_FREE);
+}
+
+/*
+ * A frame that was to move stays after all (it could not be frozen, its
+ * p2m entry changed): its result counts follow. Its new frame goes back in
+ * FREE.
+ */
+static void ms_keep_at_commit(struct memswap_ctx *ctx, unsigned long i,
+                              enum memswap_kept_reason why)
+{
+    MS_F(ctx, i, kept) = why;
+    ctx->res.frames_kept[why]++;
+    ctx->res.frames_by_class[MS_F(ctx, i, cls)]--;
+}
+
+/*
+ * Translated: commit frame @i inside a p2m batch. Frozen (the plan's count
+ * exactly, as in FREEZE), its new frame's M2P entry set (so that a write
+ * to it is logged), the p2m entry replaced keeping its type - only if the
+ * gfn was not written since its copy while the domain runs; when it is
+ * paused, a written frame is copied again now that nobody can write it -
+ * and its ownership transferred. While the domain runs, a frame that
+ * cannot be committed waits for the final stop; in the final stop it stays.
+ */
+static void ms_commit_gfn(struct memswap_ctx *ctx, unsigned long i, bool final)
+{
+    unsigned long old_mfn = MS_F(ctx, i, old_mfn), new_mfn = MS_F(ctx, i, new_mfn);
+    unsigned long pfn = MS_F(ctx, i, pfn);
+    int rc, why;
+
+    if ( (rc = ms_freeze_one(ctx, i)) )
+        goto stays;
+    ms_m2p_set(new_mfn, pfn);
+    rc = ms_host_p2m_replace(ctx->d, pfn, old_mfn, new_mfn, true);
+    if ( rc == -EAGAIN && final )
+    {
+        ms_copy_frame(ctx, i);
+        rc = ms_host_p2m_replace(ctx->d, pfn, old_mfn, new_mfn, false);
+    }
+    if ( rc )
+    {
+        ms_m2p_set(new_mfn, INVALID_M2P_ENTRY);
+        goto stays;
+    }
+    ms_host_transfer_frame(ctx->d, old_mfn, new_mfn);
+    /* The new frame's count lacks our reference: we kept none on it. */
+    ms_host_thaw_frame(ctx->d, new_mfn,
+                       ms_planned_gen(ctx, i, ms_page(new_mfn)->u.inuse.type_info) - 1);
+    MS_F(ctx, i, flags) = (MS_F(ctx, i, flags) & ~MS_FL_FROZEN) | MS_FL_DONE;
+    ctx->res.frames_moved++;
+    if ( !final )
+        ctx->res.live_committed_running++;
+    return;
+
+ stays:
+    if ( MS_F(ctx, i, flags) & MS_FL_FROZEN )
+    {
+        ms_host_thaw_frame(ctx->d, old_mfn,
+                           ms_planned_gen(ctx, i, ms_page(old_mfn)->u.inuse.type_info));
+        MS_F(ctx, i, flags) &= ~MS_FL_FROZEN;
+    }
+    if ( rc == -ENOENT )
+        ms_keep_at_commit(ctx, i, MEMSWAP_KEPT_CHANGED);
+    else if ( final )
+    {
+        why = ms_judge(ctx, i, ms_page(old_mfn));
+        ms_keep_at_commit(ctx, i, why == MS_NOT_KEPT ? MEMSWAP_KEPT_UNEXPLAINED : why);
+    }
+}
+
+/* The final stop: a frame an active grant pins now stays. */
+static void ms_grant_final_cb(void *arg, unsigned long mfn)
+{
+    struct memswap_ctx *ctx = arg;
+    unsigned long i = ms_indexed(ctx, mfn);
+
+    if ( i != MS_NO_FRAME && ms_moved(ctx, i) && !(MS_F(ctx, i, flags) & MS_FL_DONE) )
+        ms_keep_at_commit(ctx, i, MEMSWAP_KEPT_GRANTED);
+}
+
+/*
+ * Translated: commit every frame still to commit, MS_P2M_BATCH at a time
+ * under the p2m lock, yielding between batches. While the domain runs
+ * (@final false) the frames Xen holds through a vCPU wait for the final
+ * stop, where they are re-pointed.
+ */
+static int ms_commit_gfns(struct memswap_ctx *ctx, bool final)
+{
+    while ( ctx->pos < ctx->nr_frames )
+    {
+        unsigned long n = 0, seen = 0;
+
+        if ( ms_should_yield(ctx) )
+            return MEMSWAP_PREEMPTED;
+        ms_host_p2m_batch_begin(ctx->d);
+        for ( ; ctx->pos < ctx->nr_frames && n < MS_P2M_BATCH && seen < MS_BATCH_SCAN;
+              ctx->pos++, seen++ )
+        {
+            unsigned long i = ctx->pos;
+            uint8_t fl = MS_F(ctx, i, flags);
+
+            if ( !ms_moved(ctx, i) || (fl & MS_FL_DONE) || (!final && (fl & MS_FL_HOLDER)) )
+                continue;
+            ms_prefetch_ahead(ctx, i);
+            ms_commit_gfn(ctx, i, final);
+            n++;
+        }
+        ms_host_p2m_batch_end(ctx->d);
+    }
+    return 0;
+}
+
+/*
+ * Translated: the point of no return is the first frame committed. Step 0
+ * (live) commits what it can with the domain running; step 1 stops it and
+ * marks what active grants pin now; step 2 commits the rest; step 3
+ * re-points vcpu_info, flushes, turns log-dirty off and unpauses.
+ */
+static int ms_commit_translated(struct memswap_ctx *ctx)
+{
+    int rc;
+
+    switch ( ctx->step )
+    {
+    case 0:
+        if ( ctx->live && (rc = ms_commit_gfns(ctx, false)) )
+            return rc;
+        ctx->step = 1;
+        ctx->pos = 0;
+        /* fall through */
+    case 1:
+        ms_pause(ctx);
+        ctx->stopped = true;
+        ms_host_grant_frames(ctx->d, ms_grant_final_cb, ctx);
+        ctx->step = 2;
+        /* fall through */
+    case 2:
+        if ( (rc = ms_commit_gfns(ctx, true)) )
+            return rc;
+    }
+    ctx->step = 3;
+    ms_commit_end(ctx);
+    return 0;
+}
+
 static int ms_phase_commit(struct memswap_ctx *ctx)
 {
     unsigned long n = 0;
+
+    if ( ctx->translated )
+        return ms_commit_translated(ctx);
 
     /*
      * Step 0 hands every moved frame's counts and ownership to its new
@@ -1360,9 +2114,7 @@ static int ms_phase_commit(struct memswap_ctx *ctx)
     /* Step 1: everything live; the holders outside guest memory, TLBs, go. */
     ctx->step = 1;
     ms_commit_late(ctx);
-    ms_commit_holders(ctx);
-    ms_unpause(ctx);
-    ms_enter(ctx, MEMSWAP_PH_FREE);
+    ms_commit_end(ctx);
     return 0;
 }
 
@@ -1384,6 +2136,14 @@ static int ms_phase_free(struct memswap_ctx *ctx)
             return MEMSWAP_PREEMPTED;
         if ( MS_F(ctx, i, new_mfn) == MS_INVALID_MFN )
         {
+            ms_host_put_frame(old_mfn);
+            continue;
+        }
+        /* Given a new frame, then kept after all: that frame goes back. */
+        if ( !ms_moved(ctx, i) )
+        {
+            ms_host_free_frame(MS_F(ctx, i, new_mfn));
+            MS_F(ctx, i, new_mfn) = MS_INVALID_MFN;
             ms_host_put_frame(old_mfn);
             continue;
         }
@@ -1440,10 +2200,12 @@ static int ms_rollback(struct memswap_ctx *ctx)
         ms_host_put_frame(old_mfn);
     }
     ctx->nr_allocated = 0;
+    ms_logdirty_off(ctx);
     ms_unpause(ctx);
     ctx->res.frames_moved = 0;
     ctx->res.bytes_copied = 0;
     ctx->res.ptes_translated = 0;
+    ctx->res.live_precopy_pages = ctx->res.live_final_pages = 0;
     ctx->undoing = false;
     ms_enter(ctx, MEMSWAP_PH_DONE);
     return ctx->rc;
@@ -1458,9 +2220,13 @@ int memswap_begin(struct domain *d, const struct memswap_request *req,
 {
     struct memswap_ctx *ctx;
     unsigned int i, any = 0;
+    bool translated, live;
     int rc;
 
-    if ( req->flags & ~MEMSWAP_F_DRY_RUN )
+    if ( (req->flags & ~(MEMSWAP_F_DRY_RUN | MEMSWAP_F_LIVE | MEMSWAP_F_HOLD)) || req->pad )
+        return -EINVAL;
+    if ( ((req->flags & MEMSWAP_F_HOLD) && !(req->flags & MEMSWAP_F_LIVE)) ||
+         req->live_max_rounds > MEMSWAP_LIVE_ROUNDS_MAX )
         return -EINVAL;
     if ( req->geom.nr_colours == 0 || req->geom.nr_colours > MEMSWAP_MAX_COLOURS ||
          (req->geom.nr_colours & (req->geom.nr_colours - 1)) ||
@@ -1471,7 +2237,9 @@ int memswap_begin(struct domain *d, const struct memswap_request *req,
     for ( i = req->geom.nr_colours; any && i < MEMSWAP_MAX_COLOURS; i++ )
         if ( (req->colours[i / 64] >> (i % 64)) & 1 )
             return -EINVAL;     /* a colour the geometry does not have */
-    if ( (rc = ms_host_check_domain(d)) )
+    translated = ms_host_translated(d);
+    live = req->flags & MEMSWAP_F_LIVE;
+    if ( (rc = ms_host_check_domain(d, translated || live ? MS_CHECK_LOGDIRTY : 0)) )
         return rc;
     if ( *ctxp )
         return -EBUSY;
@@ -1481,6 +2249,13 @@ int memswap_begin(struct domain *d, const struct memswap_request *req,
         return -ENOMEM;
     ctx->d = d;
     ctx->req = *req;
+    ctx->translated = translated;
+    ctx->live = live && !(req->flags & MEMSWAP_F_DRY_RUN);
+    ctx->res.translated = translated;
+    if ( !ctx->req.live_max_rounds )
+        ctx->req.live_max_rounds = MEMSWAP_LIVE_ROUNDS_DEFAULT;
+    if ( !ctx->req.live_dirty_threshold )
+        ctx->req.live_dirty_threshold = MEMSWAP_LIVE_DIRTY_DEFAULT;
     ctx->empty_leaf_mfn = ctx->marked_mid_mfn = MS_INVALID_MFN;
     ctx->meta_bytes = sizeof(*ctx);
     ctx->t_phase = ms_host_now_ns();
@@ -1501,7 +2276,7 @@ int memswap_run(struct memswap_ctx *ctx)
      * point of no return, any answer but yes rolls the swap back.
      */
     if ( !ctx->undoing && ctx->phase < MEMSWAP_PH_COMMIT &&
-         (rc = ms_host_check_domain(ctx->d)) )
+         (rc = ms_host_check_domain(ctx->d, ms_check_flags(ctx))) )
         ms_start_rollback(ctx, rc);
     while ( ctx->phase != MEMSWAP_PH_DONE )
     {
@@ -1514,6 +2289,7 @@ int memswap_run(struct memswap_ctx *ctx)
         case MEMSWAP_PH_CLASSIFY:   rc = ms_phase_classify(ctx); break;
         case MEMSWAP_PH_ALLOC:      rc = ms_phase_alloc(ctx); break;
         case MEMSWAP_PH_COPY:       rc = ms_phase_copy(ctx); break;
+        case MEMSWAP_PH_PRECOPY:    rc = ms_phase_precopy(ctx); break;
         case MEMSWAP_PH_FREEZE:     rc = ms_phase_freeze(ctx); break;
         case MEMSWAP_PH_COMMIT:     rc = ms_phase_commit(ctx); break;
         case MEMSWAP_PH_FREE:       rc = ms_phase_free(ctx); break;
@@ -1522,6 +2298,11 @@ int memswap_run(struct memswap_ctx *ctx)
         if ( rc == MEMSWAP_PREEMPTED )
         {
             ctx->res.continuations++;
+            ms_charge(ctx);
+            return rc;
+        }
+        if ( rc == MEMSWAP_HELD )
+        {
             ms_charge(ctx);
             return rc;
         }
@@ -1583,7 +2364,9 @@ void memswap_end(struct memswap_ctx *ctx)
     if ( ctx->leaf_first )
         ms_host_free(ctx->leaf_first, (ctx->nr_leaves + 1) * sizeof(*ctx->leaf_first));
     if ( ctx->late )
-        ms_host_free(ctx->late, ctx->late_cap * sizeof(*ctx->late));
+        ms_host_free(ctx->late, ctx->late_alloc * sizeof(*ctx->late));
+    if ( ctx->dirty )
+        ms_host_free(ctx->dirty, ctx->dirty_words * sizeof(*ctx->dirty));
     ms_host_free(ctx, sizeof(*ctx));
 }
 
@@ -1622,11 +2405,100 @@ int memswap_frame_info(const struct memswap_ctx *ctx, unsigned long i,
     return 0;
 }
 
+/* ------------------------------------------------------------------------
+ * Where a domain's memory is (no swap context, changes nothing).
+ */
+
+int memswap_query_size(struct domain *d, uint64_t *nr_pfns)
+{
+    unsigned long fll, nr;
+    uint64_t cr3;
+    int rc = ms_pfn_space(d, &fll, &cr3, &nr);
+
+    *nr_pfns = rc ? 0 : nr;
+    return rc;
+}
+
+/* Count frame @mfn and store it in @frames[@k]. */
+static void ms_query_frame(struct memswap_query *q, uint64_t *frames, unsigned int k,
+                           unsigned long mfn)
+{
+    if ( frames )
+        frames[k] = mfn;
+    q->frames_counted++;
+    if ( q->colour_counts && q->geom.nr_colours )
+        q->colour_counts[memswap_colour_of(&q->geom, mfn)]++;
+    if ( q->node_counts )
+    {
+        unsigned int node = ms_host_mfn_node(mfn);
+
+        if ( node < q->nr_nodes )
+            q->node_counts[node]++;
+    }
+}
+
+int memswap_query_range(struct domain *d, struct memswap_query *q,
+                        uint64_t first, unsigned int nr, uint64_t *frames)
+{
+    unsigned long fll, nr_pfns, mfns[MS_P2M_LOOKUP_MAX];
+    uint8_t types[MS_P2M_LOOKUP_MAX];
+    uint64_t cr3;
+    unsigned int k;
+    int rc;
+
+    if ( nr > MEMSWAP_QUERY_BATCH ||
+         (q->geom.nr_colours && (q->geom.nr_colours > MEMSWAP_MAX_COLOURS ||
+                                 (q->geom.nr_colours & (q->geom.nr_colours - 1)))) )
+        return -EINVAL;
+    if ( (rc = ms_pfn_space(d, &fll, &cr3, &nr_pfns)) )
+        return rc;
+    for ( k = 0; frames && k < nr; k++ )
+        frames[k] = MEMSWAP_NO_FRAME;
+    if ( first >= nr_pfns )
+        return 0;
+    if ( nr > nr_pfns - first )
+        nr = (unsigned int)(nr_pfns - first);
+
+    if ( ms_host_translated(d) )
+    {
+        ms_host_p2m_lookup(d, (unsigned long)first, nr, mfns, types);
+        for ( k = 0; k < nr; k++ )
+            if ( ms_p2mt_is_ram(types[k]) && ms_frame_of(d, mfns[k], first + k) )
+                ms_query_frame(q, frames, k, mfns[k]);
+        return 0;
+    }
+
+    /* PV: through the leaves of the guest's tree, a window at a time. */
+    for ( k = 0; k < nr; )
+    {
+        unsigned long pfn = first + k, lmfn = ms_pv_leaf_mfn(d, fll, pfn / MS_P2M_PER_PAGE);
+        unsigned int n = MS_P2M_PER_PAGE - pfn % MS_P2M_PER_PAGE, j;
+        const uint64_t *ent;
+
+        if ( n > nr - k )
+            n = nr - k;
+        if ( lmfn != MS_INVALID_MFN )
+        {
+            ent = ms_map(lmfn);
+            for ( j = 0; j < n; j++ )
+            {
+                uint64_t e = ent[(pfn + j) % MS_P2M_PER_PAGE];
+
+                if ( ms_p2m_entry_is_mfn(e) && ms_frame_of(d, (unsigned long)e, pfn + j) )
+                    ms_query_frame(q, frames, k + j, (unsigned long)e);
+            }
+            ms_unmap(ent);
+        }
+        k += n;
+    }
+    return 0;
+}
+
 const char *memswap_phase_name(enum memswap_phase ph)
 {
     static const char *const names[MEMSWAP_PH_NR] = {
         "idle", "scan", "count-refs", "classify", "alloc", "copy",
-        "freeze", "commit", "free", "done",
+        "precopy", "freeze", "commit", "free", "done",
     };
 
     return (unsigned int)ph < MEMSWAP_PH_NR ? names[ph] : "?";
@@ -1635,7 +2507,8 @@ const char *memswap_phase_name(enum memswap_phase ph)
 const char *memswap_kept_name(enum memswap_kept_reason r)
 {
     static const char *const names[MEMSWAP_KEPT_NR] = {
-        "granted", "foreign", "unexplained", "not_in_p2m",
+        "granted", "foreign", "unexplained", "not_in_p2m", "xen", "p2m_type",
+        "changed",
     };
 
     return (unsigned int)r < MEMSWAP_KEPT_NR ? names[r] : "?";

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * memswap: move a running PV domain's memory to other machine frames.
+ * memswap: move a running domain's memory to other machine frames.
  *
  * This header is the engine's interface. It is included by the hypervisor
  * glue (xen-patches: xen/common/memswap.c) and by the simulator (sim/), and
@@ -14,6 +14,19 @@
  * per-domain struct memswap_ctx. Until the point of no return
  * (MEMSWAP_PH_COMMIT) nothing the domain can observe has changed, so every
  * failure before it rolls back completely.
+ *
+ * Two kinds of guest, one algorithm. A PV guest's P2M is its own (a tree in
+ * its memory, registered in shared_info) and its page tables hold machine
+ * frame numbers: the engine translates them. A translated guest's (HVM,
+ * PVH) p2m is Xen's: the engine replaces p2m entries, keeping their types,
+ * and nothing in guest memory changes. Both kinds share the index, the
+ * verdicts, allocation, copying, freezing, the commit of a frame, freeing,
+ * the rollback, continuations and the re-checks; private.h's
+ * ms_host_translated() chooses.
+ *
+ * Live mode (MEMSWAP_F_LIVE) copies while the domain runs, in pre-copy
+ * rounds under log-dirty (MEMSWAP_PH_PRECOPY), and stops it only for the
+ * rest; see xen_domctl_memswap.h for what the caller sees.
  */
 #ifndef MEMSWAP_CORE_H
 #define MEMSWAP_CORE_H
@@ -27,13 +40,31 @@
 
 /* Request flags. */
 #define MEMSWAP_F_DRY_RUN        (1u << 0)  /* plan and report, change nothing */
+#define MEMSWAP_F_LIVE           (1u << 1)  /* pre-copy while the domain runs */
+#define MEMSWAP_F_HOLD           (1u << 2)  /* with LIVE: return MEMSWAP_HELD after pre-copy */
+
+/*
+ * Live pre-copy stops when a read of the dirty log finds fewer than
+ * live_dirty_threshold pages, or after live_max_rounds rounds (the first,
+ * full copy included), like libxenguest's simple_precopy_policy(). 0 in a
+ * request means the default.
+ */
+#define MEMSWAP_LIVE_DIRTY_DEFAULT   50
+#define MEMSWAP_LIVE_ROUNDS_DEFAULT  5
+#define MEMSWAP_LIVE_ROUNDS_MAX      64
 
 /* Why a frame stays where it is. Order is ABI (result array index). */
 enum memswap_kept_reason {
-    MEMSWAP_KEPT_GRANTED = 0,    /* a grant entry permits access to it */
+    MEMSWAP_KEPT_GRANTED = 0,    /* PV: a grant entry permits access to it;
+                                  * translated: an active grant pins it */
     MEMSWAP_KEPT_FOREIGN,        /* extra references: foreign/grant-mapped by others */
     MEMSWAP_KEPT_UNEXPLAINED,    /* counts/type disagree with what we can account for */
     MEMSWAP_KEPT_NOT_IN_P2M,     /* owned, but the guest's P2M does not map it */
+    MEMSWAP_KEPT_XEN,            /* Xen maps it for the guest and keeps it mapped:
+                                  * FIFO event-channel pages, the PMU page */
+    MEMSWAP_KEPT_P2M_TYPE,       /* translated: its p2m type keeps it (ioreq
+                                  * server, paging, sharing, broken) */
+    MEMSWAP_KEPT_CHANGED,        /* live: its P2M entry changed while the swap ran */
     MEMSWAP_KEPT_NR
 };
 
@@ -63,8 +94,10 @@ struct memswap_request {
     uint32_t domid;
     uint32_t flags;              /* MEMSWAP_F_* */
     uint32_t node;               /* NUMA node, or MEMSWAP_NODE_ANY */
-    uint32_t pad;
+    uint32_t live_max_rounds;    /* LIVE: 0 = default, <= MEMSWAP_LIVE_ROUNDS_MAX */
     struct memswap_geometry geom;
+    uint32_t live_dirty_threshold; /* LIVE: pages, 0 = default */
+    uint32_t pad;                /* must be 0 */
     uint64_t colours[MEMSWAP_COLOUR_WORDS]; /* bitmap; all-zero means "any colour" */
 };
 
@@ -76,6 +109,7 @@ enum memswap_phase {
     MEMSWAP_PH_CLASSIFY,         /* movable or kept (with reason) */
     MEMSWAP_PH_ALLOC,            /* target frames on the requested colours/node */
     MEMSWAP_PH_COPY,             /* copy data, translate tables and P2M into new frames */
+    MEMSWAP_PH_PRECOPY,          /* live: copy again what the running domain wrote */
     MEMSWAP_PH_FREEZE,           /* stop new references to old frames, re-verify counts */
     MEMSWAP_PH_COMMIT,           /* POINT OF NO RETURN: switch every holder, M2P, counts */
     MEMSWAP_PH_FREE,             /* return old frames to the heap (domain already running) */
@@ -96,11 +130,22 @@ struct memswap_result {
     uint64_t extra_bytes_peak;   /* new frames + engine metadata at the peak */
     uint64_t unpinned_pgds;      /* Linux page directories Xen did not know, translated */
     uint32_t failed_phase;       /* enum memswap_phase, when rc != 0 */
-    uint32_t pad;
+    uint32_t translated;         /* 1: the domain's p2m is Xen's (HVM, PVH) */
+    /* Live mode. */
+    uint32_t live_rounds;        /* pre-copy rounds made, the full copy included */
+    uint32_t live_dirty_last;    /* dirty pages the last read of the log found */
+    uint64_t live_precopy_pages; /* pages copied before the final stop */
+    uint64_t live_final_pages;   /* pages copied during the final stop */
+    uint64_t live_committed_running; /* translated: frames committed while it ran */
 };
 
-/* Return values of memswap_run(): 0 done, MEMSWAP_PREEMPTED, or -errno. */
+/*
+ * Return values of memswap_run(): 0 done, MEMSWAP_PREEMPTED, MEMSWAP_HELD
+ * (a MEMSWAP_F_HOLD swap finished its pre-copy: call memswap_run() again
+ * for the final stop, or memswap_cancel()), or -errno.
+ */
 #define MEMSWAP_PREEMPTED        1
+#define MEMSWAP_HELD             2
 
 struct domain;
 struct memswap_ctx;
@@ -109,7 +154,8 @@ struct memswap_ctx;
  * Begin a swap of @d. @ctxp is the host's per-domain context slot: a swap
  * already in progress there is refused with -EBUSY. Validates the request
  * (-EINVAL) and the domain (ms_host_check_domain). Does not pause: the
- * first memswap_run() does, unless this is a dry run.
+ * first memswap_run() does, unless this is a dry run or a live swap (which
+ * pauses for its final stop only).
  */
 int memswap_begin(struct domain *d, const struct memswap_request *req,
                   struct memswap_ctx **ctxp);
@@ -117,8 +163,9 @@ int memswap_begin(struct domain *d, const struct memswap_request *req,
 /*
  * Make progress. Returns 0 when the swap is complete (or the dry run
  * planned), MEMSWAP_PREEMPTED when the host asked to stop (call again with
- * the same context), or -errno after a complete rollback. On 0 or -errno the
- * context's result is final; release it with memswap_end().
+ * the same context), MEMSWAP_HELD once after the pre-copy of a HOLD swap
+ * (call again to finish it), or -errno after a complete rollback. On 0 or
+ * -errno the context's result is final; release it with memswap_end().
  */
 int memswap_run(struct memswap_ctx *ctx);
 
@@ -155,6 +202,38 @@ int memswap_pfn_info(const struct memswap_ctx *ctx, unsigned long pfn,
 unsigned long memswap_nr_frames(const struct memswap_ctx *ctx);
 int memswap_frame_info(const struct memswap_ctx *ctx, unsigned long i,
                        uint64_t *pfn, uint64_t *old_mfn, uint64_t *new_mfn);
+
+/*
+ * Where a domain's memory is (XEN_DOMCTL_MEMSWAP_OP_QUERY), for PV and
+ * translated guests alike, without a swap context and without changing
+ * anything: no pause, no reference kept.
+ *
+ * memswap_query_size(): the domain's pfn space (PV: max_pfn from
+ * shared_info, bounded as a swap bounds it; translated: the highest mapped
+ * gfn + 1), 0 or -EINVAL (a PV guest with no usable P2M registration).
+ *
+ * memswap_query_range(): pfns [first, first + nr), nr <= MEMSWAP_QUERY_BATCH
+ * (bounded work: the host calls it in a loop with its own preemption
+ * checks). A pfn has a frame when the domain's P2M maps it to a plain page
+ * the domain owns (PV: whose M2P entry names the pfn; translated: of a RAM
+ * p2m type). frames[i] gets that frame or MEMSWAP_NO_FRAME (frames may be
+ * NULL); each frame found adds 1 to q->colour_counts[its colour] (when
+ * q->geom.nr_colours and q->colour_counts), q->node_counts[its node] (when
+ * below q->nr_nodes) and q->frames_counted. 0, or -EINVAL as above.
+ */
+#define MEMSWAP_QUERY_BATCH      512
+#define MEMSWAP_NO_FRAME         (~(uint64_t)0)
+struct memswap_query {
+    struct memswap_geometry geom;       /* nr_colours 0: no colour counts */
+    uint64_t *colour_counts;            /* [geom.nr_colours] or NULL */
+    uint64_t *node_counts;              /* [nr_nodes] or NULL */
+    uint32_t nr_nodes;
+    uint32_t pad;
+    uint64_t frames_counted;
+};
+int memswap_query_size(struct domain *d, uint64_t *nr_pfns);
+int memswap_query_range(struct domain *d, struct memswap_query *q,
+                        uint64_t first, unsigned int nr, uint64_t *frames);
 
 const char *memswap_phase_name(enum memswap_phase ph);
 const char *memswap_kept_name(enum memswap_kept_reason r);

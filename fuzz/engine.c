@@ -4,15 +4,20 @@
  * them) over guest-controlled memory, in the simulator, under libFuzzer
  * with AddressSanitizer and UBSan.
  *
- * Each input builds a fresh host and a small PV guest, then replays the
- * input as what the guest (and dom0) may write: shared_info's P2M fields
- * (max_pfn, frame-list-list, p2m_cr3), entries of the frame-list-list, of
- * mid frames and of leaves, M2P entries of its own frames, page-table
- * entries through mmu_update, pgd-shaped data pages, grant entries, pins,
- * dom0 foreign mappings. Values come from every kind of frame: the guest's
- * own, dom0's, Xen's, free, out of range, raw garbage. Then a swap runs
- * with input-chosen options (dry run, preemption, an allocation failure, an
- * abort, one dom0 action or toolstack change between two continuations).
+ * Each input builds a fresh host and a small guest - PV, PVH or HVM - then
+ * replays the input as what the guest (and dom0) may write. A PV guest:
+ * shared_info's P2M fields (max_pfn, frame-list-list, p2m_cr3), entries of
+ * the frame-list-list, of mid frames and of leaves, M2P entries of its own
+ * frames, page-table entries through mmu_update, pgd-shaped data pages,
+ * grant entries, pins, dom0 foreign mappings. A translated guest: its p2m
+ * as ballooning and a device model change it (entries removed, types set:
+ * read-only, ioreq server, MMIO), grant entries naming any gfn, dom0's
+ * mappings by frame and by grant, M2P entries, raw bytes anywhere in its
+ * memory. Values come from every kind of frame: the guest's own, dom0's,
+ * Xen's, free, out of range, raw garbage. Then a swap runs with
+ * input-chosen options (dry run, live, hold, preemption, an allocation or a
+ * p2m failure, an abort, one dom0 action or toolstack change between two
+ * continuations).
  *
  * Properties (a violation aborts, which libFuzzer records as a finding):
  *  - no crash, no ASan/UBSan report, no reference count underflow;
@@ -128,13 +133,72 @@ static uint64_t *frame(unsigned long mfn)
     return sim_mfn_valid(mfn) ? sim_map_frame(mfn) : NULL;
 }
 
+/*
+ * A translated guest's p2m as the guest (ballooning out: guest_remove_page())
+ * and a device model (HVMOP_set_mem_type, XEN_DMOP_map_mem_type_to_ioreq_server)
+ * may change it, or a write anywhere: its page tables are plain pages to Xen.
+ */
+static void mutate_translated(struct input *in)
+{
+    unsigned long op = rd(in, 1), gfn = rd(in, 3) % (victim->p2m_size + 16), mfn;
+
+    switch ( op % 8 )
+    {
+    case 0:
+        if ( gfn < victim->p2m_size && (mfn = sim_p2m_ram_mfn(victim, gfn)) != MS_INVALID_MFN &&
+             sim_mfn_to_page(mfn)->owner == victim )
+        {
+            struct page_info *pg = sim_mfn_to_page(mfn);
+
+            victim->p2m_type[gfn] = SIM_P2MT_NONE;
+            victim->p2m_mfn[gfn] = MS_INVALID_MFN;
+            if ( pg->count_info & PGC_allocated )
+            {
+                pg->count_info &= ~PGC_allocated;
+                sim_put_page(pg);
+            }
+        }
+        break;
+    case 1:
+        if ( gfn < victim->p2m_size && victim->p2m_type[gfn] != SIM_P2MT_NONE )
+            victim->p2m_type[gfn] = (uint8_t)(SIM_P2MT_RAM_RW + rd(in, 1) % 5);
+        break;
+    case 2:
+        sim_gnt_grant(victim, (uint32_t)(rd(in, 1) % SIM_NR_GRANTS), 0,
+                      rd(in, 1) & 1 ? gfn : pick_mfn(in), rd(in, 1) & 1);
+        break;
+    case 3:
+        sim_gnt_map(0, victim->domid, (uint32_t)(rd(in, 1) % SIM_NR_GRANTS), rd(in, 1) & 1);
+        break;
+    case 4:
+        sim_fmap_map(victim->domid, pick_mfn(in), rd(in, 1) & 1);
+        break;
+    case 5:
+        mfn = pick_mfn(in);
+        if ( sim_mfn_valid(mfn) )
+            sim_dom0_machphys_update(victim->domid, mfn, rd(in, 1) & 1 ? rd(in, 3) : gfn);
+        break;
+    default:
+        mfn = pick_mfn(in);
+        if ( sim_mfn_valid(mfn) && sim_mfn_to_page(mfn)->owner == victim )
+            frame(mfn)[rd(in, 2) % 512] = rd(in, 8);
+        break;
+    }
+}
+
 /* One guest (or dom0) write, as the input says. */
 static void mutate(struct input *in)
 {
     struct sim_shared_info *si = sim_shared_info(victim);
-    unsigned long op = rd(in, 1), mfn;
+    unsigned long op, mfn;
     uint64_t *t;
 
+    if ( sim_translated(victim) )
+    {
+        mutate_translated(in);
+        return;
+    }
+    op = rd(in, 1);
     switch ( op % 13 )
     {
     case 0:
@@ -337,7 +401,7 @@ static int run_swap(const struct memswap_request *req, struct plan *pl)
         return rc;
     }
     sim_swap_cur_ctx = ctx;
-    while ( (rc = memswap_run(ctx)) == MEMSWAP_PREEMPTED )
+    while ( (rc = memswap_run(ctx)) == MEMSWAP_PREEMPTED || rc == MEMSWAP_HELD )
     {
         if ( !pl->acted && memswap_phase(ctx) < MEMSWAP_PH_COMMIT )
             check_indexed(ctx);
@@ -349,7 +413,7 @@ static int run_swap(const struct memswap_request *req, struct plan *pl)
             case ACT_DECREASE: sim_dom0_decrease_reservation(victim->domid, pl->act_mfn); break;
             case ACT_M2P:      sim_dom0_machphys_update(victim->domid, pl->act_mfn, pl->act_pfn); break;
             case ACT_MAP:      sim_fmap_map(victim->domid, pl->act_mfn, pl->act_pfn & 1); break;
-            case ACT_LOG_DIRTY: victim->log_dirty = true; break;
+            case ACT_LOG_DIRTY: sim_domain_set_log_dirty(victim->domid, true); break;
             default:           victim->dying = true; break;
             }
         }
@@ -364,7 +428,8 @@ static int run_swap(const struct memswap_request *req, struct plan *pl)
     memswap_end(ctx);
     sim_swap_cur_ctx = NULL;
     sim_swap_cur_opts = NULL;
-    victim->log_dirty = victim->dying = false;
+    sim_domain_set_log_dirty(victim->domid, false);
+    victim->dying = false;
     return rc;
 }
 
@@ -391,7 +456,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gc.nr_vcpus = 1 + (flags & 1);
     gc.nr_address_spaces = 1 + ((flags >> 1) & 1);
     gc.with_devices = (flags >> 2) & 1;
-    gc.pfn_stride = (flags >> 3) & 1 ? 2 + (unsigned int)rd(&in, 1) % 7 : 0;
+    gc.type = (flags >> 4) % 3;
+    gc.pfn_stride = (flags >> 3) & 1 && gc.type == SIM_GUEST_PV ? 2 + (unsigned int)rd(&in, 1) % 7 : 0;
     gc.seed = rd(&in, 1);
     domid = sim_domain_create(&gc);
     if ( domid < 0 )
@@ -407,12 +473,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     flags = rd(&in, 1);
     sim_host_geometry(&req.geom);
     req.domid = (uint32_t)domid;
-    req.flags = flags & 1 ? MEMSWAP_F_DRY_RUN : 0;
+    req.flags = (flags & 1 ? MEMSWAP_F_DRY_RUN : 0) | (flags & 0x20 ? MEMSWAP_F_LIVE : 0) |
+                (flags & 0x40 ? MEMSWAP_F_HOLD : 0);
+    req.live_max_rounds = (uint32_t)rd(&in, 1) % 8;
     if ( flags & 2 )
         req.colours[0] = rd(&in, 2) & ((1ULL << req.geom.nr_colours) - 1);
     pl.opts.preempt_every = (flags >> 2) & 1 ? 1 + (uint32_t)rd(&in, 1) % 16 : 0;
     pl.opts.alloc_fail_at = (flags >> 3) & 1 ? (int64_t)rd(&in, 2) : -1;
     pl.opts.abort_after_continuations = (flags >> 4) & 1 ? (uint32_t)rd(&in, 1) : 0;
+    pl.opts.prepare_fail_nth = flags & 0x80 ? (uint32_t)rd(&in, 1) % 8 : 0;
     pl.act = (enum act)(rd(&in, 1) % ACT_NR);
     pl.act_at = 1 + (unsigned int)rd(&in, 1) % 64;
     pl.act_mfn = pick_mfn(&in);

@@ -96,6 +96,27 @@ static void xen_timer_event(struct vcpu *v)
     v->events_unacked |= bit;
 }
 
+/*
+ * FIFO event channels: Xen links an event into the array and marks the
+ * control block's queue ready, through its own mappings (unlogged). The
+ * count in word 0 of the array page lets the guest see whether it reads
+ * the frame Xen writes.
+ */
+static void xen_fifo_event(struct domain *d)
+{
+    uint64_t *array, *cb;
+
+    if ( d->fifo_array_mfn == MS_INVALID_MFN )
+        return;
+    array = sim_map_frame(d->fifo_array_mfn);
+    array[0] = ++d->fifo_raised;
+    if ( d->fifo_cb_mfn[0] != MS_INVALID_MFN )
+    {
+        cb = sim_map_frame(d->fifo_cb_mfn[0]);
+        cb[0] |= 1;
+    }
+}
+
 void sim_xen_step(void)
 {
     unsigned int i, v;
@@ -106,6 +127,7 @@ void sim_xen_step(void)
 
         if ( !d || d->dying )
             continue;
+        xen_fifo_event(d);
         for ( v = 0; v < d->nr_vcpus; v++ )
         {
             sim_xen_write_vcpu_info(&d->vcpu[v], false);
@@ -149,29 +171,45 @@ static bool pkt_check(const unsigned char *buf, unsigned int domid, char dir, ui
 
 void sim_actors_connect(struct domain *d)
 {
-    const struct sim_start_info *st;
+    unsigned long con_ref, store_ref;
     struct sim_net_sring *rx;
     unsigned int i;
 
     if ( !d->with_devices || d->be.connected )
         return;
-    st = sim_map_frame((unsigned long)sim_guest_p2m_entry(d, d->start_info_pfn));
+    /*
+     * The rings' frames as the toolstack knows them: a PV guest's from
+     * start_info (MFNs), a translated guest's HVM params (gfns).
+     */
+    if ( sim_translated(d) )
+    {
+        con_ref = d->console_pfn;
+        store_ref = d->xenstore_pfn;
+    }
+    else
+    {
+        const struct sim_start_info *st =
+            sim_map_frame((unsigned long)sim_guest_p2m_entry(d, d->start_info_pfn));
+
+        con_ref = st->console_mfn;
+        store_ref = st->store_mfn;
+    }
 
     /* Toolstack: reserved grant entries (xc_dom_gnttab_seed). */
-    sim_gnt_grant(d, SIM_GNTTAB_CONSOLE, 0, st->console_mfn, false);
-    sim_gnt_grant(d, SIM_GNTTAB_XENSTORE, 0, st->store_mfn, false);
+    sim_gnt_grant(d, SIM_GNTTAB_CONSOLE, 0, con_ref, false);
+    sim_gnt_grant(d, SIM_GNTTAB_XENSTORE, 0, store_ref, false);
 
-    /* netfront: grant rings and buffers (frame = pfn_to_mfn(pfn)). */
+    /* netfront: grant rings and buffers (frame = pfn_to_mfn(pfn), or the gfn). */
     d->gref_tx_ring = GREF_TX_RING;
     d->gref_rx_ring = GREF_RX_RING;
     d->gref_rx_buf0 = GREF_RX_BUF0;
     d->gref_tx_buf0 = GREF_TX_BUF0;
-    sim_gnt_grant(d, GREF_TX_RING, 0, (unsigned long)sim_guest_p2m_entry(d, d->net_tx_ring_pfn), false);
-    sim_gnt_grant(d, GREF_RX_RING, 0, (unsigned long)sim_guest_p2m_entry(d, d->net_rx_ring_pfn), false);
+    sim_gnt_grant(d, GREF_TX_RING, 0, sim_guest_frame_ref(d, d->net_tx_ring_pfn), false);
+    sim_gnt_grant(d, GREF_RX_RING, 0, sim_guest_frame_ref(d, d->net_rx_ring_pfn), false);
     for ( i = 0; i < SIM_NET_BUFS; i++ )
     {
-        sim_gnt_grant(d, GREF_RX_BUF0 + i, 0, (unsigned long)sim_guest_p2m_entry(d, d->net_rx_buf_pfn[i]), false);
-        sim_gnt_grant(d, GREF_TX_BUF0 + i, 0, (unsigned long)sim_guest_p2m_entry(d, d->net_tx_buf_pfn[i]), true);
+        sim_gnt_grant(d, GREF_RX_BUF0 + i, 0, sim_guest_frame_ref(d, d->net_rx_buf_pfn[i]), false);
+        sim_gnt_grant(d, GREF_TX_BUF0 + i, 0, sim_guest_frame_ref(d, d->net_tx_buf_pfn[i]), true);
     }
     rx = sim_guest_va_ptr(d, sim_pfn_va(d->net_rx_ring_pfn), true);
     if ( rx )
@@ -187,14 +225,18 @@ void sim_actors_connect(struct domain *d)
         rx->req_prod = SIM_NET_BUFS;
     }
 
-    /* dom0: xenconsoled and xenstored map the rings once; netback maps the
-     * shared rings by grant reference. */
-    d->be.con_mfn = st->console_mfn;
-    d->be.store_mfn = st->store_mfn;
+    /* dom0: xenconsoled and xenstored map the rings once (a translated
+     * guest's through its p2m); netback maps the shared rings by grant
+     * reference; an HVM guest's device model keeps its video memory mapped. */
+    d->be.con_mfn = sim_grant_frame_mfn(d, con_ref);
+    d->be.store_mfn = sim_grant_frame_mfn(d, store_ref);
     d->be.con_map = sim_fmap_map(d->domid, d->be.con_mfn, true);
     d->be.store_map = sim_fmap_map(d->domid, d->be.store_mfn, true);
     d->be.tx_ring_map = sim_gnt_map(0, d->domid, GREF_TX_RING, true);
     d->be.rx_ring_map = sim_gnt_map(0, d->domid, GREF_RX_RING, true);
+    if ( d->type == SIM_GUEST_HVM )
+        for ( i = 0; i < 2; i++ )
+            d->dm_map[i] = sim_fmap_map(d->domid, sim_p2m_ram_mfn(d, d->vram_pfn[i]), true);
     d->be.connected = true;
 }
 
@@ -206,6 +248,9 @@ void sim_actors_disconnect(struct domain *d)
     sim_fmap_unmap(d->be.store_map);
     sim_gnt_unmap(d->be.tx_ring_map);
     sim_gnt_unmap(d->be.rx_ring_map);
+    sim_fmap_unmap(d->dm_map[0]);
+    sim_fmap_unmap(d->dm_map[1]);
+    d->dm_map[0] = d->dm_map[1] = -1;
     d->be.con_map = d->be.store_map = d->be.tx_ring_map = d->be.rx_ring_map = -1;
     d->be.connected = false;
 }
@@ -370,25 +415,169 @@ static void netback(struct domain *d)
 
 /* ---- the guest ------------------------------------------------------------ */
 
-static void guest_touch(struct domain *d)
+/*
+ * The guest writes word 1 of data page @pfn through its own page tables,
+ * after checking word 0 is the page's: a write through a stale translation
+ * lands where it should not (and shows in sim_guest_verify()).
+ */
+bool sim_guest_touch_pfn(struct domain *d, unsigned long pfn)
 {
-    unsigned int k;
+    uint64_t *p = sim_guest_va_ptr(d, sim_pfn_va(pfn), true);
 
-    for ( k = 0; k < 4; k++ )
+    if ( !p || p[0] != sim_data_word0(d, pfn) )
     {
-        unsigned long pfn = (unsigned long)(sim_rand(&d->g.rng) % d->p2m_size);
-        uint64_t *p;
+        d->io.io_errors++;
+        return false;
+    }
+    p[1]++;
+    d->touches[pfn]++;
+    return true;
+}
+
+/*
+ * @n writes to data pages (fewer if the draws miss data pages): half of
+ * them to a hot set of SIM_HOT_PAGES pages the guest keeps writing (and so
+ * keeps translations of), the others anywhere.
+ */
+#define SIM_HOT_PAGES 32
+static void guest_touch(struct domain *d, unsigned long n)
+{
+    unsigned long k, tries;
+
+    for ( k = 0, tries = 0; k < n && tries < 4 * n + 16; tries++ )
+    {
+        uint64_t r = sim_rand(&d->g.rng);
+        unsigned long pfn = (r & 1) && d->p2m_size > 1024 + SIM_HOT_PAGES ?
+                            1024 + (unsigned long)((r >> 1) % SIM_HOT_PAGES) :
+                            (unsigned long)((r >> 1) % d->p2m_size);
 
         if ( d->pfn_role[pfn] != SIM_ROLE_DATA )
             continue;
-        p = sim_guest_va_ptr(d, sim_pfn_va(pfn), true);
-        if ( !p || p[0] != sim_data_word0(d, pfn) )
-        {
-            d->io.io_errors++;
-            continue;
-        }
-        p[1]++;
+        sim_guest_touch_pfn(d, pfn);
+        k++;
     }
+}
+
+int sim_guest_dirty_pages(unsigned int domid, unsigned long n)
+{
+    struct domain *d = sim_domain_lookup(domid);
+
+    if ( !d || d->is_dom0 )
+        return -ESRCH;
+    if ( d->pause_count || d->dying )
+        return -EBUSY;
+    sim_current_domid = d->domid;
+    guest_touch(d, n);
+    sim_current_domid = 0;
+    return 0;
+}
+
+int sim_domain_set_dirty_rate(unsigned int domid, unsigned long pages_per_step)
+{
+    struct domain *d = sim_domain_lookup(domid);
+
+    if ( !d || d->is_dom0 )
+        return -ESRCH;
+    d->dirty_rate = pages_per_step;
+    return 0;
+}
+
+long sim_guest_verify(unsigned int domid, unsigned long *first_bad)
+{
+    struct domain *d = sim_domain_lookup(domid);
+    unsigned long pfn;
+    long bad = 0;
+
+    if ( !d || d->is_dom0 )
+        return -ESRCH;
+    for ( pfn = 0; pfn < d->p2m_size; pfn++ )
+    {
+        unsigned long mfn;
+        const uint64_t *w;
+        uint64_t x, step;
+        unsigned int i;
+        bool ok;
+
+        if ( d->pfn_role[pfn] != SIM_ROLE_DATA )
+            continue;
+        mfn = sim_guest_translate(d, sim_pfn_va(pfn));
+        x = sim_data_word0(d, pfn);
+        step = (x >> 7) | 1;
+        ok = mfn != MS_INVALID_MFN;
+        w = ok ? sim_map_frame(mfn) : NULL;
+        for ( i = 0; ok && i < 512; i++ )
+            ok = w[i] == x + i * step + (i == 1 ? d->touches[pfn] : 0) +
+                         (i == 2 ? d->dm_touches[pfn] : 0);
+        if ( !ok && !bad++ && first_bad )
+            *first_bad = pfn;
+    }
+    return bad;
+}
+
+/*
+ * An HVM guest's device model (QEMU in dom0): DMA into a data page (map the frame the p2m
+ * names, write, unmap, XEN_DMOP_modified_memory so that log-dirty knows),
+ * and a frame of video memory through its lasting mapping.
+ */
+static void device_model(struct domain *d)
+{
+    unsigned long pfn = (unsigned long)(sim_rand(&d->g.rng) % d->p2m_size), mfn;
+    uint64_t *vram = sim_fmap_ptr(d->dm_map[0]);
+    int id;
+
+    if ( vram )
+        vram[0]++;
+    if ( d->pfn_role[pfn] != SIM_ROLE_DATA || (mfn = sim_p2m_ram_mfn(d, pfn)) == MS_INVALID_MFN )
+        return;
+    if ( (id = sim_fmap_map(d->domid, mfn, true)) < 0 )
+    {
+        d->io.io_errors++;
+        return;
+    }
+    ((uint64_t *)sim_fmap_ptr(id))[2]++;
+    d->dm_touches[pfn]++;
+    d->io.dm_writes++;
+    sim_fmap_unmap(id);
+    sim_paging_mark_pfn_dirty(d, pfn);
+}
+
+/*
+ * The guest keeps using what it has translations cached for: every data
+ * page its TLB maps must still be that page (a translation left stale by a
+ * swap reads another frame, or a scrubbed one).
+ */
+static void guest_use_tlb(struct domain *d)
+{
+    unsigned int k;
+
+    for ( k = 0; k < SIM_TLB_ENTRIES; k++ )
+    {
+        const struct sim_tlb_entry *t = &d->tlb[k];
+        uint64_t va = t->vpage << PAGE_SHIFT;
+        unsigned long pfn;
+
+        if ( !t->valid || va < SIM_GUEST_PAGE_OFFSET )
+            continue;
+        pfn = (unsigned long)((va - SIM_GUEST_PAGE_OFFSET) >> PAGE_SHIFT);
+        if ( pfn >= d->p2m_size || d->pfn_role[pfn] != SIM_ROLE_DATA )
+            continue;
+        if ( *(const uint64_t *)sim_map_frame(t->mfn) != sim_data_word0(d, pfn) )
+            d->io.io_errors++;
+    }
+}
+
+/* The guest's FIFO upcall: it reads the event array Xen writes. */
+static void guest_fifo(struct domain *d)
+{
+    const uint64_t *array;
+
+    if ( d->fifo_array_mfn == MS_INVALID_MFN )
+        return;
+    array = sim_guest_va_ptr(d, sim_pfn_va(d->fifo_array_pfn), false);
+    if ( array && array[0] == d->fifo_raised )
+        d->io.fifo_events++;
+    else
+        d->io.io_errors++;
 }
 
 static void guest_console(struct domain *d)
@@ -935,7 +1124,9 @@ static void guest_step(struct domain *d)
 {
     uint64_t sel0 = guest_events(d);
 
-    guest_touch(d);
+    guest_use_tlb(d);
+    guest_touch(d, 4 + d->dirty_rate);
+    guest_fifo(d);
     if ( d->forks )
         guest_fork(d);
     if ( !d->with_devices )
@@ -962,6 +1153,9 @@ void sim_world_step(void)
             xenconsoled(d);
             xenstored(d);
             netback(d);
+            /* I/O in flight completes whether the guest runs or not. */
+            if ( d->type == SIM_GUEST_HVM )
+                device_model(d);
         }
     }
     for ( i = 1; i < SIM_MAX_DOMAINS; i++ )

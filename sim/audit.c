@@ -7,10 +7,12 @@
  * Holders: PGC_allocated, pins, entries of validated tables of every
  * domain (L1: general + writable-type if RW; L2..L4: general + type of the
  * next level; linear: general + type unless self), vCPU holders
- * (guest_table, guest_table_user, vcpu_info, GDT frames), dom0's foreign
- * mappings and grant mappings. Then: types consistent, P2M (through the
- * guest's frame-list tree and its linear mapping) and M2P agree, every frame
- * is free, Xen's, or owned and on exactly one page list, tot_pages right.
+ * (guest_table, guest_table_user, vcpu_info, GDT frames), Xen's mappings of
+ * FIFO event-channel pages, dom0's foreign mappings and grant mappings.
+ * Then: types consistent, P2M (a PV guest's, through its frame-list tree
+ * and its linear mapping; a translated guest's, Xen's) and M2P agree, every
+ * frame is free, Xen's, or owned and on exactly one page list, tot_pages
+ * right.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -102,11 +104,67 @@ static void count_table(struct audit *a, struct domain *d, unsigned long mfn)
     }
 }
 
+/* The frame a domain's P2M names for @pfn (a PV guest's tree, Xen's p2m). */
+static unsigned long p2m_frame(struct domain *d, unsigned long pfn)
+{
+    uint64_t e;
+
+    if ( sim_translated(d) )
+        return sim_p2m_ram_mfn(d, pfn);
+    if ( pfn >= d->p2m_size )
+        return MS_INVALID_MFN;
+    e = sim_p2m_tree_entry(d, pfn);
+    return e == SIM_P2M_INVALID || (e & (SIM_P2M_IDENTITY | SIM_P2M_FOREIGN)) ?
+           MS_INVALID_MFN : (unsigned long)e;
+}
+
+/* Every frame of @d whose M2P entry names a pfn is that pfn's in its P2M. */
+static void audit_m2p(struct audit *a, struct domain *d)
+{
+    uint32_t m;
+
+    for ( m = d->page_head; m != SIM_NIL; m = sim_frame_table[m].list_next )
+    {
+        unsigned long pfn = sim_m2p[m];
+
+        if ( pfn != INVALID_M2P_ENTRY && p2m_frame(d, pfn) != m )
+            problem(a, "d%u m2p[%#x] = %#lx but the P2M maps %#lx there", d->domid, m, pfn,
+                    p2m_frame(d, pfn));
+    }
+}
+
+/* A translated guest: Xen's p2m and the M2P agree, both ways. */
+static void audit_hvm_p2m(struct audit *a, struct domain *d)
+{
+    unsigned long gfn;
+
+    for ( gfn = 0; gfn < d->p2m_size; gfn++ )
+    {
+        unsigned long mfn = sim_p2m_ram_mfn(d, gfn);
+
+        if ( mfn == MS_INVALID_MFN )
+            continue;
+        if ( !sim_mfn_valid(mfn) )
+        {
+            problem(a, "d%u p2m[%#lx] = invalid mfn %#lx", d->domid, gfn, mfn);
+            continue;
+        }
+        if ( sim_mfn_to_page(mfn)->owner == &sim_dom_xen )
+            continue;                           /* shared_info, grant table */
+        if ( sim_mfn_to_page(mfn)->owner != d )
+            problem(a, "d%u p2m[%#lx] = %#lx owned by d%u", d->domid, gfn, mfn,
+                    sim_owner_domid(sim_mfn_to_page(mfn)));
+        else if ( sim_m2p[mfn] != gfn )
+            problem(a, "d%u p2m[%#lx] = %#lx but m2p[%#lx] = %#lx", d->domid, gfn, mfn, mfn,
+                    sim_m2p[mfn]);
+    }
+    audit_m2p(a, d);
+}
+
 static void audit_p2m(struct audit *a, struct domain *d)
 {
     unsigned long pfn, populated = 0, cr3_mfn;
     struct sim_shared_info *si = sim_shared_info(d);
-    uint32_t m;
 
     if ( !si )
         return;
@@ -161,16 +219,7 @@ static void audit_p2m(struct audit *a, struct domain *d)
             problem(a, "d%u p2m[%#lx] = %#lx but m2p[%#lx] = %#lx", d->domid, pfn, mfn, mfn,
                     sim_m2p[mfn]);
     }
-    for ( m = d->page_head; m != SIM_NIL; m = sim_frame_table[m].list_next )
-    {
-        unsigned long pfn2 = sim_m2p[m];
-
-        if ( pfn2 == INVALID_M2P_ENTRY )
-            continue;
-        if ( pfn2 >= d->p2m_size || sim_p2m_tree_entry(d, pfn2) != m )
-            problem(a, "d%u m2p[%#x] = %#lx but p2m says %#llx", d->domid, m, pfn2,
-                    pfn2 < d->p2m_size ? (unsigned long long)sim_p2m_tree_entry(d, pfn2) : ~0ULL);
-    }
+    audit_m2p(a, d);
     (void)populated;
 }
 
@@ -233,6 +282,8 @@ int sim_audit(char *buf, size_t len)
         }
         if ( n != d->tot_pages )
             problem(&a, "d%u tot_pages %lu but %lu pages listed", d->domid, d->tot_pages, n);
+        if ( d->fifo_array_mfn != MS_INVALID_MFN )
+            ref(&a, d->fifo_array_mfn, true, "fifo event array", 0);
 
         /* vCPU holders. */
         for ( v = 0; v < d->nr_vcpus; v++ )
@@ -260,6 +311,8 @@ int sim_audit(char *buf, size_t len)
                                 (unsigned long long)(vc->events_unacked & ~vi->evtchn_pending_sel));
                 }
             }
+            if ( d->fifo_cb_mfn[v] != MS_INVALID_MFN )
+                ref(&a, d->fifo_cb_mfn[v], true, "fifo control block", v);
             for ( g = 0; g < vc->nr_gdt_frames; g++ )
             {
                 ref(&a, vc->gdt_frames[g], true, "gdt", v);
@@ -338,7 +391,12 @@ int sim_audit(char *buf, size_t len)
 
     for ( i = 1; i < SIM_MAX_DOMAINS; i++ )
         if ( sim_domains[i] )
-            audit_p2m(&a, sim_domains[i]);
+        {
+            if ( sim_translated(sim_domains[i]) )
+                audit_hvm_p2m(&a, sim_domains[i]);
+            else
+                audit_p2m(&a, sim_domains[i]);
+        }
 
 out:
     free(a.gen);

@@ -19,6 +19,8 @@ __attribute__((weak)) void sim_llc_forget_domain(unsigned int d) { (void)d; }
 const struct sim_swap_opts *sim_swap_cur_opts;
 struct memswap_ctx *sim_swap_cur_ctx;
 uint64_t sim_swap_checks, sim_swap_allocs;
+uint64_t sim_swap_prepares, sim_swap_dirty_reads, sim_swap_last_yield_ns;
+static int p2m_batch_depth;
 
 /* The engine's metadata, measured here (tests compare it with what it claims). */
 uint64_t sim_swap_meta_bytes, sim_swap_meta_peak;
@@ -51,7 +53,12 @@ bool ms_host_preempt_check(void)
 {
     const struct sim_swap_opts *o = sim_swap_cur_opts;
 
-    if ( !o || !o->preempt_every )
+    if ( !o )
+        return false;
+    /* A softirq pending: time's up for this continuation. */
+    if ( o->preempt_ns && ms_host_now_ns() - sim_swap_last_yield_ns >= o->preempt_ns )
+        return true;
+    if ( !o->preempt_every )
         return false;
     if ( o->preempt_at_phase && sim_swap_cur_ctx &&
          (uint32_t)memswap_phase(sim_swap_cur_ctx) != o->preempt_at_phase )
@@ -69,11 +76,21 @@ void ms_host_pause(struct domain *d)
 
 void ms_host_unpause(struct domain *d)
 {
-    if ( d->pause_count && !--d->pause_count )
-        sim_tlb_flush(d);       /* vCPUs scheduled in: CR3 reload */
+    /*
+     * PV vCPUs scheduled in load CR3: their TLBs start empty. A translated
+     * guest's translations are tagged (VPID/ASID) and survive: only the
+     * engine's flushes remove stale ones.
+     */
+    if ( d->pause_count && !--d->pause_count && !sim_translated(d) )
+        sim_tlb_flush(d);
 }
 
-int ms_host_check_domain(struct domain *d)
+bool ms_host_translated(const struct domain *d)
+{
+    return sim_translated(d);
+}
+
+int ms_host_check_domain(struct domain *d, unsigned int flags)
 {
     /* The mutation: only the check at the start (no swap in progress yet). */
     if ( (sim_mutations & SIM_MUT_NO_RECHECK) && sim_swap_cur_ctx )
@@ -82,9 +99,13 @@ int ms_host_check_domain(struct domain *d)
         return -EACCES;
     if ( d->dying )
         return -ENODEV;
-    if ( d->hvm || d->iommu )
+    if ( d->iommu || d->mem_sharing || d->mem_paging || d->altp2m )
         return -EOPNOTSUPP;
-    if ( d->log_dirty )
+    if ( (flags & MS_CHECK_LOGDIRTY) && !sim_translated(d) && sim_cfg.no_shadow_paging )
+        return -EOPNOTSUPP;
+    if ( flags & MS_CHECK_LOGDIRTY_OURS )
+        return d->ld_on && d->ld_engine ? 0 : -EBUSY;
+    if ( d->ld_on )
         return -EBUSY;
     return 0;
 }
@@ -150,7 +171,8 @@ void ms_host_vcpu_move_vcpu_info(struct vcpu *v, unsigned long old_mfn, unsigned
         nvi->evtchn_upcall_pending = 1;
     }
     v->vcpu_info_mfn = new_mfn;
-    v->vcpu_info_map_mfn = new_mfn;     /* Xen's global mapping follows */
+    if ( !(sim_mutations & SIM_MUT_VCPU_INFO_MAP_STALE) )
+        v->vcpu_info_map_mfn = new_mfn; /* Xen's global mapping follows */
 }
 
 void ms_host_vcpu_set_gdt_frame(struct vcpu *v, unsigned int i, unsigned long new_mfn)
@@ -168,11 +190,24 @@ void ms_host_grant_frames(struct domain *d, void (*fn)(void *arg, unsigned long 
         struct sim_grant_entry_v1 *e = sim_gnt_entry(d, gref);
         struct sim_grant_active *act = &d->gnt_active[gref];
 
-        if ( e && (e->flags & SIM_GTF_permit_access) )
+        /* A translated guest's entry names a gfn: only a pin holds a frame. */
+        if ( e && (e->flags & SIM_GTF_permit_access) && !sim_translated(d) )
             fn(arg, e->frame);
         if ( act->pin_rw || act->pin_ro )
             fn(arg, act->frame);
     }
+}
+
+void ms_host_xen_mapped_frames(struct domain *d, void (*fn)(void *arg, unsigned long mfn),
+                               void *arg)
+{
+    unsigned int v;
+
+    for ( v = 0; v < d->nr_vcpus; v++ )
+        if ( d->fifo_cb_mfn[v] != MS_INVALID_MFN )
+            fn(arg, d->fifo_cb_mfn[v]);
+    if ( d->fifo_array_mfn != MS_INVALID_MFN )
+        fn(arg, d->fifo_array_mfn);
 }
 
 bool ms_host_is_guest_l4_slot(const struct domain *d, unsigned int i)
@@ -302,4 +337,148 @@ void ms_host_flush_tlbs(struct domain *d)
         return;
     sim_tlb_flush(d);
     sim_llc_flush_translations(d->domid);
+}
+
+/* ---- translated guests: Xen's p2m ------------------------------------------- */
+
+unsigned long ms_host_p2m_size(struct domain *d)
+{
+    return sim_translated(d) ? d->p2m_size : 0;
+}
+
+void ms_host_p2m_lookup(struct domain *d, unsigned long gfn, unsigned int nr,
+                        unsigned long *mfns, uint8_t *types)
+{
+    unsigned int k;
+
+    for ( k = 0; k < nr; k++, gfn++ )
+    {
+        uint8_t t = gfn < d->p2m_size ? d->p2m_type[gfn] : SIM_P2MT_NONE;
+
+        mfns[k] = t == SIM_P2MT_NONE ? MS_INVALID_MFN : d->p2m_mfn[gfn];
+        switch ( t )
+        {
+        case SIM_P2MT_RAM_RW:
+        case SIM_P2MT_RAM_LOGDIRTY: types[k] = MS_P2MT_RAM; break;
+        case SIM_P2MT_RAM_RO:       types[k] = MS_P2MT_RAM_RO; break;
+        case SIM_P2MT_MMIO:         types[k] = MS_P2MT_MMIO; break;
+        case SIM_P2MT_IOREQ:        types[k] = MS_P2MT_IOREQ; break;
+        default:                    types[k] = MS_P2MT_NONE; break;
+        }
+    }
+}
+
+/* The simulated p2m has no superpages: nothing to split, but it can fail. */
+int ms_host_p2m_prepare(struct domain *d, unsigned long gfn, unsigned int nr)
+{
+    const struct sim_swap_opts *o = sim_swap_cur_opts;
+
+    (void)d;
+    (void)gfn;
+    (void)nr;
+    if ( o && o->prepare_fail_nth && ++sim_swap_prepares == o->prepare_fail_nth )
+        return -ENOMEM;
+    return 0;
+}
+
+void ms_host_p2m_batch_begin(struct domain *d)
+{
+    (void)d;
+    if ( p2m_batch_depth++ )
+    {
+        sim_log("BUG: nested p2m batch");
+        sim_bugs++;
+    }
+}
+
+void ms_host_p2m_batch_end(struct domain *d)
+{
+    if ( !p2m_batch_depth-- )
+    {
+        sim_log("BUG: p2m batch ended twice");
+        sim_bugs++;
+    }
+    if ( sim_mutations & SIM_MUT_SKIP_TLB_FLUSH )
+        return;
+    sim_tlb_flush(d);
+    sim_llc_flush_translations(d->domid);
+}
+
+int ms_host_p2m_replace(struct domain *d, unsigned long gfn, unsigned long old_mfn,
+                        unsigned long new_mfn, bool if_clean)
+{
+    uint8_t t;
+
+    if ( !p2m_batch_depth )
+    {
+        sim_log("BUG: p2m replace outside a batch");
+        sim_bugs++;
+    }
+    if ( gfn >= d->p2m_size || d->p2m_mfn[gfn] != old_mfn )
+        return -ENOENT;
+    t = d->p2m_type[gfn];
+    if ( t != SIM_P2MT_RAM_RW && t != SIM_P2MT_RAM_LOGDIRTY && t != SIM_P2MT_RAM_RO )
+        return -ENOENT;
+    /* Written since the last read of the log: its bit, or (HAP) its type. */
+    if ( if_clean && !(sim_mutations & SIM_MUT_CLEAN_LIES) &&
+         (!d->ld_on || t == SIM_P2MT_RAM_RW ||
+          ((d->ld_bitmap[gfn / 64] >> (gfn % 64)) & 1)) )
+        return -EAGAIN;
+    d->p2m_mfn[gfn] = new_mfn;
+    return 0;
+}
+
+/* ---- log-dirty ------------------------------------------------------------------- */
+
+int ms_host_logdirty_enable(struct domain *d)
+{
+    return sim_logdirty_enable(d, true);
+}
+
+void ms_host_logdirty_disable(struct domain *d)
+{
+    if ( d->ld_engine )
+        sim_logdirty_disable(d);
+}
+
+long ms_host_logdirty_read(struct domain *d, unsigned long first, unsigned long nr,
+                           uint64_t *bitmap, bool clear)
+{
+    const struct sim_swap_opts *o = sim_swap_cur_opts;
+    unsigned long w, pfn, words = nr / 64;
+    long n = 0;
+
+    if ( !d->ld_on || (first % 64) || (nr % 64) || nr > MS_LOGDIRTY_CHUNK )
+        return -EINVAL;
+    if ( o && o->logdirty_read_fail_nth && ++sim_swap_dirty_reads == o->logdirty_read_fail_nth )
+        return -EINVAL;
+    for ( w = 0; w < words; w++ )
+    {
+        unsigned long idx = first / 64 + w;
+        uint64_t bits = idx < (d->p2m_size + 63) / 64 ? d->ld_bitmap[idx] : 0;
+
+        /* The mutation: the log loses what it holds. */
+        bitmap[w] = sim_mutations & SIM_MUT_LOGDIRTY_BLIND ? 0 : bits;
+        n += __builtin_popcountll(bitmap[w]);
+        if ( !clear || !bits )
+            continue;
+        d->ld_bitmap[idx] = 0;
+        /* HAP: what was written is write-protected again. */
+        for ( pfn = idx * 64; sim_translated(d) && bits; bits &= bits - 1 )
+        {
+            unsigned long gfn = pfn + (unsigned long)__builtin_ctzll(bits);
+
+            if ( d->p2m_type[gfn] == SIM_P2MT_RAM_RW )
+                d->p2m_type[gfn] = SIM_P2MT_RAM_LOGDIRTY;
+        }
+    }
+    /* Before returning: no writable translation of a cleaned page remains. */
+    if ( clear )
+        sim_tlb_flush(d);
+    return n;
+}
+
+unsigned int ms_host_mfn_node(unsigned long mfn)
+{
+    return sim_mfn_node(mfn);
 }

@@ -2,7 +2,9 @@
 /*
  * Grant tables, version 1. The shared entries live in Xen heap frames the
  * granting guest writes; for a PV guest an entry's frame field is an MFN,
- * which is why a swap must keep granted frames where they are. Mapping a
+ * which is why a swap must keep granted frames where they are; a translated
+ * guest's is a gfn, which Xen looks up in its p2m at each map or copy (so
+ * only the frame an active mapping pins must stay). Mapping a
  * grant takes references on the frame the way Xen's map_grant_ref does
  * (get_page against the granting domain, plus a writable type reference for
  * a writable mapping) and pins the active entry; a grant copy takes them
@@ -69,8 +71,8 @@ static int acquire(struct domain *g, uint32_t gref, unsigned int mapper, bool rw
     if ( !e || !(e->flags & SIM_GTF_permit_access) || e->domid != mapper ||
          (rw && (e->flags & SIM_GTF_readonly)) )
         return -EINVAL;
-    *frame = e->frame;
-    return 0;
+    *frame = sim_grant_frame_mfn(g, e->frame);
+    return *frame == MS_INVALID_MFN ? -EINVAL : 0;
 }
 
 static int get_refs(struct domain *g, unsigned long frame, bool rw)
@@ -170,6 +172,9 @@ void sim_gnt_unmap(int id)
         return;
     m = &sim_gmaps[id];
     g = sim_domain_lookup(m->granter);
+    /* A writable mapping may have been written: its unmap is logged. */
+    if ( g && m->rw )
+        sim_paging_mark_dirty(g, m->mfn);
     put_refs(m->mfn, m->rw);
     if ( g )
     {
@@ -210,7 +215,10 @@ int sim_gnt_copy(unsigned int granter, uint32_t gref, unsigned int off,
         return rc;
     p = (unsigned char *)sim_map_frame(frame) + off;
     if ( to_guest )
+    {
         memcpy(p, buf, len);
+        sim_paging_mark_dirty(g, frame);
+    }
     else
         memcpy(buf, p, len);
     put_refs(frame, to_guest);

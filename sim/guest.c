@@ -26,16 +26,14 @@
 
 #include "sim_internal.h"
 
-#define PTE_DATA    (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_A | SIM_PTE_D | SIM_PTE_NX)
-#define PTE_RO      (SIM_PTE_P | SIM_PTE_A | SIM_PTE_NX)
-#define PTE_TABLE   (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_A)
-#define PTE_UTABLE  (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_US | SIM_PTE_A)
-#define PTE_UDATA   (PTE_DATA | SIM_PTE_US)
+#define PTE_DATA    SIM_PTE_FL_DATA
+#define PTE_RO      SIM_PTE_FL_RO
+#define PTE_TABLE   SIM_PTE_FL_TABLE
 
-#define L4_IDX(va)  ((unsigned int)(((va) >> 39) & 511))
-#define L3_IDX(va)  ((unsigned int)(((va) >> 30) & 511))
-#define L2_IDX(va)  ((unsigned int)(((va) >> 21) & 511))
-#define L1_IDX(va)  ((unsigned int)(((va) >> 12) & 511))
+#define L4_IDX(va)  SIM_L4_IDX(va)
+#define L3_IDX(va)  SIM_L3_IDX(va)
+#define L2_IDX(va)  SIM_L2_IDX(va)
+#define L1_IDX(va)  SIM_L1_IDX(va)
 
 /* ---- Xen's L4 slots ------------------------------------------------------ */
 
@@ -50,35 +48,80 @@ void sim_init_xen_l4_slots(uint64_t *l4, unsigned long l4_mfn)
 
 /* ---- walks ---------------------------------------------------------------- */
 
-unsigned long sim_walk(unsigned long l4_mfn, uint64_t va, bool *rw)
+/*
+ * A 4-level walk of @va from table @root. A PV guest's entries (@d NULL)
+ * name frames; a translated guest's name gfns, which Xen's p2m maps.
+ * Returns the frame, the last frame number the tables named (@ref) and
+ * whether every level allows writing (@rw); MS_INVALID_MFN if unmapped.
+ */
+static unsigned long walk(const struct domain *d, unsigned long root, uint64_t va,
+                          unsigned long *ref, bool *rw)
 {
-    unsigned long mfn = l4_mfn;
+    unsigned long r = root, mfn;
     bool w = true;
     int shift;
 
-    for ( shift = 39; shift >= 12; shift -= 9 )
+    for ( shift = 39; ; shift -= 9 )
     {
         uint64_t e;
 
-        if ( !sim_mfn_valid(mfn) )
+        mfn = d ? sim_p2m_ram_mfn(d, r) : r;
+        if ( mfn == MS_INVALID_MFN || !sim_mfn_valid(mfn) )
             return MS_INVALID_MFN;
+        if ( shift < 12 )
+            break;
         e = ((const uint64_t *)sim_map_frame(mfn))[(va >> shift) & 511];
         if ( !(e & SIM_PTE_P) || (shift > 12 && (e & SIM_PTE_PSE)) )
             return MS_INVALID_MFN;
         w = w && (e & SIM_PTE_RW);
-        mfn = sim_pte_mfn(e);
+        r = sim_pte_mfn(e);
     }
-    if ( !sim_mfn_valid(mfn) )
-        return MS_INVALID_MFN;
+    if ( ref )
+        *ref = r;
     if ( rw )
         *rw = w;
     return mfn;
+}
+
+unsigned long sim_walk(unsigned long l4_mfn, uint64_t va, bool *rw)
+{
+    return walk(NULL, l4_mfn, va, NULL, rw);
+}
+
+unsigned long sim_hvm_walk(struct domain *d, uint64_t va, unsigned long *gfn, bool *rw)
+{
+    return walk(d, d->vcpu[0].cr3_pfn, va, gfn, rw);
 }
 
 void sim_tlb_flush(struct domain *d)
 {
     if ( d )
         memset(d->tlb, 0, sizeof(d->tlb));
+}
+
+/*
+ * A translated guest's access after its own walk: the p2m type decides. A
+ * write to a page log-dirty write-protected faults into Xen, which logs it
+ * (through the M2P of the frame) and makes the entry writable again: the
+ * TLB then caches a writable translation, until the next read of the log
+ * write-protects the page again (and flushes). Read-only RAM takes no write.
+ */
+static unsigned long hvm_access(struct domain *d, uint64_t va, bool write, bool *rw)
+{
+    unsigned long gfn, mfn = sim_hvm_walk(d, va, &gfn, rw);
+
+    if ( mfn == MS_INVALID_MFN )
+        return mfn;
+    if ( d->p2m_type[gfn] == SIM_P2MT_RAM_RO )
+        *rw = false;
+    if ( write && *rw && d->p2m_type[gfn] == SIM_P2MT_RAM_LOGDIRTY )
+    {
+        sim_paging_mark_dirty(d, mfn);
+        d->p2m_type[gfn] = SIM_P2MT_RAM_RW;
+    }
+    if ( d->p2m_type[gfn] == SIM_P2MT_RAM_LOGDIRTY )
+        *rw = false;
+    return mfn;
 }
 
 unsigned long sim_guest_va_to_mfn(struct domain *d, uint64_t va, bool write)
@@ -89,12 +132,31 @@ unsigned long sim_guest_va_to_mfn(struct domain *d, uint64_t va, bool write)
     bool rw = false;
 
     if ( t->valid && t->vpage == vpage && (!write || t->rw) )
-        return t->mfn;
-    mfn = sim_walk(d->vcpu[0].guest_table, va, &rw);
-    if ( mfn == MS_INVALID_MFN || (write && !rw) )
-        return MS_INVALID_MFN;
-    *t = (struct sim_tlb_entry){ .vpage = vpage, .mfn = mfn, .rw = rw, .valid = true };
+        mfn = t->mfn;
+    else
+    {
+        mfn = sim_translated(d) ? hvm_access(d, va, write, &rw)
+                                : sim_walk(d->vcpu[0].guest_table, va, &rw);
+        if ( mfn == MS_INVALID_MFN || (write && !rw) )
+            return MS_INVALID_MFN;
+        *t = (struct sim_tlb_entry){ .vpage = vpage, .mfn = mfn, .rw = rw, .valid = true };
+    }
+    /*
+     * PV log-dirty is shadow paging's: a write through a mapping it made
+     * writable was logged when it faulted; logging every write is the same.
+     */
+    if ( write && !sim_translated(d) )
+        sim_paging_mark_dirty(d, mfn);
     return mfn;
+}
+
+unsigned long sim_guest_translate(struct domain *d, uint64_t va)
+{
+    unsigned long gfn;
+    bool rw;
+
+    return sim_translated(d) ? sim_hvm_walk(d, va, &gfn, &rw)
+                             : sim_walk(d->vcpu[0].guest_table, va, NULL);
 }
 
 void *sim_guest_va_ptr(struct domain *d, uint64_t va, bool write)
@@ -149,7 +211,7 @@ uint64_t sim_data_word0(const struct domain *d, unsigned long pfn)
     return sim_mix64(d->seed ^ ((uint64_t)pfn * 0x9e3779b97f4a7c15ULL)) | 1;
 }
 
-static void fill_data(const struct domain *d, unsigned long mfn, unsigned long pfn)
+void sim_fill_data(const struct domain *d, unsigned long mfn, unsigned long pfn)
 {
     uint64_t *w = sim_map_frame(mfn), x = sim_data_word0(d, pfn);
     uint64_t step = (x >> 7) | 1;
@@ -169,7 +231,7 @@ int sim_guest_read_pfn(unsigned int domid, unsigned long pfn, void *buf4k)
         return -ESRCH;
     if ( pfn >= d->p2m_size )
         return -EINVAL;
-    mfn = sim_walk(d->vcpu[0].guest_table, sim_pfn_va(pfn), NULL);
+    mfn = sim_guest_translate(d, sim_pfn_va(pfn));
     if ( mfn == MS_INVALID_MFN )
         return -EFAULT;
     memcpy(buf4k, sim_map_frame(mfn), PAGE_SIZE);
@@ -197,7 +259,7 @@ int sim_guest_checksums(unsigned int domid, uint64_t *sums, unsigned long nr)
     for ( pfn = 0; pfn < nr; pfn++ )
     {
         unsigned long mfn = pfn < d->p2m_size ?
-            sim_walk(d->vcpu[0].guest_table, sim_pfn_va(pfn), NULL) : MS_INVALID_MFN;
+            sim_guest_translate(d, sim_pfn_va(pfn)) : MS_INVALID_MFN;
 
         sums[pfn] = mfn == MS_INVALID_MFN ? 0 : page_hash(sim_map_frame(mfn));
         n += mfn != MS_INVALID_MFN;
@@ -205,25 +267,172 @@ int sim_guest_checksums(unsigned int domid, uint64_t *sums, unsigned long nr)
     return n;
 }
 
+/* ---- layout (both kinds of guest) --------------------------------------------- */
+
+unsigned long sim_layout_take(struct sim_layout *l, enum sim_pfn_role role)
+{
+    unsigned long pfn;
+
+    if ( l->next >= l->nr_ram )
+        return MS_INVALID_MFN;
+    pfn = l->ram[l->next++];
+    l->d->pfn_role[pfn] = (uint8_t)role;
+    return pfn;
+}
+
+unsigned long sim_layout_mfn(const struct sim_layout *l, unsigned long pfn)
+{
+    return l->p2m ? (unsigned long)l->p2m[pfn] : l->d->p2m_mfn[pfn];
+}
+
+uint64_t *sim_layout_page(const struct sim_layout *l, unsigned long pfn)
+{
+    return sim_map_frame(sim_layout_mfn(l, pfn));
+}
+
+uint64_t sim_layout_pte(const struct sim_layout *l, unsigned long pfn, uint64_t flags)
+{
+    return sim_pte(l->p2m ? (unsigned long)l->p2m[pfn] : pfn, flags);
+}
+
+int sim_layout_take_direct_map(struct sim_layout *l)
+{
+    unsigned long i;
+
+    l->n1 = (l->d->p2m_size + 511) / 512;       /* one L1 per 512 pfns */
+    l->n2 = (l->n1 + 511) / 512;
+    l->dl2 = calloc(l->n2, sizeof(*l->dl2));
+    l->dl1 = calloc(l->n1, sizeof(*l->dl1));
+    if ( !l->dl2 || !l->dl1 || l->n2 > 512 )
+        return -ENOMEM;
+    l->dl3 = sim_layout_take(l, SIM_ROLE_PT);
+    for ( i = 0; i < l->n2; i++ )
+        l->dl2[i] = sim_layout_take(l, SIM_ROLE_PT);
+    for ( i = 0; i < l->n1; i++ )
+        l->dl1[i] = sim_layout_take(l, SIM_ROLE_PT);
+    return 0;
+}
+
+void sim_layout_take_spaces(struct sim_layout *l, bool user_l4)
+{
+    struct domain *d = l->d;
+    unsigned int a, i;
+
+    for ( a = 0; a < d->nr_as; a++ )
+    {
+        d->kernel_l4_pfn[a] = sim_layout_take(l, SIM_ROLE_PT);
+        d->user_l4_pfn[a] = user_l4 ? sim_layout_take(l, SIM_ROLE_PT) : MS_INVALID_MFN;
+        l->ul3[a] = sim_layout_take(l, SIM_ROLE_PT);
+        l->ul2[a] = sim_layout_take(l, SIM_ROLE_PT);
+        l->ul1[a] = sim_layout_take(l, SIM_ROLE_PT);
+        for ( i = 0; i < SIM_USER_PAGES; i++ )
+            d->user_pfn[a][i] = sim_layout_take(l, SIM_ROLE_USER);
+    }
+}
+
+void sim_layout_take_devices(struct sim_layout *l)
+{
+    struct domain *d = l->d;
+    unsigned int i;
+
+    if ( !d->with_devices )
+        return;
+    d->net_tx_ring_pfn = sim_layout_take(l, SIM_ROLE_NET_RING);
+    d->net_rx_ring_pfn = sim_layout_take(l, SIM_ROLE_NET_RING);
+    for ( i = 0; i < SIM_NET_BUFS; i++ )
+    {
+        d->net_tx_buf_pfn[i] = sim_layout_take(l, SIM_ROLE_NET_BUF);
+        d->net_rx_buf_pfn[i] = sim_layout_take(l, SIM_ROLE_NET_BUF);
+    }
+    if ( d->type == SIM_GUEST_HVM )
+        for ( i = 0; i < 2; i++ )
+            d->vram_pfn[i] = sim_layout_take(l, SIM_ROLE_VRAM);
+}
+
+void sim_layout_fill(struct sim_layout *l)
+{
+    struct domain *d = l->d;
+    unsigned long i;
+
+    for ( i = 0; i < l->nr_ram; i++ )
+    {
+        unsigned long pfn = l->ram[i];
+
+        if ( i >= l->next )
+            d->pfn_role[pfn] = SIM_ROLE_DATA;
+        if ( d->pfn_role[pfn] == SIM_ROLE_DATA || d->pfn_role[pfn] == SIM_ROLE_USER )
+            sim_fill_data(d, sim_layout_mfn(l, pfn), pfn);
+        else
+            memset(sim_layout_page(l, pfn), 0, PAGE_SIZE);
+    }
+}
+
+void sim_layout_write_direct_map(struct sim_layout *l, bool ro)
+{
+    struct domain *d = l->d;
+    unsigned long i, pfn;
+
+    for ( i = 0; i < l->n2; i++ )
+        sim_layout_page(l, l->dl3)[i] = sim_layout_pte(l, l->dl2[i], PTE_TABLE);
+    /* The kernel image at __START_KERNEL_map (L4 511, L3 510): its first
+     * 1 GiB of physical memory, through the direct map's first L2. */
+    sim_layout_page(l, l->kimg_l3)[L3_IDX(SIM_GUEST_KIMG_VA)] =
+        sim_layout_pte(l, l->dl2[0], PTE_TABLE);
+    for ( i = 0; i < l->n1; i++ )
+        sim_layout_page(l, l->dl2[i / 512])[i % 512] = sim_layout_pte(l, l->dl1[i], PTE_TABLE);
+    for ( pfn = 0; pfn < d->p2m_size; pfn++ )
+    {
+        uint8_t role = d->pfn_role[pfn];
+
+        if ( role == SIM_ROLE_NONE )
+            continue;
+        sim_layout_page(l, l->dl1[pfn / 512])[pfn % 512] =
+            sim_layout_pte(l, pfn, ro && (role == SIM_ROLE_PT || role == SIM_ROLE_GDT) ?
+                                   PTE_RO : PTE_DATA);
+    }
+}
+
+void sim_layout_write_user_half(struct sim_layout *l, unsigned int a, uint64_t *kl4,
+                                uint64_t *ul4)
+{
+    struct domain *d = l->d;
+    unsigned int i;
+
+    sim_layout_page(l, l->ul3[a])[L3_IDX(SIM_GUEST_USER_VA)] =
+        sim_layout_pte(l, l->ul2[a], SIM_PTE_FL_UTABLE);
+    sim_layout_page(l, l->ul2[a])[L2_IDX(SIM_GUEST_USER_VA)] =
+        sim_layout_pte(l, l->ul1[a], SIM_PTE_FL_UTABLE);
+    for ( i = 0; i < SIM_USER_PAGES; i++ )
+        sim_layout_page(l, l->ul1[a])[L1_IDX(SIM_GUEST_USER_VA) + i] =
+            sim_layout_pte(l, d->user_pfn[a][i], SIM_PTE_FL_UDATA);
+    kl4[L4_IDX(SIM_GUEST_USER_VA)] = sim_layout_pte(l, l->ul3[a], SIM_PTE_FL_UTABLE);
+    if ( ul4 )
+        ul4[L4_IDX(SIM_GUEST_USER_VA)] = kl4[L4_IDX(SIM_GUEST_USER_VA)];
+    kl4[L4_IDX(SIM_GUEST_PAGE_OFFSET)] = sim_layout_pte(l, l->dl3, PTE_TABLE);
+    kl4[L4_IDX(SIM_GUEST_KIMG_VA)] = sim_layout_pte(l, l->kimg_l3, PTE_TABLE);
+}
+
+void sim_layout_free(struct sim_layout *l)
+{
+    free(l->dl2);
+    free(l->dl1);
+    free(l->ram);
+    l->dl2 = l->dl1 = NULL;
+    l->ram = NULL;
+}
+
 /* ---- builder -------------------------------------------------------------- */
 
 struct builder {
+    struct sim_layout l;
     struct domain *d;
     uint64_t *p2m;              /* [p2m_size] the entries, as built */
-    unsigned long *ram;         /* RAM pfns in order */
-    unsigned long nr_ram, next; /* role cursor */
     unsigned long hole_start, id_start, ram2_start, ram_end;
 };
 
 static unsigned long take(struct builder *b, enum sim_pfn_role role)
 {
-    unsigned long pfn;
-
-    if ( b->next >= b->nr_ram )
-        return MS_INVALID_MFN;
-    pfn = b->ram[b->next++];
-    b->d->pfn_role[pfn] = (uint8_t)role;
-    return pfn;
+    return sim_layout_take(&b->l, role);
 }
 
 static unsigned long mfn_of(const struct builder *b, unsigned long pfn)
@@ -319,9 +528,12 @@ static int build_memory(struct builder *b, const struct sim_guest_config *cfg)
     d->max_pages = M + 64;
 
     d->pfn_role = calloc(d->p2m_size, 1);
+    d->touches = calloc(d->p2m_size, sizeof(*d->touches));
+    d->dm_touches = calloc(d->p2m_size, sizeof(*d->dm_touches));
     b->p2m = malloc(d->p2m_size * sizeof(*b->p2m));
-    b->ram = malloc(M * sizeof(*b->ram));
-    if ( !d->pfn_role || !b->p2m || !b->ram )
+    b->l.ram = malloc(M * sizeof(*b->l.ram));
+    b->l.p2m = b->p2m;
+    if ( !d->pfn_role || !d->touches || !d->dm_touches || !b->p2m || !b->l.ram )
         return -ENOMEM;
     for ( pfn = 0; pfn < d->p2m_size; pfn++ )
         b->p2m[pfn] = SIM_P2M_INVALID;
@@ -330,7 +542,7 @@ static int build_memory(struct builder *b, const struct sim_guest_config *cfg)
     for ( pfn = b->ram_end; pfn < b->ram_end + 16; pfn++ )
         b->p2m[pfn] = pfn | SIM_P2M_IDENTITY;
 
-    b->nr_ram = 0;
+    b->l.nr_ram = 0;
     for ( pfn = 0; pfn < b->ram_end; pfn++ )
     {
         unsigned long mfn;
@@ -344,7 +556,7 @@ static int build_memory(struct builder *b, const struct sim_guest_config *cfg)
         sim_assign_page(d, mfn);
         sim_m2p[mfn] = pfn;
         b->p2m[pfn] = mfn;
-        b->ram[b->nr_ram++] = pfn;
+        b->l.ram[b->l.nr_ram++] = pfn;
     }
     (void)i;
     return 0;
@@ -383,11 +595,10 @@ static int build_foreign(struct builder *b)
 
 int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
 {
-    struct builder bld = { .d = d }, *b = &bld;
-    unsigned long nleaves, nmids, n1, n2, np1, li, i, pfn;
+    struct builder bld = { .d = d, .l = { .d = d } }, *b = &bld;
+    unsigned long nleaves, nmids, np1, li, i, pfn;
     unsigned long missing, identity, midmiss, top, *mids = NULL, *leaf_pfn = NULL;
-    unsigned long dl3, *dl2 = NULL, *dl1 = NULL, pl3, pl2, *pl1 = NULL;
-    unsigned long ul3[SIM_MAX_AS], ul2[SIM_MAX_AS], ul1[SIM_MAX_AS], kimg_l3;
+    unsigned long pl3, pl2, *pl1 = NULL;
     unsigned int a, v;
     int rc;
 
@@ -395,7 +606,9 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
         snprintf(d->name, SIM_NAME_LEN, "%.*s", SIM_NAME_LEN - 1, cfg->name);
     else
         snprintf(d->name, SIM_NAME_LEN, "guest%u", d->domid);
-    d->hvm = cfg->hvm;
+    d->type = cfg->hvm ? SIM_GUEST_HVM : cfg->type;
+    if ( d->type > SIM_GUEST_HVM || (sim_translated(d) && cfg->forks) )
+        return -EINVAL;
     d->seed = cfg->seed ^ sim_mix64(d->domid);
     d->node = cfg->node;
     memcpy(d->colours, cfg->colours, sizeof(d->colours));
@@ -413,6 +626,8 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
     if ( d->shared_info_mfn == MS_INVALID_MFN )
         return -ENOMEM;
     sim_gnt_init(d);
+    if ( sim_translated(d) )
+        return sim_hvm_build(d, cfg);
 
     rc = build_memory(b, cfg);
     if ( rc )
@@ -437,13 +652,9 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
     top = take(b, SIM_ROLE_P2M);
     mids = calloc(nmids, sizeof(*mids));
     leaf_pfn = calloc(nleaves, sizeof(*leaf_pfn));
-    n1 = nleaves;                               /* direct map L1s: one per 512 pfns */
-    n2 = (d->p2m_size + 512 * 512 - 1) / (512 * 512);
     np1 = (nleaves + 511) / 512;
-    dl2 = calloc(n2, sizeof(*dl2));
-    dl1 = calloc(n1, sizeof(*dl1));
     pl1 = calloc(np1, sizeof(*pl1));
-    if ( !mids || !leaf_pfn || !dl2 || !dl1 || !pl1 || n2 > 512 )
+    if ( !mids || !leaf_pfn || !pl1 )
         goto out;
     for ( i = 0; i < nmids; i++ )
         mids[i] = take(b, SIM_ROLE_P2M);
@@ -454,54 +665,24 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
         leaf_pfn[li] = k == LEAF_MISSING ? missing : k == LEAF_IDENTITY ? identity :
                        take(b, SIM_ROLE_P2M);
     }
-    dl3 = take(b, SIM_ROLE_PT);
-    for ( i = 0; i < n2; i++ )
-        dl2[i] = take(b, SIM_ROLE_PT);
-    for ( i = 0; i < n1; i++ )
-        dl1[i] = take(b, SIM_ROLE_PT);
+    if ( sim_layout_take_direct_map(&b->l) )
+        goto out;
     pl3 = take(b, SIM_ROLE_PT);
     pl2 = take(b, SIM_ROLE_PT);
     for ( i = 0; i < np1; i++ )
         pl1[i] = take(b, SIM_ROLE_PT);
-    for ( a = 0; a < d->nr_as; a++ )
-    {
-        d->kernel_l4_pfn[a] = take(b, SIM_ROLE_PT);
-        d->user_l4_pfn[a] = take(b, SIM_ROLE_PT);
-        ul3[a] = take(b, SIM_ROLE_PT);
-        ul2[a] = take(b, SIM_ROLE_PT);
-        ul1[a] = take(b, SIM_ROLE_PT);
-        for ( i = 0; i < SIM_USER_PAGES; i++ )
-            d->user_pfn[a][i] = take(b, SIM_ROLE_USER);
-    }
-    if ( cfg->with_devices )
-    {
-        d->net_tx_ring_pfn = take(b, SIM_ROLE_NET_RING);
-        d->net_rx_ring_pfn = take(b, SIM_ROLE_NET_RING);
-        for ( i = 0; i < SIM_NET_BUFS; i++ )
-        {
-            d->net_tx_buf_pfn[i] = take(b, SIM_ROLE_NET_BUF);
-            d->net_rx_buf_pfn[i] = take(b, SIM_ROLE_NET_BUF);
-        }
-    }
+    sim_layout_take_spaces(&b->l, true);
+    sim_layout_take_devices(&b->l);
     /* Taken last so that the other roles keep their pfns. */
-    kimg_l3 = d->kimg_l3_pfn = take(b, SIM_ROLE_PT);
+    b->l.kimg_l3 = d->kimg_l3_pfn = take(b, SIM_ROLE_PT);
     if ( cfg->forks )
         for ( i = 0; i < SIM_FORK_POOL; i++ )
             d->fork.pool[i] = take(b, SIM_ROLE_POOL);
-    if ( b->next >= b->nr_ram )
+    if ( b->l.next >= b->l.nr_ram )
         goto out;                               /* too small for its own tables */
 
     /* Contents: data everywhere else, zeroed structures. */
-    for ( i = 0; i < b->nr_ram; i++ )
-    {
-        pfn = b->ram[i];
-        if ( i >= b->next )
-            d->pfn_role[pfn] = SIM_ROLE_DATA;
-        if ( d->pfn_role[pfn] == SIM_ROLE_DATA || d->pfn_role[pfn] == SIM_ROLE_USER )
-            fill_data(d, mfn_of(b, pfn), pfn);
-        else
-            memset(tab(b, pfn), 0, PAGE_SIZE);
-    }
+    sim_layout_fill(&b->l);
 
     /* P2M: leaves, shared pages, mids, top. */
     for ( i = 0; i < 512; i++ )
@@ -522,23 +703,8 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
     for ( i = 0; i < nmids * 512; i++ )
         tab(b, mids[i / 512])[i % 512] = i < nleaves ? mfn_of(b, leaf_pfn[i]) : mfn_of(b, missing);
 
-    /* Kernel half: direct map and the linear p2m list. */
-    for ( i = 0; i < n2; i++ )
-        tab(b, dl3)[i] = sim_pte(mfn_of(b, dl2[i]), PTE_TABLE);
-    /* The kernel image at __START_KERNEL_map (L4 511, L3 510): its first
-     * 1 GiB of physical memory, through the direct map's first L2. */
-    tab(b, kimg_l3)[L3_IDX(SIM_GUEST_KIMG_VA)] = sim_pte(mfn_of(b, dl2[0]), PTE_TABLE);
-    for ( i = 0; i < n1; i++ )
-        tab(b, dl2[i / 512])[i % 512] = sim_pte(mfn_of(b, dl1[i]), PTE_TABLE);
-    for ( pfn = 0; pfn < d->p2m_size; pfn++ )
-    {
-        uint8_t role = d->pfn_role[pfn];
-
-        if ( role == SIM_ROLE_NONE )
-            continue;
-        tab(b, dl1[pfn / 512])[pfn % 512] =
-            sim_pte(mfn_of(b, pfn), role == SIM_ROLE_PT || role == SIM_ROLE_GDT ? PTE_RO : PTE_DATA);
-    }
+    /* Kernel half: direct map (tables and GDT read-only) and the linear p2m list. */
+    sim_layout_write_direct_map(&b->l, true);
     tab(b, pl3)[L3_IDX(SIM_GUEST_P2M_VA)] = sim_pte(mfn_of(b, pl2), PTE_TABLE);
     for ( i = 0; i < np1; i++ )
         tab(b, pl2)[L2_IDX(SIM_GUEST_P2M_VA) + i] = sim_pte(mfn_of(b, pl1[i]), PTE_TABLE);
@@ -554,15 +720,8 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
     {
         uint64_t *kl4 = tab(b, d->kernel_l4_pfn[a]), *ul4 = tab(b, d->user_l4_pfn[a]);
 
-        tab(b, ul3[a])[L3_IDX(SIM_GUEST_USER_VA)] = sim_pte(mfn_of(b, ul2[a]), PTE_UTABLE);
-        tab(b, ul2[a])[L2_IDX(SIM_GUEST_USER_VA)] = sim_pte(mfn_of(b, ul1[a]), PTE_UTABLE);
-        for ( i = 0; i < SIM_USER_PAGES; i++ )
-            tab(b, ul1[a])[L1_IDX(SIM_GUEST_USER_VA) + i] = sim_pte(mfn_of(b, d->user_pfn[a][i]), PTE_UDATA);
-        kl4[L4_IDX(SIM_GUEST_USER_VA)] = ul4[L4_IDX(SIM_GUEST_USER_VA)] =
-            sim_pte(mfn_of(b, ul3[a]), PTE_UTABLE);
-        kl4[L4_IDX(SIM_GUEST_PAGE_OFFSET)] = sim_pte(mfn_of(b, dl3), PTE_TABLE);
+        sim_layout_write_user_half(&b->l, a, kl4, ul4);
         kl4[L4_IDX(SIM_GUEST_P2M_VA)] = sim_pte(mfn_of(b, pl3), PTE_TABLE);
-        kl4[L4_IDX(SIM_GUEST_KIMG_VA)] = sim_pte(mfn_of(b, kimg_l3), PTE_TABLE);
         sim_init_xen_l4_slots(kl4, mfn_of(b, d->kernel_l4_pfn[a]));
         sim_init_xen_l4_slots(ul4, mfn_of(b, d->user_l4_pfn[a]));
     }
@@ -639,11 +798,9 @@ int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg)
 out:
     free(mids);
     free(leaf_pfn);
-    free(dl2);
-    free(dl1);
     free(pl1);
     free(b->p2m);
-    free(b->ram);
+    sim_layout_free(&b->l);
     return rc;
 }
 
@@ -655,6 +812,8 @@ int sim_guest_directmap_rw(struct domain *d, unsigned long pfn, bool rw)
     unsigned long mfn = d->vcpu[0].guest_table;
     int shift;
 
+    if ( sim_translated(d) )
+        return -EINVAL;         /* xen_pin_page is PV's */
     if ( p2m == SIM_P2M_INVALID || (p2m & (SIM_P2M_IDENTITY | SIM_P2M_FOREIGN)) )
         return -EINVAL;
     /* Down to the L1 that maps @va, read as the guest reads its tables. */
@@ -677,9 +836,14 @@ int sim_guest_directmap_rw(struct domain *d, unsigned long pfn, bool rw)
 
 void sim_guest_teardown(struct domain *d)
 {
-    unsigned int v, i, level, leaked = 0;
-    uint32_t m, next;
+    unsigned int v, i, level;
+    uint32_t m;
 
+    if ( sim_translated(d) )
+    {
+        sim_hvm_teardown(d);
+        return;
+    }
     sim_actors_disconnect(d);
     for ( i = 0; i < 2; i++ )
         if ( d->foreign_gmap[i] >= 0 )
@@ -723,6 +887,14 @@ void sim_guest_teardown(struct domain *d)
             if ( (pg->u.inuse.type_info & PGT_type_mask) == sim_level_type(level) )
                 sim_force_devalidate(pg);
         }
+    sim_guest_release_memory(d);
+}
+
+void sim_guest_release_memory(struct domain *d)
+{
+    unsigned int leaked = 0;
+    uint32_t m, next;
+
     for ( m = d->page_head; m != SIM_NIL; m = next )
     {
         struct page_info *pg = &sim_frame_table[m];
@@ -747,4 +919,81 @@ void sim_guest_teardown(struct domain *d)
     sim_gnt_fini(d);
     sim_free_xen_frame(d->shared_info_mfn);
     d->shared_info_mfn = MS_INVALID_MFN;
+}
+
+/* ---- frames the guest names, log-dirty ------------------------------------- */
+
+unsigned long sim_p2m_ram_mfn(const struct domain *d, unsigned long gfn)
+{
+    if ( !d->p2m_type || gfn >= d->p2m_size )
+        return MS_INVALID_MFN;
+    switch ( d->p2m_type[gfn] )
+    {
+    case SIM_P2MT_RAM_RW:
+    case SIM_P2MT_RAM_LOGDIRTY:
+    case SIM_P2MT_RAM_RO:
+    case SIM_P2MT_IOREQ:
+        return d->p2m_mfn[gfn];
+    }
+    return MS_INVALID_MFN;
+}
+
+unsigned long sim_guest_frame_ref(struct domain *d, unsigned long pfn)
+{
+    return sim_translated(d) ? pfn : (unsigned long)sim_guest_p2m_entry(d, pfn);
+}
+
+unsigned long sim_grant_frame_mfn(const struct domain *d, unsigned long frame)
+{
+    return sim_translated(d) ? sim_p2m_ram_mfn(d, frame) : frame;
+}
+
+void sim_paging_mark_pfn_dirty(struct domain *d, unsigned long pfn)
+{
+    if ( d->ld_on && pfn < d->p2m_size )
+        d->ld_bitmap[pfn / 64] |= 1ULL << (pfn % 64);
+}
+
+void sim_paging_mark_dirty(struct domain *d, unsigned long mfn)
+{
+    if ( d->ld_on && sim_mfn_valid(mfn) )
+        sim_paging_mark_pfn_dirty(d, sim_m2p_get(mfn));
+}
+
+int sim_logdirty_enable(struct domain *d, bool engine)
+{
+    unsigned long gfn;
+
+    if ( d->ld_on )
+        return -EBUSY;
+    if ( !sim_translated(d) && sim_cfg.no_shadow_paging )
+        return -EOPNOTSUPP;
+    if ( !d->ld_bitmap )
+    {
+        d->ld_bitmap = calloc((d->p2m_size + 63) / 64, sizeof(*d->ld_bitmap));
+        if ( !d->ld_bitmap )
+            return -ENOMEM;
+    }
+    else
+        memset(d->ld_bitmap, 0, (d->p2m_size + 63) / 64 * sizeof(*d->ld_bitmap));
+    d->ld_on = true;
+    d->ld_engine = engine;
+    /* HAP: every RAM entry write-protected; nothing cached may still write. */
+    for ( gfn = 0; sim_translated(d) && gfn < d->p2m_size; gfn++ )
+        if ( d->p2m_type[gfn] == SIM_P2MT_RAM_RW )
+            d->p2m_type[gfn] = SIM_P2MT_RAM_LOGDIRTY;
+    sim_tlb_flush(d);
+    return 0;
+}
+
+void sim_logdirty_disable(struct domain *d)
+{
+    unsigned long gfn;
+
+    if ( !d->ld_on )
+        return;
+    d->ld_on = d->ld_engine = false;
+    for ( gfn = 0; sim_translated(d) && gfn < d->p2m_size; gfn++ )
+        if ( d->p2m_type[gfn] == SIM_P2MT_RAM_LOGDIRTY )
+            d->p2m_type[gfn] = SIM_P2MT_RAM_RW;
 }

@@ -31,13 +31,16 @@ unsigned int sim_current_domid;
 uint64_t sim_step_count;
 unsigned int sim_mutations;
 
-static size_t ram_len;
+static size_t ram_len, ram_map_len;
+static unsigned char *ram_map;          /* the mapping sim_ram is aligned within */
 static unsigned long frames_per_node;
 static unsigned int nr_buckets;
 static uint32_t *bucket_head, *bucket_tail;
 static unsigned long *bucket_count;
 static unsigned long free_total;
 static unsigned int next_domid = 1;
+
+#define SIM_HUGE_PAGE       (2UL << 20)
 
 /* Frames Xen keeps for itself at boot: the L3s its reserved L4 slots map. */
 unsigned long sim_xen_slot_mfn[SIM_XEN_L4_LAST - SIM_XEN_L4_FIRST + 1];
@@ -245,6 +248,8 @@ void sim_heap_free(unsigned long mfn)
     pg->u.inuse.type_info = 0;
     pg->linear_entries = 0;
     sim_m2p[mfn] = INVALID_M2P_ENTRY;
+    if ( sim_cfg.scrub_freed )
+        *(uint64_t *)sim_map_frame(mfn) = SIM_SCRUB_POISON;
     bucket_push(bucket_of(mfn), mfn);
 }
 
@@ -364,7 +369,7 @@ unsigned int sim_owner_domid(const struct page_info *pg)
 static void host_free_all(void)
 {
     if ( sim_ram )
-        munmap(sim_ram, ram_len);
+        munmap(ram_map, ram_map_len);
     free(sim_frame_table);
     free(sim_m2p);
     free(bucket_head);
@@ -401,17 +406,29 @@ int sim_host_create(const struct sim_host_config *cfg)
     sim_nr_frames = cfg->ram_bytes >> PAGE_SHIFT;
     frames_per_node = sim_nr_frames / cfg->nr_nodes;
     ram_len = sim_nr_frames << PAGE_SHIFT;
-    if ( cfg->prefault )
-        flags |= MAP_POPULATE;
-    sim_ram = mmap(NULL, ram_len, PROT_READ | PROT_WRITE, flags, -1, 0);
-    if ( sim_ram == MAP_FAILED )
+    /*
+     * Huge pages, as Xen's directmap maps RAM with superpages: 512x fewer
+     * faults when a multi-GiB guest is first written, and copies that do
+     * not wait on page walks. They need a 2 MiB-aligned range, advised
+     * before it is populated.
+     */
+    ram_map_len = ram_len + SIM_HUGE_PAGE;
+    ram_map = mmap(NULL, ram_map_len, PROT_READ | PROT_WRITE, flags, -1, 0);
+    if ( ram_map == MAP_FAILED )
     {
-        sim_ram = NULL;
+        ram_map = NULL;
         sim_nr_frames = 0;
         return -ENOMEM;
     }
-    /* Huge pages: 512x fewer faults when a multi-GiB guest is first written. */
+    sim_ram = ram_map + (-(uintptr_t)ram_map & (SIM_HUGE_PAGE - 1));
     madvise(sim_ram, ram_len, MADV_HUGEPAGE);
+    if ( cfg->prefault && madvise(sim_ram, ram_len, MADV_POPULATE_WRITE) )
+    {
+        size_t off;
+
+        for ( off = 0; off < ram_len; off += PAGE_SIZE )
+            sim_ram[off] = 0;
+    }
     sim_frame_table = calloc(sim_nr_frames, sizeof(*sim_frame_table));
     sim_m2p = malloc(sim_nr_frames * sizeof(*sim_m2p));
     nr_buckets = cfg->nr_nodes * sim_nr_colours;
@@ -533,6 +550,10 @@ struct domain *sim_domain_alloc(unsigned int domid)
     }
     d->be.con_map = d->be.store_map = d->be.tx_ring_map = d->be.rx_ring_map = -1;
     d->foreign_gmap[0] = d->foreign_gmap[1] = -1;
+    d->dm_map[0] = d->dm_map[1] = -1;
+    d->fifo_array_mfn = MS_INVALID_MFN;
+    for ( i = 0; i < SIM_MAX_VCPUS; i++ )
+        d->fifo_cb_mfn[i] = MS_INVALID_MFN;
     sim_domains[domid] = d;
     return d;
 }
@@ -541,6 +562,11 @@ void sim_domain_free_struct(struct domain *d)
 {
     sim_domains[d->domid] = NULL;
     free(d->pfn_role);
+    free(d->p2m_mfn);
+    free(d->p2m_type);
+    free(d->ld_bitmap);
+    free(d->touches);
+    free(d->dm_touches);
     free(d);
 }
 
@@ -631,14 +657,39 @@ int sim_domain_set_dying(unsigned int domid)
     return 0;
 }
 
+/*
+ * A toolstack's log-dirty (xl save, migration). While a swap has it on, the
+ * hypervisor glue refuses every other log-dirty operation (-EBUSY).
+ */
 int sim_domain_set_log_dirty(unsigned int domid, bool on)
 {
     struct domain *d = sim_domain_lookup(domid);
 
     if ( !d )
         return -ESRCH;
-    d->log_dirty = on;
-    return 0;
+    if ( d->ld_engine )
+        return -EBUSY;
+    if ( !on )
+    {
+        sim_logdirty_disable(d);
+        return 0;
+    }
+    return d->ld_on ? 0 : sim_logdirty_enable(d, false);
+}
+
+int sim_domain_set_feature(unsigned int domid, unsigned int feature, bool on)
+{
+    struct domain *d = sim_domain_lookup(domid);
+
+    if ( !d )
+        return -ESRCH;
+    switch ( feature )
+    {
+    case SIM_FEAT_SHARING: d->mem_sharing = on; return 0;
+    case SIM_FEAT_PAGING:  d->mem_paging = on; return 0;
+    case SIM_FEAT_ALTP2M:  d->altp2m = on; return 0;
+    }
+    return -EINVAL;
 }
 
 int sim_domain_set_iommu(unsigned int domid, bool on)
@@ -665,7 +716,8 @@ int sim_domain_info(unsigned int domid, struct sim_domain_info *info)
     info->tot_pages = d->tot_pages;
     info->max_pages = d->max_pages;
     info->max_pfn = d->p2m_size;
-    info->hvm = d->hvm;
+    info->hvm = sim_translated(d);
+    info->type = d->type;
     return 0;
 }
 
@@ -687,7 +739,7 @@ int sim_domain_list(unsigned int *domids, int max)
 int sim_domain_colour_counts(unsigned int domid, uint64_t *counts, unsigned int nr)
 {
     struct domain *d = sim_domain_lookup(domid);
-    unsigned long pfn;
+    struct memswap_geometry g;
 
     if ( !d )
         return -ESRCH;
@@ -702,15 +754,8 @@ int sim_domain_colour_counts(unsigned int domid, uint64_t *counts, unsigned int 
             counts[sim_mfn_colour(m)]++;
         return 0;
     }
-    for ( pfn = 0; pfn < d->p2m_size; pfn++ )
-    {
-        uint64_t e = sim_p2m_tree_entry(d, pfn);
-
-        if ( e & (SIM_P2M_FOREIGN | SIM_P2M_IDENTITY) || !sim_mfn_valid((unsigned long)e) )
-            continue;
-        counts[sim_mfn_colour((unsigned long)e)]++;
-    }
-    return 0;
+    sim_host_geometry(&g);
+    return sim_query(domid, &g, counts, NULL, 0, 0, 0, NULL, NULL);
 }
 
 unsigned long sim_domain_pfn_to_mfn(unsigned int domid, unsigned long pfn)
@@ -720,8 +765,68 @@ unsigned long sim_domain_pfn_to_mfn(unsigned int domid, unsigned long pfn)
 
     if ( !d || d->is_dom0 || pfn >= d->p2m_size )
         return MS_INVALID_MFN;
+    if ( sim_translated(d) )
+    {
+        e = sim_p2m_ram_mfn(d, pfn);
+        return e != MS_INVALID_MFN && sim_mfn_to_page(e)->owner == d ? e : MS_INVALID_MFN;
+    }
     e = sim_p2m_tree_entry(d, pfn);
     if ( e & (SIM_P2M_FOREIGN | SIM_P2M_IDENTITY) || !sim_mfn_valid((unsigned long)e) )
         return MS_INVALID_MFN;
     return (unsigned long)e;
+}
+
+int sim_query(unsigned int domid, const struct memswap_geometry *g,
+              uint64_t *colour_counts, uint64_t *node_counts, unsigned int nr_nodes,
+              uint64_t first_pfn, uint64_t nr_frames, uint64_t *frames,
+              struct sim_query_info *info)
+{
+    struct domain *d = sim_domain_lookup(domid);
+    struct memswap_query q;
+    uint64_t nr_pfns, pfn, end;
+    int rc;
+
+    if ( !d || d->is_dom0 )
+        return -ESRCH;
+    memset(&q, 0, sizeof(q));
+    if ( g && g->nr_colours )
+    {
+        q.geom = *g;
+        q.colour_counts = colour_counts;
+        memset(colour_counts, 0, g->nr_colours * sizeof(*colour_counts));
+    }
+    if ( node_counts && nr_nodes )
+    {
+        q.node_counts = node_counts;
+        q.nr_nodes = nr_nodes;
+        memset(node_counts, 0, nr_nodes * sizeof(*node_counts));
+    }
+    if ( (rc = memswap_query_size(d, &nr_pfns)) )
+        return rc;
+    /* The counts cover every pfn; the frames the window. */
+    for ( pfn = 0; pfn < nr_pfns; pfn += MEMSWAP_QUERY_BATCH )
+    {
+        unsigned int n = nr_pfns - pfn < MEMSWAP_QUERY_BATCH ?
+                         (unsigned int)(nr_pfns - pfn) : MEMSWAP_QUERY_BATCH;
+        uint64_t batch[MEMSWAP_QUERY_BATCH];
+        unsigned int k;
+
+        if ( (rc = memswap_query_range(d, &q, pfn, n, frames ? batch : NULL)) )
+            return rc;
+        for ( k = 0; frames && k < n; k++ )
+            if ( pfn + k >= first_pfn && pfn + k - first_pfn < nr_frames )
+                frames[pfn + k - first_pfn] = batch[k];
+    }
+    /* Beyond the pfn space: no frames. */
+    end = first_pfn + nr_frames;
+    for ( pfn = nr_pfns > first_pfn ? nr_pfns : first_pfn; frames && pfn < end; pfn++ )
+        frames[pfn - first_pfn] = MEMSWAP_NO_FRAME;
+    if ( info )
+    {
+        info->nr_pfns = nr_pfns;
+        info->frames_counted = q.frames_counted;
+        info->tot_pages = d->tot_pages;
+        info->translated = sim_translated(d);
+    }
+    return 0;
 }

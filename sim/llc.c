@@ -17,7 +17,8 @@
  *     that the first 4 MiB (boot structures) are left alone, wrapping within
  *     guest RAM and skipping pfns the guest does not map. Every reference is
  *     a guest virtual address translated through the guest's own 4-level
- *     page tables (the L4 of vCPU 0's kernel guest_table), with a per-domain
+ *     page tables (the L4 of vCPU 0's kernel guest_table; a translated
+ *     guest's, which hold gfns, through Xen's p2m), with a per-domain
  *     direct-mapped software TLB in front of the walk. The TLB is only
  *     emptied by sim_llc_flush_translations(), which the swap calls: until
  *     then stale translations are used, exactly as a real TLB would.
@@ -347,6 +348,9 @@ static bool guest_walk(struct domain *d, uint64_t va, unsigned long *mfn_out)
     unsigned long mfn;
     int level;
 
+    /* A translated guest's tables hold gfns: its walk goes through Xen's p2m. */
+    if ( sim_translated(d) )
+        return (*mfn_out = sim_guest_translate(d, va)) != MS_INVALID_MFN;
     if ( !v )
         return false;
     mfn = ms_host_vcpu_guest_table(v);

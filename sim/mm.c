@@ -448,6 +448,8 @@ int sim_mmu_update(struct domain *d, uint64_t ptr, uint64_t val)
             sim_put_page_type(pg);
         }
     }
+    if ( !rc )
+        sim_paging_mark_dirty(d, mfn);
     sim_put_page(pg);
     sim_tlb_flush(d);
     return rc;
@@ -602,6 +604,7 @@ int sim_dom0_machphys_update(unsigned int domid, unsigned long mfn, unsigned lon
     if ( rc )
         return rc == -ENXIO ? -EINVAL : rc;
     sim_m2p[mfn] = pfn;
+    sim_paging_mark_pfn_dirty(sim_domain_lookup(domid), pfn);
     sim_put_page(pg);
     return 0;
 }

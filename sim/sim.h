@@ -36,6 +36,9 @@ struct sim_host_config {
     struct sim_llc_config llc;
     uint64_t seed;
     bool prefault;              /* touch all RAM at creation (benchmarks) */
+    bool no_shadow_paging;      /* like Debian's Xen: no log-dirty for PV guests */
+    bool scrub_freed;           /* as Xen scrubs a freed frame: its first word poisoned
+                                 * (tests: a stale translation reads the poison) */
 };
 
 int  sim_host_create(const struct sim_host_config *cfg);
@@ -51,6 +54,17 @@ unsigned long sim_host_total_frames(void);
 
 enum sim_dom_state { SIM_DOM_RUNNING, SIM_DOM_PAUSED, SIM_DOM_DYING };
 
+/*
+ * The kinds of guest. A PV guest is built the way Linux PV builds itself
+ * (its own P2M, page tables holding machine frame numbers). A translated
+ * guest - PVH, or HVM with a device model in dom0 - has Xen's p2m (gfn ->
+ * frame and p2m type), page tables and grant entries holding gfns, its
+ * vcpu_info and FIFO event-channel pages registered by gfn and mapped by
+ * Xen, an ioreq server page and an MMIO hole in its p2m, and Xen's
+ * shared_info and grant-table frames mapped at gfns of its own.
+ */
+enum sim_guest_type { SIM_GUEST_PV = 0, SIM_GUEST_PVH, SIM_GUEST_HVM };
+
 struct sim_guest_config {
     char name[SIM_NAME_LEN];
     uint64_t mem_bytes;         /* RAM of the guest (>= 16 MiB) */
@@ -58,10 +72,12 @@ struct sim_guest_config {
     uint32_t nr_address_spaces; /* processes, each with its own L4 (>= 1) */
     uint32_t node;              /* node to build on, or MEMSWAP_NODE_ANY */
     uint64_t colours[MEMSWAP_COLOUR_WORDS]; /* colours to build on; 0s: any */
-    bool hvm;                   /* an HVM domain: swap refused */
-    bool with_devices;          /* console + xenstore rings, netfront, grants */
+    bool hvm;                   /* the same as type = SIM_GUEST_HVM */
+    uint32_t type;              /* enum sim_guest_type */
+    bool with_devices;          /* console + xenstore rings, netfront, grants;
+                                 * HVM: the device model's mappings too */
     uint64_t seed;              /* contents and layout */
-    bool forks;                 /* run the fork actor (sim/actors.c); off by default */
+    bool forks;                 /* PV: run the fork actor (sim/actors.c); off by default */
     uint32_t pfn_stride;        /* > 1: a sparse P2M, one RAM pfn every pfn_stride */
 };
 
@@ -72,10 +88,18 @@ struct domain *sim_domain_lookup(unsigned int domid);
 int sim_domain_pause(unsigned int domid);
 int sim_domain_unpause(unsigned int domid);
 int sim_domain_set_dying(unsigned int domid);
-/* What a toolstack can turn on under a running domain: log-dirty mode
- * (live migration, xl save) and an IOMMU (a passed-through device). */
+/*
+ * What a toolstack can turn on under a running domain: log-dirty mode
+ * (live migration, xl save: -EBUSY while a swap holds it; -EOPNOTSUPP for
+ * PV on a host without shadow paging), an IOMMU (a passed-through device),
+ * and memory sharing, paging or altp2m (SIM_FEAT_*).
+ */
 int sim_domain_set_log_dirty(unsigned int domid, bool on);
 int sim_domain_set_iommu(unsigned int domid, bool on);
+#define SIM_FEAT_SHARING    0
+#define SIM_FEAT_PAGING     1
+#define SIM_FEAT_ALTP2M     2
+int sim_domain_set_feature(unsigned int domid, unsigned int feature, bool on);
 
 struct sim_domain_info {
     unsigned int domid;
@@ -85,7 +109,8 @@ struct sim_domain_info {
     uint64_t tot_pages;
     uint64_t max_pages;
     unsigned long max_pfn;
-    bool hvm;
+    bool hvm;                   /* translated (PVH or HVM) */
+    unsigned int type;          /* enum sim_guest_type */
 };
 int sim_domain_info(unsigned int domid, struct sim_domain_info *info);
 /* domids of existing domains (including dom0 = 0); returns the count. */
@@ -93,8 +118,29 @@ int sim_domain_list(unsigned int *domids, int max);
 
 /* Frames per colour the domain's P2M-mapped memory occupies (counts[nr_colours]). */
 int sim_domain_colour_counts(unsigned int domid, uint64_t *counts, unsigned int nr);
-/* pfn -> mfn through the guest's P2M (MS_INVALID_MFN if absent). */
+/* pfn -> mfn through the guest's P2M, or Xen's p2m for a translated guest
+ * (MS_INVALID_MFN if absent or not the guest's own RAM). */
 unsigned long sim_domain_pfn_to_mfn(unsigned int domid, unsigned long pfn);
+
+/*
+ * Where a domain's memory is, as XEN_DOMCTL_MEMSWAP_OP_QUERY reports it
+ * (the engine's memswap_query_range() over the whole pfn space): frames per
+ * colour of @g (NULL or nr_colours 0: none; colour_counts[g->nr_colours])
+ * and per node (node_counts[nr_nodes], nodes beyond zeroed), and the frame
+ * of each pfn of [first_pfn, first_pfn + nr_frames) (MEMSWAP_NO_FRAME where
+ * none; @frames may be NULL). 0, -ESRCH, -EINVAL (a PV guest without a
+ * usable P2M, a bad geometry).
+ */
+struct sim_query_info {
+    uint64_t nr_pfns;           /* the domain's pfn space */
+    uint64_t frames_counted;
+    uint64_t tot_pages;
+    bool translated;
+};
+int sim_query(unsigned int domid, const struct memswap_geometry *g,
+              uint64_t *colour_counts, uint64_t *node_counts, unsigned int nr_nodes,
+              uint64_t first_pfn, uint64_t nr_frames, uint64_t *frames,
+              struct sim_query_info *info);
 
 /*
  * Guest-visible memory: read the bytes of @pfn through the guest's own page
@@ -104,6 +150,21 @@ unsigned long sim_domain_pfn_to_mfn(unsigned int domid, unsigned long pfn);
 int sim_guest_read_pfn(unsigned int domid, unsigned long pfn, void *buf4k);
 /* Checksum of every populated pfn's bytes read that way (for before/after). */
 int sim_guest_checksums(unsigned int domid, uint64_t *sums, unsigned long nr);
+
+/*
+ * A guest that keeps writing. sim_guest_dirty_pages(): the guest's vCPU
+ * writes @n random data pages of its own through its page tables (so the
+ * writes are logged in log-dirty mode, as a vCPU's are); -EBUSY while it is
+ * paused. sim_domain_set_dirty_rate(): that many more pages at each of its
+ * scheduling steps (sim_world_step). Every write to a data page - by the
+ * guest, or by an HVM guest's device model - is recorded, so that
+ * sim_guest_verify() can compare every data page, read the guest's way,
+ * with what it must hold: 0 when all are right, else the number wrong
+ * (*@first_bad the first such pfn), or -ESRCH.
+ */
+int sim_guest_dirty_pages(unsigned int domid, unsigned long n);
+int sim_domain_set_dirty_rate(unsigned int domid, unsigned long pages_per_step);
+long sim_guest_verify(unsigned int domid, unsigned long *first_bad);
 
 /* ---- the actors of P1-P3 ------------------------------------------------ */
 
@@ -123,6 +184,8 @@ struct sim_io_stats {
     uint64_t net_tx_ok;         /* packets the backend received intact */
     uint64_t io_errors;         /* anything that arrived wrong */
     uint64_t pt_errors;         /* fork actor: pin failed / a child PTE maps a wrong frame */
+    uint64_t fifo_events;       /* translated: FIFO events the guest saw, as Xen wrote them */
+    uint64_t dm_writes;         /* HVM: the device model's DMA writes */
 };
 int sim_domain_io_stats(unsigned int domid, struct sim_io_stats *st);
 
@@ -174,11 +237,32 @@ struct sim_swap_opts {
     bool     world_runs;        /* sim_world_step() at every continuation */
     void   (*progress)(void *arg, enum memswap_phase ph, uint64_t done, uint64_t total);
     void    *progress_arg;
+    /* Also preempt once this much engine time has passed since the last
+     * continuation, as a hypervisor's softirq would (0: never). */
+    uint64_t preempt_ns;
+    /* Called at every continuation, with the engine's context before the
+     * world's step (@at), and after it (@between) (tests, bench). */
+    void   (*at)(struct memswap_ctx *ctx, void *arg);
+    void    *at_arg;
+    void   (*between)(void *arg);
+    void    *between_arg;
+    /*
+     * A HOLD swap's pre-copy is done (memswap_run() returned MEMSWAP_HELD):
+     * called, then the swap goes on to its final stop - or is cancelled
+     * (memswap_cancel()) if it returns non-zero. NULL: go on at once.
+     */
+    int    (*held)(void *arg);
+    void    *held_arg;
+    /* Failure injection, 1-based (0: never): the Nth p2m prepare fails
+     * with -ENOMEM; the Nth read of the dirty log fails. */
+    uint32_t prepare_fail_nth;
+    uint32_t logdirty_read_fail_nth;
 };
 
 /*
  * Swap a domain: validates the domid (-ESRCH), then drives memswap_begin /
- * memswap_run / continuations / memswap_end as the hypercall glue does.
+ * memswap_run / continuations / memswap_end as the hypercall glue does
+ * (MEMSWAP_HELD included, see opts->held).
  */
 int sim_swap(const struct memswap_request *req, const struct sim_swap_opts *opts,
              struct memswap_result *res);
@@ -254,6 +338,9 @@ extern unsigned int sim_mutations;
 #define SIM_MUT_SKIP_TLB_FLUSH          (1u << 4) /* ms_host_flush_tlbs does nothing */
 #define SIM_MUT_FREEZE_KEEPS_COUNT      (1u << 5) /* freezing checks the count but leaves it */
 #define SIM_MUT_NO_RECHECK              (1u << 6) /* the domain is checked at the start only */
+#define SIM_MUT_CLEAN_LIES              (1u << 7) /* p2m replace ignores writes since the copy */
+#define SIM_MUT_VCPU_INFO_MAP_STALE     (1u << 8) /* Xen's vcpu_info mapping not re-pointed */
+#define SIM_MUT_LOGDIRTY_BLIND          (1u << 9) /* reads of the dirty log find nothing */
 
 /*
  * sim_log capture: the last lines logged are kept in a ring; tests count

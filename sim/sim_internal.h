@@ -23,6 +23,7 @@
 #include "xen_compat.h"
 
 #define SIM_NIL             0xffffffffu
+#define SIM_SCRUB_POISON    0xf4eef4eef4eef4eeULL   /* word 0 of a scrubbed frame */
 #ifndef MS_INVALID_MFN
 #define MS_INVALID_MFN      (~0UL)      /* token-identical to core/private.h */
 #endif
@@ -51,6 +52,17 @@
 #define SIM_PTE_CACHE_ATTRS (SIM_PTE_PAT | SIM_PTE_PCD | SIM_PTE_PWT)
 #define SIM_PTE_WC          SIM_PTE_PAT
 #define SIM_PTE_XEN_RW      (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_A | SIM_PTE_D)
+
+/* What the guest builders put in PTEs, and the index of a VA at each level. */
+#define SIM_PTE_FL_DATA     (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_A | SIM_PTE_D | SIM_PTE_NX)
+#define SIM_PTE_FL_RO       (SIM_PTE_P | SIM_PTE_A | SIM_PTE_NX)
+#define SIM_PTE_FL_TABLE    (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_A)
+#define SIM_PTE_FL_UTABLE   (SIM_PTE_P | SIM_PTE_RW | SIM_PTE_US | SIM_PTE_A)
+#define SIM_PTE_FL_UDATA    (SIM_PTE_FL_DATA | SIM_PTE_US)
+#define SIM_L4_IDX(va)      ((unsigned int)(((va) >> 39) & 511))
+#define SIM_L3_IDX(va)      ((unsigned int)(((va) >> 30) & 511))
+#define SIM_L2_IDX(va)      ((unsigned int)(((va) >> 21) & 511))
+#define SIM_L1_IDX(va)      ((unsigned int)(((va) >> 12) & 511))
 
 static inline unsigned long sim_pte_mfn(uint64_t e) { return (unsigned long)((e & SIM_PTE_ADDR) >> PAGE_SHIFT); }
 static inline uint64_t sim_pte(unsigned long mfn, uint64_t flags) { return ((uint64_t)mfn << PAGE_SHIFT) | flags; }
@@ -82,6 +94,22 @@ enum sim_pfn_role {
     SIM_ROLE_NET_BUF,
     SIM_ROLE_USER,              /* user-space private data */
     SIM_ROLE_POOL,              /* spare pfns the fork actor builds tables in */
+    SIM_ROLE_FIFO,              /* translated: FIFO event-channel page Xen maps */
+    SIM_ROLE_VRAM,              /* HVM: video memory the device model keeps mapped */
+    SIM_ROLE_IOREQ,             /* translated: the ioreq server's page (p2m_ioreq_server) */
+};
+
+/*
+ * Xen's p2m entry types for a translated guest (our rendering of
+ * p2m_type_t): what the simulated p2m holds.
+ */
+enum sim_p2mt {
+    SIM_P2MT_NONE = 0,          /* no entry */
+    SIM_P2MT_RAM_RW,
+    SIM_P2MT_RAM_LOGDIRTY,      /* RAM, write-protected by log-dirty */
+    SIM_P2MT_RAM_RO,
+    SIM_P2MT_MMIO,              /* p2m_mmio_direct: not RAM */
+    SIM_P2MT_IOREQ,             /* p2m_ioreq_server */
 };
 
 /* The fork actor (sim/actors.c): stages of one child address space. */
@@ -208,6 +236,7 @@ struct vcpu {
     struct domain *domain;
     unsigned int vcpu_id;
     unsigned int as;                   /* address space it runs */
+    unsigned long cr3_pfn;             /* translated: the gfn of its L4 */
     unsigned long guest_table;         /* kernel L4 (CR3), MS_INVALID_MFN if unset */
     unsigned long guest_table_user;    /* user L4 */
     unsigned long vcpu_info_mfn;       /* registered vcpu_info page, or invalid */
@@ -251,9 +280,13 @@ struct sim_backend_state {
 struct domain {
     unsigned int domid;
     char name[SIM_NAME_LEN];
-    bool exists, hvm, dying, is_dom0;
-    bool log_dirty;                    /* toolstack's log-dirty mode (migration) */
+    bool exists, dying, is_dom0;
+    unsigned int type;                 /* enum sim_guest_type */
     bool iommu;                        /* a device assigned: DMA by MFN */
+    bool mem_sharing, mem_paging, altp2m;
+    /* Log-dirty: on, whose (a swap's, or a toolstack's), the bits by pfn. */
+    bool ld_on, ld_engine;
+    uint64_t *ld_bitmap;
     unsigned int pause_count;
     uint64_t seed;
 
@@ -291,6 +324,22 @@ struct domain {
 
     bool forks, suspended;
     struct sim_fork fork;
+
+    /* Translated: Xen's p2m, [p2m_size] each. */
+    unsigned long *p2m_mfn;
+    uint8_t *p2m_type;                 /* enum sim_p2mt */
+    unsigned long mmio_pfn, nr_mmio;   /* the MMIO hole */
+    unsigned long ioreq_pfn, shinfo_pfn, gnt_pfn;
+    /* FIFO event channels: one control block per vCPU, one event array page. */
+    unsigned long fifo_cb_pfn[SIM_MAX_VCPUS], fifo_array_pfn;
+    unsigned long fifo_cb_mfn[SIM_MAX_VCPUS], fifo_array_mfn;  /* what Xen maps */
+    uint64_t fifo_raised;              /* events Xen wrote into the array */
+    /* HVM: the device model's video memory mappings. */
+    unsigned long vram_pfn[2];
+    int dm_map[2];
+    /* Every write to a data page, for sim_guest_verify(). */
+    uint32_t *touches, *dm_touches;    /* [p2m_size]: to word 1 (guest), word 2 (DM) */
+    unsigned long dirty_rate;          /* data pages written per scheduling step */
 
     struct sim_guest_state g;
     struct sim_backend_state be;
@@ -409,13 +458,91 @@ uint64_t sim_p2m_tree_entry(struct domain *d, unsigned long pfn);
 struct sim_shared_info *sim_shared_info(struct domain *d);
 int sim_guest_build(struct domain *d, const struct sim_guest_config *cfg);
 void sim_guest_teardown(struct domain *d);
+/* Teardown's end, both kinds: allocation references dropped, what others
+ * still hold reclaimed (and logged), grant table and shared_info freed. */
+void sim_guest_release_memory(struct domain *d);
 uint64_t sim_data_word0(const struct domain *d, unsigned long pfn);
+/* A data page's contents as built: word i = word0 + i * step. */
+void sim_fill_data(const struct domain *d, unsigned long mfn, unsigned long pfn);
+/* The guest's translation of @va, read-only, without its TLB or logging:
+ * what a cache model replays through (MS_INVALID_MFN if unmapped). */
+unsigned long sim_guest_translate(struct domain *d, uint64_t va);
+
+static inline bool sim_translated(const struct domain *d) { return d->type != SIM_GUEST_PV; }
+/* Translated: the frame of @gfn if its p2m entry is the guest's RAM (any
+ * RAM type, ioreq included), MS_INVALID_MFN otherwise. */
+unsigned long sim_p2m_ram_mfn(const struct domain *d, unsigned long gfn);
+/*
+ * The frame number @d's guest puts in a grant entry for its page @pfn (PV:
+ * the MFN from its own P2M; translated: the gfn), and the frame a grant
+ * entry's @frame names (translated: through Xen's p2m).
+ */
+unsigned long sim_guest_frame_ref(struct domain *d, unsigned long pfn);
+unsigned long sim_grant_frame_mfn(const struct domain *d, unsigned long frame);
+
+/*
+ * Log-dirty (paging_mark_dirty(): the bit of the pfn the M2P names for the
+ * frame written; nothing when log-dirty is off or the M2P names no pfn of
+ * @d). enable: -EBUSY already on, -EOPNOTSUPP PV without shadow paging;
+ * translated RAM entries become write-protected (p2m_ram_logdirty).
+ */
+void sim_paging_mark_dirty(struct domain *d, unsigned long mfn);
+void sim_paging_mark_pfn_dirty(struct domain *d, unsigned long pfn);
+int  sim_logdirty_enable(struct domain *d, bool engine);
+void sim_logdirty_disable(struct domain *d);
+
+/*
+ * A guest's layout as both builders lay it out (the PV one in guest.c, the
+ * translated one in hvm.c): roles handed out from its RAM pfns in order,
+ * and the page tables every guest has - the direct map of its memory at
+ * PAGE_OFFSET, the kernel image, per address space a user half mapping
+ * SIM_USER_PAGES pages. A PV guest's PTEs name frames (its P2M as built), a
+ * translated guest's gfns.
+ */
+struct sim_layout {
+    struct domain *d;
+    const uint64_t *p2m;                /* PV: pfn -> frame as built; NULL: Xen's p2m */
+    unsigned long *ram;                 /* RAM pfns in order */
+    unsigned long nr_ram, next;         /* role cursor */
+    unsigned long ul3[SIM_MAX_AS], ul2[SIM_MAX_AS], ul1[SIM_MAX_AS];
+    unsigned long dl3, *dl2, *dl1, n2, n1;  /* the direct map */
+    unsigned long kimg_l3;
+};
+/* The next RAM pfn, given @role (MS_INVALID_MFN when none is left). */
+unsigned long sim_layout_take(struct sim_layout *l, enum sim_pfn_role role);
+unsigned long sim_layout_mfn(const struct sim_layout *l, unsigned long pfn);
+uint64_t *sim_layout_page(const struct sim_layout *l, unsigned long pfn);
+/* A PTE of the guest's naming its page @pfn. */
+uint64_t sim_layout_pte(const struct sim_layout *l, unsigned long pfn, uint64_t flags);
+/* Roles: the direct map's tables (0 or -ENOMEM), the address spaces
+ * (@user_l4: 64-bit PV's separate user L4s), the device rings and buffers. */
+int  sim_layout_take_direct_map(struct sim_layout *l);
+void sim_layout_take_spaces(struct sim_layout *l, bool user_l4);
+void sim_layout_take_devices(struct sim_layout *l);
+/* Every pfn without a role becomes data; data and user pages filled, others zeroed. */
+void sim_layout_fill(struct sim_layout *l);
+/* The direct map of every pfn with a role (@ro: those a PV guest may not
+ * write: its tables and GDT), and the kernel image through its first L2. */
+void sim_layout_write_direct_map(struct sim_layout *l, bool ro);
+/* Address space @a's user half, named from its L4s (@ul4 may be NULL). */
+void sim_layout_write_user_half(struct sim_layout *l, unsigned int a, uint64_t *kl4, uint64_t *ul4);
+void sim_layout_free(struct sim_layout *l);
+
+/* ---- hvm.c -------------------------------------------------------------- */
+
+int  sim_hvm_build(struct domain *d, const struct sim_guest_config *cfg);
+void sim_hvm_teardown(struct domain *d);
+/* Translated: walk the guest's tables (gfns) from vCPU 0's CR3; the frame
+ * and whether a write is allowed by the PTEs; MS_INVALID_MFN if unmapped. */
+unsigned long sim_hvm_walk(struct domain *d, uint64_t va, unsigned long *gfn, bool *rw);
 
 /* ---- actors.c ----------------------------------------------------------- */
 
 void sim_actors_connect(struct domain *d);
 void sim_actors_disconnect(struct domain *d);
 void sim_xen_write_vcpu_info(struct vcpu *v, bool deliver_event);
+/* The guest writes word 1 of data page @pfn through its own tables (recorded). */
+bool sim_guest_touch_pfn(struct domain *d, unsigned long pfn);
 void sim_fork_init(struct domain *d);
 /* The guest's direct map PTE of @pfn made read-only or writable again
  * (xen_pin_page / xen_unpin_page do this through update_va_mapping). */
@@ -426,6 +553,7 @@ int sim_guest_directmap_rw(struct domain *d, unsigned long pfn, bool rw);
 extern const struct sim_swap_opts *sim_swap_cur_opts;
 extern struct memswap_ctx *sim_swap_cur_ctx;
 extern uint64_t sim_swap_checks, sim_swap_allocs;
+extern uint64_t sim_swap_prepares, sim_swap_dirty_reads, sim_swap_last_yield_ns;
 extern uint64_t sim_swap_meta_bytes, sim_swap_meta_peak;   /* ms_host_zalloc'd now, at most */
 
 #endif /* SIM_INTERNAL_H */

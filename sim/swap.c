@@ -34,6 +34,8 @@ int sim_swap(const struct memswap_request *req, const struct sim_swap_opts *opts
     sim_swap_cur_opts = o;
     sim_swap_checks = 0;
     sim_swap_allocs = 0;
+    sim_swap_prepares = sim_swap_dirty_reads = 0;
+    sim_swap_last_yield_ns = ms_host_now_ns();
     sim_swap_meta_peak = sim_swap_meta_bytes;
     rc = memswap_begin(d, req, &ctx);
     if ( rc )
@@ -45,15 +47,32 @@ int sim_swap(const struct memswap_request *req, const struct sim_swap_opts *opts
     for ( ;; )
     {
         rc = memswap_run(ctx);
+        if ( rc == MEMSWAP_HELD )
+        {
+            /* The caller's turn between pre-copy and final stop. */
+            if ( o->held && o->held(o->held_arg) )
+            {
+                while ( (rc = memswap_cancel(ctx)) == MEMSWAP_PREEMPTED )
+                    if ( o->world_runs )
+                        sim_world_step();
+                break;
+            }
+            continue;
+        }
         if ( rc != MEMSWAP_PREEMPTED )
             break;
         conts++;
+        if ( o->at )
+            o->at(ctx, o->at_arg);
         if ( o->progress )
             o->progress(o->progress_arg, memswap_phase(ctx), (uint64_t)memswap_phase(ctx),
                         MEMSWAP_PH_DONE);
         /* Between continuations the rest of the machine runs. */
         if ( o->world_runs )
             sim_world_step();
+        if ( o->between )
+            o->between(o->between_arg);
+        sim_swap_last_yield_ns = ms_host_now_ns();
         if ( o->abort_after_continuations && conts >= o->abort_after_continuations )
         {
             rc = memswap_abort(ctx);

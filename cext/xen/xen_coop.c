@@ -81,10 +81,20 @@ static void sleep_us(uint64_t us)
 
 /* ---- the domctl --------------------------------------------------------------- */
 
+static void domctl_fail(struct ms_xen_error *e, int err)
+{
+    if ( err == ENOSYS )
+        set_err(e, err, "XEN_DOMCTL_memswap",
+                "this hypervisor has no memswap domctl: boot the patched Xen");
+    else
+        set_err(e, err, "XEN_DOMCTL_memswap", NULL);
+}
+
+
 void ms_xen_domctl_build(void *page, const struct ms_xen_request *rq)
 {
     struct ms_xen_domctl *dc = page;
-    struct xen_domctl_memswap *ms = &dc->u.memswap;
+    struct xen_domctl_memswap_swap *ms = &dc->u.memswap.u.swap;
     uint64_t *bitmap = (uint64_t *)((char *)page + MS_XEN_BITMAP_OFFSET);
     unsigned int i, words = (rq->nr_colours + 63) / 64, any = 0;
 
@@ -92,11 +102,14 @@ void ms_xen_domctl_build(void *page, const struct ms_xen_request *rq)
     dc->cmd = XEN_DOMCTL_memswap;
     dc->interface_version = XEN_DOMCTL_INTERFACE_VERSION;
     dc->domain = (domid_t)rq->domid;
-    ms->flags = rq->flags;
+    dc->u.memswap.op = XEN_DOMCTL_MEMSWAP_OP_SWAP;
+    dc->u.memswap.flags = rq->flags;
+    dc->u.memswap.resume = rq->resume;
     ms->node = rq->node;
     ms->nr_colours = rq->nr_colours;
     ms->colour_shift = rq->colour_shift;
-    ms->resume = 0;
+    ms->live_max_rounds = rq->live_max_rounds;
+    ms->live_dirty_threshold = rq->live_dirty_threshold;
     if ( words > MS_XEN_COLOUR_WORDS )
         words = MS_XEN_COLOUR_WORDS;
     for ( i = 0; i < words; i++ )
@@ -109,8 +122,9 @@ void ms_xen_domctl_build(void *page, const struct ms_xen_request *rq)
         set_xen_guest_handle_raw(ms->colours, bitmap);
 }
 
-int ms_xen_memswap(struct ms_xen *x, const struct ms_xen_request *rq,
-                   struct xen_domctl_memswap *out)
+/* One domctl from a page built by @build(page, arg); outputs in @out. */
+static int memswap_domctl(struct ms_xen *x, void (*build)(void *page, const void *arg),
+                          const void *arg, struct xen_domctl_memswap *out)
 {
     void *page;
     int rc, err = 0;
@@ -118,9 +132,9 @@ int ms_xen_memswap(struct ms_xen *x, const struct ms_xen_request *rq,
     page = xencall_alloc_buffer(x->xcall, XC_PAGE_SIZE);
     if ( !page )
         return errno ? errno : ENOMEM;
-    ms_xen_domctl_build(page, rq);
+    build(page, arg);
     /* Preemption happens inside Xen: continuations re-enter the domctl, so
-     * one hypercall is one complete swap. */
+     * one hypercall is one complete operation (up to a hold). */
     rc = xencall1(x->xcall, __HYPERVISOR_domctl, (uint64_t)(uintptr_t)page);
     if ( rc < 0 )
         err = errno ? errno : EIO;
@@ -130,6 +144,186 @@ int ms_xen_memswap(struct ms_xen *x, const struct ms_xen_request *rq,
     return err;
 }
 
+static void build_swap(void *page, const void *arg)
+{
+    ms_xen_domctl_build(page, arg);
+}
+
+int ms_xen_memswap(struct ms_xen *x, const struct ms_xen_request *rq,
+                   struct xen_domctl_memswap *out)
+{
+    return memswap_domctl(x, build_swap, rq, out);
+}
+
+void ms_xen_cancel_build(void *page, unsigned int domid, uint64_t resume)
+{
+    struct ms_xen_domctl *dc = page;
+
+    memset(page, 0, XC_PAGE_SIZE);
+    dc->cmd = XEN_DOMCTL_memswap;
+    dc->interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+    dc->domain = (domid_t)domid;
+    dc->u.memswap.op = XEN_DOMCTL_MEMSWAP_OP_CANCEL;
+    dc->u.memswap.resume = resume;
+}
+
+struct cancel_args {
+    unsigned int domid;
+    uint64_t resume;
+};
+
+static void build_cancel(void *page, const void *arg)
+{
+    const struct cancel_args *c = arg;
+
+    ms_xen_cancel_build(page, c->domid, c->resume);
+}
+
+int ms_xen_memswap_cancel(struct ms_xen *x, unsigned int domid, uint64_t resume,
+                          struct xen_domctl_memswap *out)
+{
+    struct cancel_args c = { domid, resume };
+
+    return memswap_domctl(x, build_cancel, &c, out);
+}
+
+/* The query's buffer: the domctl, then colour counts, node counts, frames. */
+#define QUERY_ARRAYS_OFFSET     ((sizeof(struct ms_xen_domctl) + 63) & ~(size_t)63)
+
+size_t ms_xen_query_size(const struct ms_xen_query *q)
+{
+    return QUERY_ARRAYS_OFFSET +
+           ((size_t)q->nr_colours + q->nr_nodes + q->nr_frames) * sizeof(uint64_t);
+}
+
+void ms_xen_query_build(void *buf, const struct ms_xen_query *q)
+{
+    struct ms_xen_domctl *dc = buf;
+    struct xen_domctl_memswap_query *mq = &dc->u.memswap.u.query;
+    uint64_t *arrays = (uint64_t *)((char *)buf + QUERY_ARRAYS_OFFSET);
+
+    memset(buf, 0, ms_xen_query_size(q));
+    dc->cmd = XEN_DOMCTL_memswap;
+    dc->interface_version = XEN_DOMCTL_INTERFACE_VERSION;
+    dc->domain = (domid_t)q->domid;
+    dc->u.memswap.op = XEN_DOMCTL_MEMSWAP_OP_QUERY;
+    mq->nr_colours = q->nr_colours;
+    mq->colour_shift = q->colour_shift;
+    mq->nr_nodes = q->nr_nodes;
+    mq->nr_frames = q->nr_frames;
+    mq->first_pfn = q->first_pfn;
+    if ( q->nr_colours )
+        set_xen_guest_handle_raw(mq->colour_counts, arrays);
+    if ( q->nr_nodes )
+        set_xen_guest_handle_raw(mq->node_counts, arrays + q->nr_colours);
+    if ( q->nr_frames )
+        set_xen_guest_handle_raw(mq->frames, arrays + q->nr_colours + q->nr_nodes);
+}
+
+int ms_xen_query(struct ms_xen *x, struct ms_xen_query *q, void *buf, struct ms_xen_error *e)
+{
+    const struct xen_domctl_memswap_query *mq =
+        &((const struct ms_xen_domctl *)buf)->u.memswap.u.query;
+    const uint64_t *arrays = (const uint64_t *)((const char *)buf + QUERY_ARRAYS_OFFSET);
+
+    if ( xencall1(x->xcall, __HYPERVISOR_domctl, (uint64_t)(uintptr_t)buf) < 0 )
+    {
+        domctl_fail(e, errno ? errno : EIO);
+        return e->err;
+    }
+    q->colour_counts = q->nr_colours ? arrays : NULL;
+    q->node_counts = q->nr_nodes ? arrays + q->nr_colours : NULL;
+    q->frames = q->nr_frames ? arrays + q->nr_colours + q->nr_nodes : NULL;
+    q->nr_pfns = mq->nr_pfns;
+    q->frames_counted = mq->frames_counted;
+    q->tot_pages = mq->tot_pages;
+    q->host_nr_nodes = mq->host_nr_nodes;
+    q->translated = !!mq->translated;
+    return 0;
+}
+
+void ms_xen_occupancy_free(struct ms_xen_occupancy *o)
+{
+    free(o->colour_counts);
+    free(o->node_counts);
+    free(o->frames);
+    memset(o, 0, sizeof(*o));
+}
+
+/* One query into hypercall memory, its arrays copied out into @o. */
+static int occupancy_once(struct ms_xen *x, struct ms_xen_query *q, struct ms_xen_occupancy *o,
+                          struct ms_xen_error *e)
+{
+    size_t size = ms_xen_query_size(q);
+    void *buf = xencall_alloc_buffer(x->xcall, size);
+    int err;
+
+    if ( !buf )
+    {
+        set_err(e, errno ? errno : ENOMEM, "xencall_alloc_buffer", NULL);
+        return e->err;
+    }
+    ms_xen_query_build(buf, q);
+    if ( !(err = ms_xen_query(x, q, buf, e)) )
+    {
+        uint32_t nodes = q->host_nr_nodes < q->nr_nodes ? q->host_nr_nodes : q->nr_nodes;
+
+        ms_xen_occupancy_free(o);
+        o->nr_colours = q->nr_colours;
+        o->nr_pfns = q->nr_pfns;
+        o->frames_counted = q->frames_counted;
+        o->tot_pages = q->tot_pages;
+        o->host_nr_nodes = nodes;
+        o->translated = q->translated;
+        o->colour_counts = malloc(q->nr_colours * sizeof(uint64_t) + 1);
+        o->node_counts = malloc(nodes * sizeof(uint64_t) + 1);
+        o->frames = q->nr_frames ? malloc(q->nr_frames * sizeof(uint64_t)) : NULL;
+        if ( !o->colour_counts || !o->node_counts || (q->nr_frames && !o->frames) )
+        {
+            ms_xen_occupancy_free(o);
+            set_err(e, ENOMEM, "malloc", NULL);
+            err = ENOMEM;
+        }
+        else
+        {
+            memcpy(o->colour_counts, q->colour_counts, q->nr_colours * sizeof(uint64_t));
+            memcpy(o->node_counts, q->node_counts, nodes * sizeof(uint64_t));
+            if ( q->nr_frames )
+                memcpy(o->frames, q->frames, q->nr_frames * sizeof(uint64_t));
+        }
+    }
+    xencall_free_buffer(x->xcall, buf);
+    return err;
+}
+
+int ms_xen_occupancy(struct ms_xen *x, unsigned int domid, uint32_t nr_colours,
+                     uint32_t colour_shift, int frames, struct ms_xen_occupancy *o,
+                     struct ms_xen_error *e)
+{
+    struct ms_xen_query q = { .domid = domid, .nr_colours = nr_colours,
+                              .colour_shift = colour_shift, .nr_nodes = MS_XEN_QUERY_NODES };
+    int err;
+
+    memset(o, 0, sizeof(*o));
+    if ( (err = occupancy_once(x, &q, o, e)) || !frames )
+        return err;
+    /* The frames of every pfn: the first answer said how many. */
+    if ( o->nr_pfns > MS_XEN_QUERY_MAX_PFNS )
+    {
+        set_err(e, EFBIG, "XEN_DOMCTL_memswap", "domain %u claims %llu pfns", domid,
+                (unsigned long long)o->nr_pfns);
+        ms_xen_occupancy_free(o);
+        return EFBIG;
+    }
+    q.nr_frames = (uint32_t)o->nr_pfns;
+    if ( (err = occupancy_once(x, &q, o, e)) )
+        return err;
+    /* Grown since (ballooned up): report only the pfns the frames cover. */
+    if ( o->nr_pfns > q.nr_frames )
+        o->nr_pfns = q.nr_frames;
+    return 0;
+}
+
 static int is_suspended(const xc_domaininfo_t *info)
 {
     return ms_xen_shutdown_reason(info) == SHUTDOWN_suspend;
@@ -137,14 +331,6 @@ static int is_suspended(const xc_domaininfo_t *info)
 
 /* ---- preflight ----------------------------------------------------------------- */
 
-static void domctl_fail(struct ms_xen_error *e, int err)
-{
-    if ( err == ENOSYS )
-        set_err(e, err, "XEN_DOMCTL_memswap",
-                "this hypervisor has no memswap domctl: boot the patched Xen");
-    else
-        set_err(e, err, "XEN_DOMCTL_memswap", NULL);
-}
 
 int ms_xen_preflight(struct ms_xen_swap_op *s)
 {

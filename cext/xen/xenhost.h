@@ -4,7 +4,10 @@
  * (libxenctrl, libxencall, libxenforeignmemory, libxenstore of Xen 4.17):
  *
  *  - the memswap domctl (XEN_DOMCTL_memswap, issued through libxencall:
- *    libxenctrl has no wrapper for a domctl Debian's Xen does not know);
+ *    libxenctrl has no wrapper for a domctl Debian's Xen does not know):
+ *    swaps (stop-and-copy or live, held after the pre-copy and finished
+ *    later), their cancellation, and the query of where a domain's memory
+ *    is;
  *  - the swap sequence of cext/coop.h on Xen: the preflight refusals, the
  *    cooperative suspend through control/shutdown, the cancelled resume;
  *  - reading a PV guest's P2M through foreign mappings.
@@ -71,23 +74,101 @@ struct ms_xen_domctl {
 
 struct ms_xen_request {
     unsigned int domid;
-    uint32_t flags;             /* XEN_DOMCTL_MEMSWAP_F_* */
+    uint32_t flags;             /* XEN_DOMCTL_MEMSWAP_F_* (DRY_RUN, LIVE, HOLD) */
     uint32_t node;              /* or XEN_DOMCTL_MEMSWAP_NODE_ANY */
     uint32_t nr_colours, colour_shift;
+    uint32_t live_max_rounds;   /* F_LIVE: 0 = the hypervisor's default (5) */
+    uint32_t live_dirty_threshold;  /* F_LIVE: pages, 0 = its default (50) */
+    /*
+     * 0: a new request. The token a held swap returned (out->resume after
+     * an F_HOLD request succeeded): that swap's final stop and commit.
+     */
+    uint64_t resume;
     uint64_t colours[MS_XEN_COLOUR_WORDS];  /* all zero: any colour */
 };
 
 /*
  * Fill one page (@page, XC_PAGE_SIZE bytes) with the domctl for @rq:
- * cmd, Debian's XEN_DOMCTL_INTERFACE_VERSION, the request and its colour
- * bitmap (the handle is null when every colour is allowed). Pure.
+ * cmd, Debian's XEN_DOMCTL_INTERFACE_VERSION, op SWAP, the request and its
+ * colour bitmap (the handle is null when every colour is allowed). Pure.
  */
 void ms_xen_domctl_build(void *page, const struct ms_xen_request *rq);
 
-/* Issue one memswap domctl; 0 or an errno. @out gets the outputs (also
- * after a failure). */
+/*
+ * Issue one memswap swap domctl; 0 or an errno. @out gets the outputs
+ * (also after a failure). After an F_LIVE | F_HOLD request, 0 with
+ * out->resume != 0 means held after the pre-copy: issue the request again
+ * with rq->resume = out->resume (for a PV guest, once it is suspended) to
+ * finish it, or ms_xen_memswap_cancel() it.
+ */
 int ms_xen_memswap(struct ms_xen *x, const struct ms_xen_request *rq,
                    struct xen_domctl_memswap *out);
+
+/*
+ * XEN_DOMCTL_MEMSWAP_OP_CANCEL: roll back (or, past its point of no
+ * return, finish) the swap held or in progress for @domid - the one with
+ * token @resume, or whichever with 0 (a restarted caller does not know
+ * it). 0, ENOENT (none), or an errno; @out gets that swap's outputs.
+ */
+void ms_xen_cancel_build(void *page, unsigned int domid, uint64_t resume);
+int ms_xen_memswap_cancel(struct ms_xen *x, unsigned int domid, uint64_t resume,
+                          struct xen_domctl_memswap *out);
+
+/*
+ * XEN_DOMCTL_MEMSWAP_OP_QUERY: where a domain's memory is. In: @domid,
+ * the geometry (nr_colours 0: no colour counts), how many nodes to count
+ * (nr_nodes), and a window of pfns whose frames to report ([first_pfn,
+ * first_pfn + nr_frames)). Out: the arrays (MS_XEN_P2M_NONE where a pfn
+ * has no frame) and the totals. One call; the hypervisor continues it
+ * itself.
+ */
+struct ms_xen_query {
+    unsigned int domid;
+    uint32_t nr_colours, colour_shift, nr_nodes;
+    uint64_t first_pfn;
+    uint32_t nr_frames;
+    /* out: counts as the hypervisor wrote them (pointers into the buffer) */
+    const uint64_t *colour_counts, *node_counts, *frames;
+    uint64_t nr_pfns;
+    uint32_t frames_counted, tot_pages, host_nr_nodes;
+    int translated;
+};
+
+/* Bytes of the hypercall buffer for @q: the domctl, then the three arrays. */
+size_t ms_xen_query_size(const struct ms_xen_query *q);
+/*
+ * Lay out @q's domctl in @buf (ms_xen_query_size() bytes: struct
+ * xen_domctl with op QUERY, the arrays after it, each handle pointing at
+ * its array, null when not asked for). Pure.
+ */
+void ms_xen_query_build(void *buf, const struct ms_xen_query *q);
+/*
+ * Run @q in @buf (built by ms_xen_query_build(), in hypercall memory)
+ * and point q's outputs into it; 0 or an errno (@e).
+ */
+int ms_xen_query(struct ms_xen *x, struct ms_xen_query *q, void *buf, struct ms_xen_error *e);
+
+/*
+ * A domain's occupancy, as the query reports it, in memory of the caller's
+ * (malloc'd, ms_xen_occupancy_free()): frames per colour of the geometry
+ * (nr_colours entries), per node (host_nr_nodes entries) and, with
+ * @frames, the frame of every pfn (nr_pfns entries, MS_XEN_P2M_NONE where
+ * none; a first query learns how many, at most MS_XEN_QUERY_MAX_PFNS:
+ * EFBIG beyond). 0 or an errno (@e).
+ */
+#define MS_XEN_QUERY_MAX_PFNS   (1u << 27)
+#define MS_XEN_QUERY_NODES      64
+struct ms_xen_occupancy {
+    uint64_t *colour_counts, *node_counts, *frames;
+    uint32_t nr_colours;
+    uint64_t nr_pfns;
+    uint32_t frames_counted, tot_pages, host_nr_nodes;
+    int translated;
+};
+int ms_xen_occupancy(struct ms_xen *x, unsigned int domid, uint32_t nr_colours,
+                     uint32_t colour_shift, int frames, struct ms_xen_occupancy *o,
+                     struct ms_xen_error *e);
+void ms_xen_occupancy_free(struct ms_xen_occupancy *o);
 
 /* ---- domains ---------------------------------------------------------------- */
 

@@ -38,7 +38,7 @@ static uint64_t canonical_word(struct domain *d, uint64_t w, bool pte)
 
 uint64_t guest_canonical_hash(struct domain *d, unsigned long pfn)
 {
-    unsigned long mfn = sim_walk(d->vcpu[0].guest_table, sim_pfn_va(pfn), NULL);
+    unsigned long mfn = sim_guest_translate(d, sim_pfn_va(pfn));
     uint64_t h = 0xcbf29ce484222325ULL;
     const uint64_t *w;
     unsigned long type;
@@ -48,6 +48,13 @@ uint64_t guest_canonical_hash(struct domain *d, unsigned long pfn)
     if ( mfn == MS_INVALID_MFN )
         return 0;
     w = sim_map_frame(mfn);
+    /* A translated guest's memory names no frames: its bytes are its bytes. */
+    if ( sim_translated(d) )
+    {
+        for ( i = 0; i < 512; i++ )
+            h = (h ^ w[i]) * 0x100000001b3ULL;
+        return h;
+    }
     type = sim_mfn_to_page(mfn)->u.inuse.type_info & PGT_type_mask;
     l4 = type == PGT_l4_page_table || pgd_shaped(d, w);
     pte = sim_pt_level(type) != 0 || l4;

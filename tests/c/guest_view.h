@@ -16,9 +16,10 @@ bool guest_owns(struct domain *d, unsigned long mfn);
 
 /*
  * Hash of @pfn's bytes read through the guest's own page tables (0 if it
- * does not translate), with every MFN-bearing word of a page table, a page
- * directory Xen does not know, or a P2M frame that names one of the guest's
- * own frames replaced by that frame's pfn (save/restore's canonical form).
+ * does not translate), with every MFN-bearing word of a PV guest's page
+ * table, a page directory Xen does not know, or a P2M frame that names one
+ * of the guest's own frames replaced by that frame's pfn (save/restore's
+ * canonical form); a translated guest's bytes as they are.
  * Equal before and after a swap iff data was copied and tables and P2M were
  * translated right.
  */

@@ -2,7 +2,8 @@
 /*
  * The swap engine (core/) on generated guests in the simulator.
  *
- * After every swap the checker (check_swap) verifies DESIGN.md's contract:
+ * After every swap the checker (check_swap) verifies the contract of
+ * docs/DESIGN.md:
  *  - every pfn's bytes as read through the guest's own page tables are what
  *    they were (the guest is held paused across the swap, as in the seed
  *    post's P1 experiment, while Xen, the backend and the daemons keep
@@ -21,301 +22,7 @@
 #include "sim/sim_internal.h"
 #include "harness.h"
 #include "guest_view.h"
-
-#define MiB (1ULL << 20)
-
-static struct memswap_geometry geom;
-
-static int host(uint64_t ram, unsigned int nodes, uint64_t seed)
-{
-    /* A failed CHECK leaves its host behind: start clean. */
-    sim_host_destroy();
-    struct sim_host_config hc = {
-        .ram_bytes = ram, .nr_nodes = nodes,
-        .llc = { .size_bytes = 8 * MiB, .ways = 16, .line_bytes = 64 },
-        .seed = seed,
-    };
-    int rc = sim_host_create(&hc);
-
-    sim_host_geometry(&geom);
-    return rc;
-}
-
-static int guest(const char *name, uint64_t mem, unsigned int vcpus,
-                 unsigned int as, uint64_t seed)
-{
-    struct sim_guest_config gc = {
-        .mem_bytes = mem, .nr_vcpus = vcpus, .nr_address_spaces = as,
-        .node = MEMSWAP_NODE_ANY, .with_devices = true, .seed = seed,
-    };
-
-    snprintf(gc.name, sizeof(gc.name), "%s", name);
-    return sim_domain_create(&gc);
-}
-
-static void set_colour_range(struct memswap_request *req, unsigned int from,
-                             unsigned int to)
-{
-    unsigned int c;
-
-    memset(req->colours, 0, sizeof(req->colours));
-    for ( c = from; c < to; c++ )
-        req->colours[c / 64] |= 1ULL << (c % 64);
-}
-
-static void request(struct memswap_request *req, unsigned int domid)
-{
-    memset(req, 0, sizeof(*req));
-    req->domid = domid;
-    req->node = MEMSWAP_NODE_ANY;
-    req->geom = geom;
-}
-
-/* ---- the state a swap must preserve ------------------------------------- */
-
-struct snapshot {
-    unsigned int domid;
-    unsigned long nr;           /* p2m size */
-    unsigned long *mfn;         /* pfn -> mfn before */
-    uint64_t *sum;              /* guest-visible checksum per pfn */
-    unsigned long free_frames;
-    uint64_t tot_pages;
-    struct sim_io_stats io;
-};
-
-static void canonical_sums(unsigned int domid, uint64_t *sums, unsigned long nr)
-{
-    struct domain *d = sim_domain_lookup(domid);
-    unsigned long pfn;
-
-    for ( pfn = 0; pfn < nr; pfn++ )
-        sums[pfn] = guest_canonical_hash(d, pfn);
-}
-
-static void snapshot_take(struct snapshot *s, unsigned int domid)
-{
-    struct sim_domain_info info;
-    unsigned long pfn;
-
-    sim_domain_info(domid, &info);
-    s->domid = domid;
-    s->nr = info.max_pfn;
-    s->tot_pages = info.tot_pages;
-    s->mfn = calloc(s->nr, sizeof(*s->mfn));
-    s->sum = calloc(s->nr, sizeof(*s->sum));
-    for ( pfn = 0; pfn < s->nr; pfn++ )
-        s->mfn[pfn] = sim_domain_pfn_to_mfn(domid, pfn);
-    canonical_sums(domid, s->sum, s->nr);
-    s->free_frames = sim_host_free_frames(-1, NULL);
-    sim_domain_io_stats(domid, &s->io);
-}
-
-static void snapshot_free(struct snapshot *s)
-{
-    free(s->mfn);
-    free(s->sum);
-}
-
-
-/* Frames of @d that someone outside holds: granted, or foreign-mapped by dom0. */
-static int outside_reason(struct domain *d, unsigned long mfn)
-{
-    uint32_t gref;
-    unsigned int i;
-
-    for ( gref = 0; gref < SIM_NR_GRANTS; gref++ )
-    {
-        struct sim_grant_entry_v1 *e = sim_gnt_entry(d, gref);
-
-        if ( e && (e->flags & SIM_GTF_permit_access) && e->frame == mfn )
-            return MEMSWAP_KEPT_GRANTED;
-    }
-    for ( i = 0; i < sim_nr_gmaps; i++ )
-        if ( sim_gmaps[i].used && sim_gmaps[i].mfn == mfn )
-            return MEMSWAP_KEPT_GRANTED;
-    for ( i = 0; i < sim_nr_fmaps; i++ )
-        if ( sim_fmaps[i].used && sim_fmaps[i].mfn == mfn )
-            return MEMSWAP_KEPT_FOREIGN;
-    return -1;
-}
-
-static bool is_vcpu_info_pfn(struct domain *d, unsigned long pfn)
-{
-    unsigned int i;
-
-    for ( i = 0; i < d->nr_vcpus; i++ )
-        if ( d->vcpu[i].vcpu_info_mfn != MS_INVALID_MFN &&
-             sim_m2p_get(d->vcpu[i].vcpu_info_mfn) == pfn )
-            return true;
-    return false;
-}
-
-/*
- * The contract, checked after a successful swap. Returns the number of
- * violations (and prints the first few) rather than asserting, so that the
- * mutation tests can show it catches broken swaps.
- */
-static int check_swap(const struct snapshot *s, const struct memswap_request *req,
-                      const struct memswap_result *res, bool print)
-{
-    struct domain *d = sim_domain_lookup(s->domid);
-    unsigned long pfn, moved = 0, kept_expect[MEMSWAP_KEPT_NR] = { 0 };
-    uint64_t *after = calloc(s->nr, sizeof(*after));
-    struct sim_domain_info info;
-    char audit[512];
-    int bad = 0, n;
-    unsigned int i;
-
-#define VIOLATION(...) do { if ( print && bad < 8 ) fprintf(stderr, "  check: " __VA_ARGS__); bad++; } while ( 0 )
-
-    canonical_sums(s->domid, after, s->nr);
-    for ( pfn = 0; pfn < s->nr; pfn++ )
-    {
-        unsigned long old = s->mfn[pfn], now = sim_domain_pfn_to_mfn(s->domid, pfn);
-        int why;
-
-        if ( old == MS_INVALID_MFN || !guest_owns(d, now) )
-            continue;
-        why = outside_reason(d, old);
-        if ( now != old )
-        {
-            moved++;
-            if ( why >= 0 )
-                VIOLATION("pfn %#lx moved although held from outside (%d)\n", pfn, why);
-            if ( !memswap_colour_allowed(req, memswap_colour_of(&geom, now)) )
-                VIOLATION("pfn %#lx on colour %u, not requested\n", pfn,
-                          memswap_colour_of(&geom, now));
-            if ( req->node != MEMSWAP_NODE_ANY && sim_mfn_node(now) != req->node )
-                VIOLATION("pfn %#lx on node %u, not %u\n", pfn, sim_mfn_node(now), req->node);
-            if ( !page_state_is(sim_mfn_to_page(old), free) )
-                VIOLATION("old frame %#lx of pfn %#lx not freed (caf=%lx)\n", old, pfn,
-                          sim_mfn_to_page(old)->count_info);
-            if ( sim_m2p_get(old) != INVALID_M2P_ENTRY )
-                VIOLATION("M2P of old frame %#lx still %#lx\n", old, sim_m2p_get(old));
-        }
-        else if ( why >= 0 )
-            kept_expect[why]++;
-        else
-            VIOLATION("pfn %#lx kept without an outside reference\n", pfn);
-
-        /* Kept frames may legitimately be written by their outside holders. */
-        if ( now != old || why < 0 )
-            if ( after[pfn] != s->sum[pfn] && !is_vcpu_info_pfn(d, pfn) )
-                VIOLATION("pfn %#lx (role %d) bytes differ after the swap\n", pfn, d->pfn_role[pfn]);
-    }
-    free(after);
-
-    /* Xen's writes during the swap reach the guest (vcpu_info time). */
-    for ( i = 0; i < d->nr_vcpus; i++ )
-    {
-        struct vcpu *v = &d->vcpu[i];
-        const struct sim_vcpu_info *vi;
-
-        if ( v->vcpu_info_mfn == MS_INVALID_MFN )
-            continue;
-        vi = sim_guest_va_ptr(d, sim_pfn_va(sim_m2p_get(v->vcpu_info_mfn)) +
-                              v->vcpu_info_offset, false);
-        if ( !vi || vi->time.system_time != v->system_time )
-            VIOLATION("vcpu %u: guest sees time %llu, Xen wrote %llu\n", i,
-                      vi ? (unsigned long long)vi->time.system_time : 0ULL,
-                      (unsigned long long)v->system_time);
-    }
-
-    if ( res->frames_moved != moved )
-        VIOLATION("result says %llu moved, P2M says %lu\n",
-                  (unsigned long long)res->frames_moved, moved);
-    if ( res->frames_kept[MEMSWAP_KEPT_GRANTED] != kept_expect[MEMSWAP_KEPT_GRANTED] ||
-         res->frames_kept[MEMSWAP_KEPT_FOREIGN] != kept_expect[MEMSWAP_KEPT_FOREIGN] ||
-         res->frames_kept[MEMSWAP_KEPT_UNEXPLAINED] != 0 )
-        VIOLATION("kept granted/foreign/unexplained %llu/%llu/%llu, expected %lu/%lu/0\n",
-                  (unsigned long long)res->frames_kept[0], (unsigned long long)res->frames_kept[1],
-                  (unsigned long long)res->frames_kept[2], kept_expect[0], kept_expect[1]);
-
-    sim_domain_info(s->domid, &info);
-    if ( info.tot_pages != s->tot_pages )
-        VIOLATION("tot_pages %llu -> %llu\n", (unsigned long long)s->tot_pages,
-                  (unsigned long long)info.tot_pages);
-    if ( sim_host_free_frames(-1, NULL) != s->free_frames )
-        VIOLATION("free frames %lu -> %lu\n", s->free_frames, sim_host_free_frames(-1, NULL));
-
-    if ( (n = sim_audit(audit, sizeof(audit))) )
-        VIOLATION("audit: %d problems: %s\n", n, audit);
-    return bad;
-#undef VIOLATION
-}
-
-/* The guest and its devices keep working: run the world, look at the traffic. */
-static int check_io(unsigned int domid, unsigned int steps)
-{
-    struct sim_io_stats a, b;
-    unsigned int i;
-
-    sim_domain_io_stats(domid, &a);
-    for ( i = 0; i < steps; i++ )
-        sim_world_step();
-    sim_domain_io_stats(domid, &b);
-    if ( b.io_errors != a.io_errors )
-        return 1;
-    if ( b.console_lines <= a.console_lines || b.xenstore_replies <= a.xenstore_replies ||
-         b.net_rx_ok <= a.net_rx_ok || b.net_tx_ok <= a.net_tx_ok )
-        return 1;
-    return 0;
-}
-
-/*
- * One complete swap with everything checked: the guest is held paused by
- * the test around the swap so its bytes can be compared, while Xen and
- * dom0's actors run at every continuation.
- */
-static int swap_and_check(unsigned int domid, struct memswap_request *req,
-                          struct sim_swap_opts *opts, struct memswap_result *res,
-                          bool print)
-{
-    struct snapshot s;
-    int rc, bad;
-
-    sim_domain_pause(domid);
-    snapshot_take(&s, domid);
-    rc = sim_swap(req, opts, res);
-    if ( rc )
-    {
-        if ( print )
-            fprintf(stderr, "  sim_swap: %d in %s\n", rc, memswap_phase_name(res->failed_phase));
-        sim_domain_unpause(domid);
-        snapshot_free(&s);
-        return -1;
-    }
-    bad = check_swap(&s, req, res, print);
-    sim_domain_unpause(domid);
-    bad += check_io(domid, 40);
-    snapshot_free(&s);
-    return bad;
-}
-
-/* A failed swap must leave everything exactly as it was. */
-static int check_unchanged(const struct snapshot *s)
-{
-    struct snapshot now;
-    unsigned long pfn;
-    char audit[512];
-    int bad = 0;
-
-    snapshot_take(&now, s->domid);
-    for ( pfn = 0; pfn < s->nr; pfn++ )
-        if ( now.mfn[pfn] != s->mfn[pfn] ||
-             (now.sum[pfn] != s->sum[pfn] && !is_vcpu_info_pfn(sim_domain_lookup(s->domid), pfn) &&
-              outside_reason(sim_domain_lookup(s->domid), s->mfn[pfn]) < 0) )
-            bad++;
-    if ( now.free_frames != s->free_frames || now.tot_pages != s->tot_pages )
-        bad++;
-    if ( sim_audit(audit, sizeof(audit)) )
-    {
-        fprintf(stderr, "  audit after rollback: %s\n", audit);
-        bad++;
-    }
-    snapshot_free(&now);
-    return bad;
-}
+#include "swap_check.h"
 
 /* ---- tests -------------------------------------------------------------- */
 
@@ -415,6 +122,8 @@ TEST(engine_preempted_in_every_phase)
 
     for ( ph = MEMSWAP_PH_SCAN; ph < MEMSWAP_PH_DONE; ph++ )
     {
+        if ( ph == MEMSWAP_PH_PRECOPY )
+            continue;           /* live swaps only */
         struct memswap_request req;
         struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true,
                                       .preempt_every = 1, .preempt_at_phase = ph };
@@ -479,6 +188,8 @@ TEST(engine_abort_before_and_after_commit)
 
     for ( ph = MEMSWAP_PH_SCAN; ph < MEMSWAP_PH_DONE; ph++ )
     {
+        if ( ph == MEMSWAP_PH_PRECOPY )
+            continue;           /* live swaps only */
         struct memswap_request req;
         struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true,
                                       .preempt_every = 1, .preempt_at_phase = ph,
@@ -657,6 +368,8 @@ TEST(engine_refuses_bad_requests)
     CHECK(sim_swap(&req, &opts, &res) == -EACCES);
     request(&req, dying);
     CHECK(sim_swap(&req, &opts, &res) == -ENODEV);
+    /* A translated guest is swappable, but not with memory sharing on. */
+    CHECK(sim_domain_set_feature(hvmid, SIM_FEAT_SHARING, true) == 0);
     request(&req, hvmid);
     CHECK(sim_swap(&req, &opts, &res) == -EOPNOTSUPP);
 
@@ -750,44 +463,6 @@ TEST(engine_unmutated_control)
 
 /* ---- the hypervisor's discipline: references, freezing, re-checks ----------- */
 
-/*
- * Drive a swap as sim_swap() does, calling @at at every continuation with
- * the engine's context (its phase and progress), before the world runs.
- */
-typedef void (*at_continuation_fn)(struct memswap_ctx *ctx, void *arg);
-
-static int drive(const struct memswap_request *req, const struct sim_swap_opts *o,
-                 at_continuation_fn at, void *arg, struct memswap_result *res)
-{
-    struct memswap_ctx *ctx = NULL;
-    int rc;
-
-    memset(res, 0, sizeof(*res));
-    sim_swap_cur_opts = o;
-    sim_swap_checks = 0;
-    sim_swap_allocs = 0;
-    sim_swap_meta_peak = sim_swap_meta_bytes;
-    rc = memswap_begin(sim_domain_lookup(req->domid), req, &ctx);
-    if ( rc )
-    {
-        sim_swap_cur_opts = NULL;
-        return rc;
-    }
-    sim_swap_cur_ctx = ctx;
-    while ( (rc = memswap_run(ctx)) == MEMSWAP_PREEMPTED )
-    {
-        if ( at )
-            at(ctx, arg);
-        if ( o->world_runs )
-            sim_world_step();
-    }
-    *res = *memswap_result(ctx);
-    memswap_end(ctx);
-    sim_swap_cur_ctx = NULL;
-    sim_swap_cur_opts = NULL;
-    return rc;
-}
-
 /* The guest's P2M entry for @pfn, through its frame-list tree. */
 static uint64_t *p2m_slot(struct domain *d, unsigned long pfn)
 {
@@ -870,6 +545,8 @@ TEST(engine_dom0_decrease_reservation_in_every_phase)
 
     for ( ph = MEMSWAP_PH_SCAN; ph < MEMSWAP_PH_DONE; ph++ )
     {
+        if ( ph == MEMSWAP_PH_PRECOPY )
+            continue;           /* live swaps only */
         struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true,
                                       .preempt_every = 1, .preempt_at_phase = ph };
         struct dom0_act a = { .phase = ph, .rc = 1 };
@@ -1017,7 +694,7 @@ static void recheck_at(struct memswap_ctx *ctx, void *arg)
         return;
     r->done = true;
     if ( r->what == RECHECK_LOG_DIRTY )
-        d->log_dirty = true;
+        sim_domain_set_log_dirty(r->domid, true);
     else if ( r->what == RECHECK_IOMMU )
         d->iommu = true;
     else
@@ -1048,7 +725,8 @@ static int recheck_swap(unsigned int phase, unsigned int what, unsigned int muta
     snapshot_take(&s, domid);
     rc = drive(&req, &opts, recheck_at, &r, &res);
     sim_mutations = 0;
-    d->log_dirty = d->iommu = d->dying = false;
+    sim_domain_set_log_dirty(domid, false);
+    d->iommu = d->dying = false;
     *unchanged = check_unchanged(&s) == 0;
     snapshot_free(&s);
     sim_domain_unpause(domid);
@@ -1064,7 +742,7 @@ TEST(engine_rechecks_the_domain_on_every_continuation)
     bool unchanged;
 
     for ( ph = MEMSWAP_PH_SCAN; ph < MEMSWAP_PH_COMMIT; ph++ )
-        for ( what = 0; what < RECHECK_NR; what++ )
+        for ( what = 0; what < RECHECK_NR && ph != MEMSWAP_PH_PRECOPY; what++ )
         {
             int got = recheck_swap(ph, what, 0, &unchanged);
 

@@ -414,6 +414,7 @@ TEST(swap_refusals)
     req.domid = 0;
     CHECK(sim_swap(&req, NULL, &res) == -EACCES);
     req.domid = (uint32_t)hvm;
+    CHECK(sim_domain_set_feature((unsigned int)hvm, SIM_FEAT_ALTP2M, true) == 0);
     CHECK(sim_swap(&req, NULL, &res) == -EOPNOTSUPP);
     req.domid = (uint32_t)id;
     CHECK(sim_domain_set_dying((unsigned int)id) == 0);

@@ -165,7 +165,8 @@ def test_swap_onto_colours(host):
     assert r.frames_total > 0
     assert r.moved > 0
     assert r.moved + sum(r.kept.values()) == r.frames_total
-    assert set(r.kept) == {'granted', 'foreign', 'unexplained', 'not_in_p2m'}
+    assert set(r.kept) == {'granted', 'foreign', 'unexplained', 'not_in_p2m', 'xen', 'p2m_type',
+                          'changed'}
     assert r.bytes_copied >= r.moved * 4096 * 0.5
     assert r.paused_ns > 0
     assert set(r.phase_ns) >= {'scan', 'copy', 'commit'}
@@ -537,7 +538,7 @@ def test_xen_calls_before_open():
                      (_memswap.xen_resume_suspended, (1,)), (_memswap.xen_xs_write, ('/a', 'b')),
                      (_memswap.xen_xs_directory, ('/',)), (_memswap.xen_xs_watch, ('/a', 't')),
                      (_memswap.xen_xs_unwatch, ('/a', 't')), (_memswap.xen_xs_read_watch, ()),
-                     (_memswap.xen_swap, (1,))):
+                     (_memswap.xen_swap, (1,)), (_memswap.xen_query, (1,))):
         with pytest.raises(MemswapError) as ei:
             fn(*args)
         assert ei.value.errno == errno.ENXIO, fn
@@ -545,6 +546,13 @@ def test_xen_calls_before_open():
     _memswap.xen_close()                        # closing what is not open is fine
     with pytest.raises(ValueError):
         _memswap.xen_swap(1, nr_colours=3)
+    # The live request's arguments are checked before anything else.
+    with pytest.raises(ValueError, match='max_rounds'):
+        _memswap.xen_swap(1, live=True, max_rounds=65)
+    with pytest.raises(ValueError, match='live=True'):
+        _memswap.xen_swap(1, dirty_threshold=10)
+    with pytest.raises(ValueError):
+        _memswap.xen_query(1, nr_colours=6)
     with pytest.raises(ValueError, match='NaN'):
         _memswap.xen_xs_read_watch(timeout=float('nan'))
 
@@ -578,3 +586,77 @@ def test_memswap_error_is_a_c_type():
     with pytest.raises(MemswapError) as ei:
         _memswap.sim_domain_list() if not _memswap.sim_host_exists() else _memswap.sim_swap(4711)
     assert ei.value.call and str(ei.value).startswith(ei.value.call + ': [Errno ')
+
+
+# ---- translated guests, live swaps, where the memory is ---------------------------------
+
+@pytest.mark.parametrize('kind', ['pv', 'pvh', 'hvm'])
+def test_sim_query_reports_where_memory_is(host, kind):
+    d = _memswap.sim_domain_create('q-' + kind, 32 * MiB, vcpus=2, type=kind)
+    info = {x['domid']: x for x in _memswap.sim_domain_list()}[d]
+    assert info['type'] == kind and info['hvm'] == (kind != 'pv')
+    q = _memswap.sim_query(d, frames=True)
+    assert q['translated'] == (kind != 'pv')
+    g = _memswap.sim_geometry()
+    assert len(q['colours']) == g['nr_colours'] and len(q['nodes']) == g['nr_nodes']
+    # The same frames, however they are counted: per colour, per node, per pfn.
+    assert sum(q['colours']) == sum(q['nodes']) == q['frames_counted']
+    frames = [f for f in q['frames'] if f >= 0]
+    assert len(frames) == q['frames_counted'] == len(set(frames))
+    assert q['frames'] == _memswap.sim_p2m(d)[:len(q['frames'])]
+    assert q['colours'] == _memswap.sim_colour_counts(d)
+    assert q['nr_pfns'] == len(q['frames'])
+    # Nearly everything the domain owns is in its P2M (the rest: Xen's
+    # FIFO pages are the guest's too, and counted).
+    assert q['tot_pages'] * 0.99 <= q['frames_counted'] <= q['tot_pages']
+    # Another geometry: colours counted by it, the same frames.
+    q4 = _memswap.sim_query(d, nr_colours=4, colour_shift=1)
+    assert len(q4['colours']) == 4 and sum(q4['colours']) == q['frames_counted']
+    assert q4['colours'] == [sum(1 for f in frames if (f >> 1) & 3 == c) for c in range(4)]
+    assert q4['frames'] is None
+    with pytest.raises(ValueError):
+        _memswap.sim_query(d, nr_colours=3)
+    with pytest.raises(MemswapError) as ei:
+        _memswap.sim_query(4242)
+    assert ei.value.errno == errno.ESRCH
+
+
+def test_sim_domain_types(host):
+    with pytest.raises(ValueError, match="'pv', 'pvh' or 'hvm'"):
+        _memswap.sim_domain_create('bad', 16 * MiB, type='kvm')
+    d = _memswap.sim_domain_create('h', 16 * MiB, hvm=True)
+    assert {x['domid']: x for x in _memswap.sim_domain_list()}[d]['type'] == 'hvm'
+    audit_clean(host)
+
+
+def test_sim_live_swap_of_a_guest_that_keeps_writing(host):
+    d = host.create_domain('writer', 64, vcpus=2)
+    _memswap.sim_set_dirty_rate(d, 64)
+    target = list(range(16, 32))
+    r = _memswap.sim_swap(d, colours=target, live=True)
+    assert r['live_rounds'] >= 2
+    assert r['live_precopy_pages'] >= r['moved']
+    assert r['bytes_copied'] == (r['live_precopy_pages'] + r['live_final_pages']) * 4096
+    assert not r['translated'] and r['moved'] > 0
+    assert 0 < r['paused_ns'] < sum(r['phase_ns'].values())
+    # What it wrote while it ran is all there, read its way, and it goes on.
+    assert _memswap.sim_verify(d) == (0, None)
+    audit_clean(host)
+    _memswap.sim_world_step(20)
+    assert _memswap.sim_verify(d) == (0, None)
+    q = _memswap.sim_query(d)
+    assert sum(n for c, n in enumerate(q['colours']) if c not in target) <= \
+        sum(r['kept'].values())
+    # The stop condition is the caller's.
+    r = _memswap.sim_swap(d, colours=list(range(0, 16)), live=True, max_rounds=2,
+                          dirty_threshold=1)
+    assert r['live_rounds'] == 2
+    with pytest.raises(ValueError, match='live=True'):
+        _memswap.sim_swap(d, max_rounds=2)
+    with pytest.raises(ValueError, match='max_rounds'):
+        _memswap.sim_swap(d, live=True, max_rounds=1000)
+    # A live dry run plans, changes nothing.
+    before = _memswap.sim_p2m(d)
+    r = _memswap.sim_swap(d, colours=target, live=True, dry_run=True)
+    assert r['dry_run'] and r['moved'] > 0 and _memswap.sim_p2m(d) == before
+    audit_clean(host)

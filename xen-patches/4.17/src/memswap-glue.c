@@ -1,29 +1,36 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * memswap glue: the Xen 4.17 (x86, 64-bit PV) side of core/private.h, and
- * XEN_DOMCTL_memswap.
+ * memswap glue: the Xen 4.17 (x86: 64-bit PV, and HVM/PVH with HAP) side
+ * of core/private.h, and XEN_DOMCTL_memswap.
  *
  * The swap engine (core/memswap.c, copied next to this file) decides what
  * moves and in which order; this file gives it Xen: pausing, the guest's P2M
- * registration in shared_info, the vCPUs' MFN holders (guest_table and
+ * registration in shared_info (PV), the vCPUs' MFN holders (guest_table and
  * guest_table_user, the vcpu_info mapping, GDT frames and their per-domain
- * mappings), the grant table, Xen's L4 slots, colour- and node-aware frame
- * allocation, freezing old frames, the count/type transfer and TLB flushes.
- * It also runs the domctl: memswap_run() until done, or a hypercall
- * continuation when the engine yields.
+ * mappings), the grant table, the frames Xen keeps mapped for the guest,
+ * Xen's L4 slots, colour- and node-aware frame allocation, freezing old
+ * frames, the count/type transfer and TLB flushes. The translated guest's
+ * p2m and the log-dirty mode are arch/x86/mm/memswap.c's (where the p2m and
+ * paging locks are), adapted here to the engine's types. It also runs the
+ * domctl: OP_SWAP (memswap_run() until done, held, or a hypercall
+ * continuation when the engine yields), OP_QUERY and OP_CANCEL.
  *
  * Locking: do_domctl() holds domctl_lock and an RCU reference on the domain
  * around every call into this file, so two memswap calls never run at once;
- * between continuations d->memswap and d->memswap_host keep the state, and
- * domain_kill() (also under domctl_lock) cleans up through
- * memswap_domain_destroy(). Page list changes take d->page_alloc_lock; the
- * grant scan runs under the grant table's read lock (common/grant_table.c).
+ * between continuations (and while a swap is held) d->memswap and
+ * d->memswap_host keep the state, and domain_kill() (also under
+ * domctl_lock) cleans up through memswap_domain_destroy(). Page list
+ * changes take d->page_alloc_lock; the grant scan runs under the grant
+ * table's read lock (common/grant_table.c), the FIFO scan under
+ * d->event_lock (common/event_fifo.c).
  *
  * Continuation protocol: a new request has u.memswap.resume == 0. When the
  * engine yields we write a per-swap token (random high half, sequence low
  * half) into the caller's resume field and create a continuation; re-entry
- * with the token resumes, anything else while a swap is in progress gets
- * -EBUSY. On completion resume is reset to 0 and the outputs are copied back.
+ * with the token resumes, anything else while a swap is in progress or
+ * held gets -EBUSY. A held swap returns 0 with the token in resume; the
+ * same request with that token finishes it. On completion resume is reset
+ * to 0 and the outputs are copied back.
  */
 
 #include <xen/domain_page.h>
@@ -32,6 +39,7 @@
 #include <xen/guest_access.h>
 #include <xen/hypercall.h>
 #include <xen/iommu.h>
+#include <xen/ioreq.h>
 #include <xen/lib.h>
 #include <xen/memswap.h>
 #include <xen/mm.h>
@@ -44,10 +52,15 @@
 #include <xen/time.h>
 #include <xen/vmap.h>
 #include <xen/xmalloc.h>
+#include <asm/altp2m.h>
 #include <asm/cache.h>
 #include <asm/flushtlb.h>
+#include <asm/mem_paging.h>
+#include <asm/mem_sharing.h>
 #include <asm/page.h>
 #include <asm/pv/mm.h>
+#include <asm/vpmu.h>
+#include <asm/hvm/nestedhvm.h>
 #include <public/domctl.h>
 
 #include "memswap.h"
@@ -60,10 +73,15 @@
 /* Frames of chunks with no allowed colour, held so they don't come back. */
 #define MSH_MAX_HELD        (64UL << MSH_CHUNK_ORDER)
 
+/* OP_QUERY: node_counts entries at most (the rest of a larger array is zeroed). */
+#define MSH_QUERY_MAX_NODES 1024
+
 /* The glue's per-swap state: d->memswap_host. */
 struct memswap_host {
-    uint64_t token;                     /* continuation token, never 0 */
+    uint64_t token;                     /* continuation/hold token, never 0 */
+    bool cancelling;                    /* OP_CANCEL or domain_kill() took it over */
     bool paused;                        /* we hold a domain_pause() */
+    bool p2m_paused;                    /* a p2m batch holds a pause (Intel PML) */
     bool order0;                        /* order-9 chunks failed: frame by frame */
     bool drained;                       /* pool returned, nothing more to do */
     unsigned int memflags;              /* node (exact) or the domain's affinity */
@@ -112,7 +130,28 @@ unsigned long ms_host_tot_pages(const struct domain *d)
     return domain_tot_pages(d);
 }
 
-int ms_host_check_domain(struct domain *d)
+bool ms_host_translated(const struct domain *d)
+{
+    return paging_mode_translate(d);
+}
+
+/*
+ * A translated guest memswap cannot swap: without HAP (shadow-paged HVM:
+ * its p2m is not what the hardware walks), nested (the nested p2ms cache
+ * host frames), or with memory sharing, paging or alternate p2ms (frames
+ * shared between domains or p2ms, or absent).
+ */
+static bool msh_translated_unsupported(const struct domain *d)
+{
+#ifdef CONFIG_HVM
+    return !hap_enabled(d) || nestedhvm_enabled(d) || mem_sharing_enabled(d) ||
+           mem_paging_enabled(d) || altp2m_active(d);
+#else
+    return true;
+#endif
+}
+
+int ms_host_check_domain(struct domain *d, unsigned int flags)
 {
     if ( is_control_domain(d) || is_hardware_domain(d) || !d->domain_id )
         return -EACCES;
@@ -120,16 +159,22 @@ int ms_host_check_domain(struct domain *d)
         return -EDEADLK;
     if ( d->is_dying )
         return -ENODEV;
-    if ( !is_pv_domain(d) || is_pv_32bit_domain(d) )
+    if ( is_pv_domain(d) ? is_pv_32bit_domain(d) : msh_translated_unsupported(d) )
         return -EOPNOTSUPP;
     /*
-     * With an IOMMU, a PV domain's writable frames are DMA-mapped by MFN:
-     * a device would keep writing the old frames.
+     * With an IOMMU, a domain's memory is DMA-mapped by frame (PV: its
+     * writable frames; HAP: the IOMMU may share the p2m's tables): a
+     * device would keep using the old frames.
      */
     if ( is_iommu_enabled(d) )
         return -EOPNOTSUPP;
-    /* Log-dirty (live migration) or any other paging mode in use. */
-    if ( paging_mode_enabled(d) )
+    if ( (flags & MS_CHECK_LOGDIRTY) && !memswap_log_dirty_possible(d) )
+        return -EOPNOTSUPP;
+    /* Ours must still be on: someone turning it off made the log useless. */
+    if ( flags & MS_CHECK_LOGDIRTY_OURS )
+        return memswap_owns_log_dirty(d) && paging_mode_log_dirty(d) ? 0 : -EBUSY;
+    /* A save, a live migration, VRAM tracking, or (PV) a shadow mode. */
+    if ( memswap_log_dirty_busy(d) )
         return -EBUSY;
     return 0;
 }
@@ -148,6 +193,8 @@ void ms_host_pause(struct domain *d)
         return;
     domain_pause(d);
     h->paused = true;
+    if ( !is_pv_domain(d) )
+        return;
 
     /*
      * The LDT shadow mappings hold type references on guest frames. They
@@ -228,14 +275,17 @@ static unsigned long msh_pagetable_mfn(pagetable_t pt)
     return pagetable_is_null(pt) ? MS_INVALID_MFN : mfn_x(pagetable_get_mfn(pt));
 }
 
+/* A translated guest's vCPU holds no guest frame as a page-table root. */
 unsigned long ms_host_vcpu_guest_table(const struct vcpu *v)
 {
-    return msh_pagetable_mfn(v->arch.guest_table);
+    return is_pv_vcpu(v) ? msh_pagetable_mfn(v->arch.guest_table)
+                         : MS_INVALID_MFN;
 }
 
 unsigned long ms_host_vcpu_guest_table_user(const struct vcpu *v)
 {
-    return msh_pagetable_mfn(v->arch.guest_table_user);
+    return is_pv_vcpu(v) ? msh_pagetable_mfn(v->arch.guest_table_user)
+                         : MS_INVALID_MFN;
 }
 
 unsigned long ms_host_vcpu_info_mfn(const struct vcpu *v)
@@ -247,8 +297,12 @@ unsigned long ms_host_vcpu_info_mfn(const struct vcpu *v)
 unsigned int ms_host_vcpu_gdt_frames(const struct vcpu *v, unsigned long *mfns,
                                      unsigned int max)
 {
-    unsigned int i, n = DIV_ROUND_UP(v->arch.pv.gdt_ents, 512);
+    unsigned int i, n;
 
+    /* v->arch.pv is a PV vCPU's only: a translated guest's GDT is in gfns. */
+    if ( !is_pv_vcpu(v) )
+        return 0;
+    n = DIV_ROUND_UP(v->arch.pv.gdt_ents, 512);
     n = min(n, min(max, (unsigned int)FIRST_RESERVED_GDT_PAGE));
     for ( i = 0; i < n; i++ )
         mfns[i] = v->arch.pv.gdt_frames[i];
@@ -261,6 +315,7 @@ void ms_host_vcpu_set_guest_tables(struct vcpu *v, unsigned long kernel_mfn,
 {
     bool changed = false;
 
+    ASSERT(is_pv_vcpu(v));
     if ( kernel_mfn != MS_INVALID_MFN &&
          kernel_mfn != msh_pagetable_mfn(v->arch.guest_table) )
     {
@@ -280,8 +335,11 @@ void ms_host_vcpu_set_guest_tables(struct vcpu *v, unsigned long kernel_mfn,
 
 /*
  * As map_vcpu_info() does: map the new frame globally, copy the vcpu_info
- * again (Xen may have written the old one since the copy phase), switch
- * v->vcpu_info, unmap the old frame and mark every event pending.
+ * again (Xen may have written the old one since the copy phase, through
+ * this mapping, unlogged), switch v->vcpu_info, unmap the old frame and
+ * mark every event pending. The same for both kinds: a translated guest
+ * registers it by gfn, and the engine has replaced the gfn's p2m entry
+ * already; the references moved with the frame's counts.
  */
 void ms_host_vcpu_move_vcpu_info(struct vcpu *v, unsigned long old_mfn,
                                  unsigned long new_mfn)
@@ -342,19 +400,68 @@ void ms_host_vcpu_set_gdt_frame(struct vcpu *v, unsigned int i,
 {
     l1_pgentry_t *pl1e = pv_gdt_ptes(v);
 
+    ASSERT(is_pv_vcpu(v));
     ASSERT(i < FIRST_RESERVED_GDT_PAGE);
     v->arch.pv.gdt_frames[i] = new_mfn;
     l1e_write(&pl1e[i], l1e_from_pfn(new_mfn, __PAGE_HYPERVISOR_RW));
 }
 
 /* ------------------------------------------------------------------------
- * Grants, Xen's L4 slots.
+ * Grants, what Xen keeps mapped, Xen's L4 slots.
  */
 
 void ms_host_grant_frames(struct domain *d,
                           void (*fn)(void *arg, unsigned long mfn), void *arg)
 {
     gnttab_memswap_frames(d, fn, arg);
+}
+
+/*
+ * Frames Xen maps globally for the guest and writes at any time, unlogged,
+ * other than vcpu_info: FIFO event-channel pages (under d->event_lock), the
+ * vPMU page of each vCPU (under its vpmu_lock) and the pages of ioreq
+ * servers (under the ioreq server lock, taken alone: ioreq code takes
+ * d->event_lock inside it). Each holds a reference, so the engine would
+ * keep them anyway; this names the reason.
+ */
+void ms_host_xen_mapped_frames(struct domain *d,
+                               void (*fn)(void *arg, unsigned long mfn), void *arg)
+{
+    struct vcpu *v;
+
+    evtchn_fifo_memswap_frames(d, fn, arg);
+
+    for_each_vcpu ( d, v )
+    {
+        struct vpmu_struct *vpmu = vcpu_vpmu(v);
+
+        spin_lock(&vpmu->vpmu_lock);
+        if ( vpmu->xenpmu_data )
+            fn(arg, mfn_x(domain_page_map_to_mfn(vpmu->xenpmu_data)));
+        spin_unlock(&vpmu->vpmu_lock);
+    }
+
+#ifdef CONFIG_IOREQ_SERVER
+    /* Only an HVM domain's ioreq state is set up (hvm_domain_initialise()). */
+    if ( is_hvm_domain(d) )
+    {
+        unsigned int i;
+
+        spin_lock_recursive(&d->ioreq_server.lock);
+        for ( i = 0; i < MAX_NR_IOREQ_SERVERS; i++ )
+        {
+            const struct ioreq_server *s = d->ioreq_server.server[i];
+
+            if ( !s )
+                continue;
+            if ( s->ioreq.page )
+                fn(arg, mfn_x(page_to_mfn(s->ioreq.page)));
+            if ( s->bufioreq.page )
+                fn(arg, mfn_x(page_to_mfn(s->bufioreq.page)));
+        }
+        spin_unlock_recursive(&d->ioreq_server.lock);
+    }
+#endif
 }
 
 bool ms_host_is_guest_l4_slot(const struct domain *d, unsigned int i)
@@ -373,6 +480,131 @@ void ms_host_init_xen_l4_slots(struct domain *d, ms_pte_t *l4,
     BUILD_BUG_ON(sizeof(ms_pte_t) != sizeof(l4_pgentry_t));
     init_xen_l4_slots((l4_pgentry_t *)l4, _mfn(l4_mfn), d, INVALID_MFN,
                       VM_ASSIST(d, m2p_strict));
+}
+
+/* ------------------------------------------------------------------------
+ * The translated guest's p2m (arch/x86/mm/memswap.c), in the engine's terms.
+ */
+
+#ifdef CONFIG_HVM
+static uint8_t msh_p2m_kind(p2m_type_t t)
+{
+    switch ( t )
+    {
+    case p2m_ram_rw:
+    case p2m_ram_logdirty:      return MS_P2MT_RAM;
+    case p2m_ram_ro:            return MS_P2MT_RAM_RO;
+    case p2m_grant_map_rw:
+    case p2m_grant_map_ro:      return MS_P2MT_GRANT;
+    case p2m_map_foreign:       return MS_P2MT_FOREIGN;
+    /* p2m_mmio_dm is also what a hole reads as: it has no frame. */
+    case p2m_mmio_direct:       return MS_P2MT_MMIO;
+    case p2m_ioreq_server:      return MS_P2MT_IOREQ;
+    case p2m_ram_shared:        return MS_P2MT_SHARED;
+    case p2m_ram_paging_out:
+    case p2m_ram_paged:
+    case p2m_ram_paging_in:     return MS_P2MT_PAGED;
+    case p2m_ram_broken:        return MS_P2MT_BROKEN;
+    default:                    return MS_P2MT_NONE;
+    }
+}
+#endif
+
+unsigned long ms_host_p2m_size(struct domain *d)
+{
+#ifdef CONFIG_HVM
+    return paging_mode_translate(d) ? memswap_p2m_size(d) : 0;
+#else
+    return 0;
+#endif
+}
+
+void ms_host_p2m_lookup(struct domain *d, unsigned long gfn, unsigned int nr,
+                        unsigned long *mfns, uint8_t *types)
+{
+#ifdef CONFIG_HVM
+    /* A small batch at a time: the stack is small, the lock short. */
+    mfn_t m[64];
+    p2m_type_t t[64];
+    unsigned int i, k, n;
+
+    ASSERT(nr <= MS_P2M_LOOKUP_MAX && paging_mode_translate(d));
+    for ( i = 0; i < nr; i += n )
+    {
+        n = min(nr - i, (unsigned int)ARRAY_SIZE(m));
+        memswap_p2m_lookup(d, gfn + i, n, m, t);
+        for ( k = 0; k < n; k++ )
+        {
+            types[i + k] = msh_p2m_kind(t[k]);
+            mfns[i + k] = types[i + k] == MS_P2MT_NONE || mfn_eq(m[k], INVALID_MFN)
+                          ? MS_INVALID_MFN : mfn_x(m[k]);
+        }
+    }
+#else
+    ASSERT_UNREACHABLE();
+#endif
+}
+
+int ms_host_p2m_prepare(struct domain *d, unsigned long gfn, unsigned int nr)
+{
+    ASSERT(nr <= MS_P2M_LOOKUP_MAX);
+#ifdef CONFIG_HVM
+    return memswap_p2m_split(d, gfn, nr);
+#else
+    return -EOPNOTSUPP;
+#endif
+}
+
+void ms_host_p2m_batch_begin(struct domain *d)
+{
+#ifdef CONFIG_HVM
+    struct memswap_host *h = d->memswap_host;
+
+    ASSERT(!h->p2m_paused);
+    h->p2m_paused = memswap_p2m_begin(d);
+#endif
+}
+
+void ms_host_p2m_batch_end(struct domain *d)
+{
+#ifdef CONFIG_HVM
+    struct memswap_host *h = d->memswap_host;
+
+    memswap_p2m_end(d, h->p2m_paused);
+    h->p2m_paused = false;
+#endif
+}
+
+int ms_host_p2m_replace(struct domain *d, unsigned long gfn,
+                        unsigned long old_mfn, unsigned long new_mfn,
+                        bool if_clean)
+{
+#ifdef CONFIG_HVM
+    return memswap_p2m_replace(d, gfn, _mfn(old_mfn), _mfn(new_mfn), if_clean);
+#else
+    return -EOPNOTSUPP;
+#endif
+}
+
+/* ------------------------------------------------------------------------
+ * Log-dirty (arch/x86/mm/memswap.c).
+ */
+
+int ms_host_logdirty_enable(struct domain *d)
+{
+    return memswap_log_dirty_enable(d);
+}
+
+void ms_host_logdirty_disable(struct domain *d)
+{
+    memswap_log_dirty_disable(d);
+}
+
+long ms_host_logdirty_read(struct domain *d, unsigned long first, unsigned long nr,
+                           uint64_t *bitmap, bool clear)
+{
+    ASSERT(nr <= MS_LOGDIRTY_CHUNK);
+    return memswap_log_dirty_read(d, first, nr, bitmap, clear);
 }
 
 /* ------------------------------------------------------------------------
@@ -681,17 +913,27 @@ void ms_host_flush_cache(unsigned long mfn)
 }
 
 /*
- * Every CPU that may hold a translation through the domain's page tables,
- * including guest-global ones, and the XPTI per-CPU root tables.
+ * Every CPU that may hold a translation of the domain's: PV, through its
+ * page tables, including guest-global ones, and the XPTI per-CPU root
+ * tables; translated, the guest's TLB tags (ASID/VPID), which also cache
+ * gfn-to-frame translations (the p2m's own flush covered its batches).
  */
 void ms_host_flush_tlbs(struct domain *d)
 {
-    flush_mask(d->dirty_cpumask, FLUSH_TLB_GLOBAL |
-               (d->arch.pv.xpti ? FLUSH_ROOT_PGTBL : 0));
+    if ( is_pv_domain(d) )
+        flush_mask(d->dirty_cpumask, FLUSH_TLB_GLOBAL |
+                   (d->arch.pv.xpti ? FLUSH_ROOT_PGTBL : 0));
+    else
+        guest_flush_tlb_mask(d, d->dirty_cpumask);
+}
+
+unsigned int ms_host_mfn_node(unsigned long mfn)
+{
+    return phys_to_nid(mfn_to_maddr(_mfn(mfn)));
 }
 
 /* ------------------------------------------------------------------------
- * The domctl.
+ * The domctl: OP_SWAP, OP_CANCEL, OP_QUERY.
  */
 
 static uint64_t msh_new_token(void)
@@ -709,37 +951,51 @@ static void msh_free_host(struct domain *d)
     if ( !h )
         return;
     msh_drain(h);
+    ASSERT(!h->p2m_paused);
     if ( h->paused )
     {
         /* The engine unpauses before it finishes; never leave one behind. */
         h->paused = false;
         domain_unpause(d);
     }
+    /* Likewise log-dirty: the engine turns it off on every way out. */
+    if ( memswap_owns_log_dirty(d) )
+    {
+        gprintk(XENLOG_WARNING, "memswap: %pd: log-dirty left on\n", d);
+        memswap_log_dirty_disable(d);
+    }
     d->memswap_host = NULL;
     ms_host_free(h, sizeof(*h));
 }
 
-/* Validate a new request and build the engine's. */
+/*
+ * Validate what the glue itself relies on (the colour bitmap's size, the
+ * node given to the allocator, padding) and build the engine's request;
+ * memswap_begin() validates the rest (flags, geometry, colours, rounds).
+ */
 static int msh_request(struct domain *d, const struct xen_domctl_memswap *ms,
                        struct memswap_request *req)
 {
-    if ( ms->pad || (ms->flags & ~XEN_DOMCTL_MEMSWAP_F_DRY_RUN) )
+    const struct xen_domctl_memswap_swap *sw = &ms->u.swap;
+
+    if ( sw->pad )
         return -EINVAL;
-    if ( !ms->nr_colours || ms->nr_colours > MEMSWAP_MAX_COLOURS ||
-         (ms->nr_colours & (ms->nr_colours - 1)) || ms->colour_shift > 32 )
+    if ( !sw->nr_colours || sw->nr_colours > MEMSWAP_MAX_COLOURS )
         return -EINVAL;
-    if ( ms->node != XEN_DOMCTL_MEMSWAP_NODE_ANY &&
-         (ms->node >= MAX_NUMNODES || !node_online(ms->node)) )
+    if ( sw->node != XEN_DOMCTL_MEMSWAP_NODE_ANY &&
+         (sw->node >= MAX_NUMNODES || !node_online(sw->node)) )
         return -EINVAL;
 
     memset(req, 0, sizeof(*req));
     req->domid = d->domain_id;
     req->flags = ms->flags;
-    req->node = ms->node;
-    req->geom.nr_colours = ms->nr_colours;
-    req->geom.colour_shift = ms->colour_shift;
-    if ( !guest_handle_is_null(ms->colours) &&
-         copy_from_guest(req->colours, ms->colours, DIV_ROUND_UP(ms->nr_colours, 64)) )
+    req->node = sw->node;
+    req->geom.nr_colours = sw->nr_colours;
+    req->geom.colour_shift = sw->colour_shift;
+    req->live_max_rounds = sw->live_max_rounds;
+    req->live_dirty_threshold = sw->live_dirty_threshold;
+    if ( !guest_handle_is_null(sw->colours) &&
+         copy_from_guest(req->colours, sw->colours, DIV_ROUND_UP(sw->nr_colours, 64)) )
         return -EFAULT;
     return 0;
 }
@@ -775,7 +1031,7 @@ static int msh_start(struct domain *d, const struct xen_domctl_memswap *ms)
     if ( d->memswap || d->memswap_host )
         return -EBUSY;
     /* Refuse the domain before looking at the request. */
-    if ( (rc = ms_host_check_domain(d)) )
+    if ( (rc = ms_host_check_domain(d, 0)) )
         return rc;
     if ( (rc = msh_request(d, ms, &req)) )
         return rc;
@@ -794,47 +1050,90 @@ static int msh_start(struct domain *d, const struct xen_domctl_memswap *ms)
     return rc;
 }
 
+static uint32_t msh_u32(uint64_t v)
+{
+    return min_t(uint64_t, v, UINT32_MAX);
+}
+
 static void msh_report(const struct memswap_ctx *ctx, int rc,
                        struct xen_domctl_memswap *ms)
 {
     const struct memswap_result *r = memswap_result(ctx);
+    struct xen_domctl_memswap_swap *sw = &ms->u.swap;
     unsigned int i;
 
-    ms->resume = 0;
-    ms->frames_total = r->frames_total;
-    ms->frames_moved = r->frames_moved;
+    sw->frames_total = msh_u32(r->frames_total);
+    sw->frames_moved = msh_u32(r->frames_moved);
     for ( i = 0; i < XEN_DOMCTL_MEMSWAP_KEPT_NR; i++ )
-        ms->frames_kept[i] = r->frames_kept[i];
-    ms->bytes_copied = r->bytes_copied;
-    ms->paused_ns = r->paused_ns;
-    ms->continuations = r->continuations;
-    ms->extra_bytes_peak = r->extra_bytes_peak;
-    ms->failed_phase = rc ? r->failed_phase : 0;
+        sw->frames_kept[i] = msh_u32(r->frames_kept[i]);
+    sw->continuations = msh_u32(r->continuations);
+    sw->bytes_copied = r->bytes_copied;
+    sw->paused_ns = r->paused_ns;
+    sw->extra_bytes_peak = r->extra_bytes_peak;
+    sw->live_rounds = r->live_rounds;
+    sw->live_precopy_pages = msh_u32(r->live_precopy_pages);
+    sw->live_final_pages = msh_u32(r->live_final_pages);
+    sw->failed_phase = rc ? r->failed_phase : 0;
 }
 
-long memswap_domctl(struct domain *d, struct xen_domctl *op,
-                    XEN_GUEST_HANDLE_PARAM(xen_domctl_t) u_domctl,
-                    bool *copyback)
+/* The swap's outputs are final: report them and release it. */
+static void msh_finish(struct domain *d, int rc, struct xen_domctl_memswap *ms)
+{
+    ms->resume = 0;
+    msh_report(d->memswap, rc, ms);
+    memswap_end(d->memswap);
+    d->memswap = NULL;
+    msh_free_host(d);
+}
+
+/*
+ * Hand the domain's swap back to its caller between two calls: write the
+ * token (and, for a hold, the outputs so far) into the caller's buffer. If
+ * that fails the caller cannot come back: abandon the swap in one go (roll
+ * back, or past its point of no return, finish) and report -EFAULT.
+ */
+static long msh_yield(struct domain *d, struct xen_domctl *op,
+                      XEN_GUEST_HANDLE_PARAM(xen_domctl_t) u_domctl,
+                      bool *copyback, bool hold)
 {
     struct xen_domctl_memswap *ms = &op->u.memswap;
-    int rc;
+    struct memswap_host *h = d->memswap_host;
 
-    BUILD_BUG_ON(sizeof(*ms) != XEN_DOMCTL_MEMSWAP_SIZE);
-    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_NR != MEMSWAP_KEPT_NR);
-    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_GRANTED != MEMSWAP_KEPT_GRANTED);
-    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_FOREIGN != MEMSWAP_KEPT_FOREIGN);
-    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_UNEXPLAINED != MEMSWAP_KEPT_UNEXPLAINED);
-    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_NOT_IN_P2M != MEMSWAP_KEPT_NOT_IN_P2M);
-    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_MAX_COLOURS != MEMSWAP_MAX_COLOURS);
-    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_F_DRY_RUN != MEMSWAP_F_DRY_RUN);
-    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_NODE_ANY != MEMSWAP_NODE_ANY);
+    ms->resume = h->token;
+    if ( hold )
+    {
+        msh_report(d->memswap, 0, ms);
+        if ( !__copy_field_to_guest(u_domctl, op, u.memswap) )
+            return 0;
+    }
+    else if ( !__copy_field_to_guest(u_domctl, op, u.memswap.resume) )
+        return hypercall_create_continuation(__HYPERVISOR_domctl, "h", u_domctl);
+
+    memswap_abort(d->memswap);
+    msh_finish(d, -EFAULT, ms);
+    *copyback = true;
+    return -EFAULT;
+}
+
+/*
+ * OP_SWAP: a new request, a continuation, or the second call of a held
+ * swap (its token; flags and parameters are not read again).
+ */
+static long msh_swap(struct domain *d, struct xen_domctl *op,
+                     XEN_GUEST_HANDLE_PARAM(xen_domctl_t) u_domctl,
+                     bool *copyback)
+{
+    struct xen_domctl_memswap *ms = &op->u.memswap;
+    struct memswap_host *h = d->memswap_host;
+    int rc;
 
     if ( ms->resume )
     {
-        /* Our continuation, or a stale/foreign token. */
-        if ( !d->memswap || !d->memswap_host ||
-             ms->resume != d->memswap_host->token )
+        /* Ours, or a stale/foreign token, or one a cancel took over. */
+        if ( !d->memswap || !h || ms->resume != h->token )
             return d->memswap ? -EBUSY : d->is_dying ? -ENODEV : -EINVAL;
+        if ( h->cancelling )
+            return -EINVAL;
     }
     else if ( (rc = msh_start(d, ms)) )
         return rc;
@@ -842,49 +1141,254 @@ long memswap_domctl(struct domain *d, struct xen_domctl *op,
     /*
      * The engine re-checks the domain on every entry before its point of
      * no return (COMMIT) and rolls back, itself resumably, on any change;
-     * past it, it only goes forward. Either way it may yield.
+     * past it, it only goes forward. Either way it may yield, or hold.
      */
     rc = memswap_run(d->memswap);
     if ( memswap_phase(d->memswap) > MEMSWAP_PH_ALLOC )
         msh_drain(d->memswap_host);
 
-    if ( rc == MEMSWAP_PREEMPTED )
-    {
-        ms->resume = d->memswap_host->token;
-        if ( __copy_field_to_guest(u_domctl, op, u.memswap.resume) )
-            goto abandon;
-        return hypercall_create_continuation(__HYPERVISOR_domctl, "h", u_domctl);
-    }
-    goto out;
+    if ( rc == MEMSWAP_PREEMPTED || rc == MEMSWAP_HELD )
+        return msh_yield(d, op, u_domctl, copyback, rc == MEMSWAP_HELD);
 
- abandon:
-    /*
-     * The caller cannot resume: roll back now (or, past the point of no
-     * return, finish), in one go - nobody will call again.
-     */
-    memswap_abort(d->memswap);
-    rc = -EFAULT;
- out:
-    msh_report(d->memswap, rc, ms);
-    memswap_end(d->memswap);
-    d->memswap = NULL;
-    msh_free_host(d);
+    msh_finish(d, rc, ms);
     *copyback = true;
-
     return rc;
 }
 
 /*
+ * OP_CANCEL: roll back (or, past its point of no return, finish) the swap
+ * held or in progress, resumably. Returns 0 with the abandoned swap's
+ * outputs: failed_phase is the phase it was rolled back in, 0 if it had
+ * passed its point of no return and completed.
+ */
+static long msh_cancel(struct domain *d, struct xen_domctl *op,
+                       XEN_GUEST_HANDLE_PARAM(xen_domctl_t) u_domctl,
+                       bool *copyback)
+{
+    struct xen_domctl_memswap *ms = &op->u.memswap;
+    struct memswap_host *h = d->memswap_host;
+    int rc;
+
+    if ( ms->flags )
+        return -EINVAL;
+    if ( !d->memswap || !h || (ms->resume && ms->resume != h->token) )
+        return -ENOENT;
+
+    h->cancelling = true;
+    rc = memswap_cancel(d->memswap);
+    msh_drain(h);
+    if ( rc == MEMSWAP_PREEMPTED )
+        return msh_yield(d, op, u_domctl, copyback, false);
+
+    msh_finish(d, rc, ms);
+    *copyback = true;
+    return 0;
+}
+
+/* The host's NUMA nodes, as indices: one past the highest online node. */
+static unsigned int msh_host_nr_nodes(void)
+{
+    unsigned int node, nr = 0;
+
+    for_each_online_node ( node )
+        nr = node + 1;
+    return nr;
+}
+
+/*
+ * OP_QUERY: where the domain's memory is. With colour or node counts asked
+ * for, they are summed over the whole pfn space and the window's frames
+ * written as the walk passes it; with neither, only the window is walked
+ * (frames_counted then counts its frames), so that a caller reading the
+ * frames window by window pays for each window once. Preemptible, with the
+ * next pfn + 1 in resume and the counts so far in the caller's arrays (read
+ * back on re-entry) and frames_counted.
+ */
+static long msh_query(struct domain *d, struct xen_domctl *op,
+                      XEN_GUEST_HANDLE_PARAM(xen_domctl_t) u_domctl,
+                      bool *copyback)
+{
+    struct xen_domctl_memswap *ms = &op->u.memswap;
+    struct xen_domctl_memswap_query *qr = &ms->u.query;
+    unsigned int i, nr_colours, nr_nodes, host_nodes = msh_host_nr_nodes();
+    uint64_t nr_pfns, pfn, end, win = qr->first_pfn, win_end;
+    struct memswap_query q = {};
+    uint64_t *frames = NULL;
+    bool preempted = false;
+    long rc;
+
+    if ( ms->flags )
+        return -EINVAL;
+    for ( i = 0; i < ARRAY_SIZE(qr->pad); i++ )
+        if ( qr->pad[i] )
+            return -EINVAL;
+    if ( qr->nr_colours &&
+         (qr->nr_colours > MEMSWAP_MAX_COLOURS ||
+          (qr->nr_colours & (qr->nr_colours - 1)) || qr->colour_shift > 32) )
+        return -EINVAL;
+    if ( qr->nr_nodes > MSH_QUERY_MAX_NODES || win + qr->nr_frames < win )
+        return -EINVAL;
+    win_end = win + qr->nr_frames;
+
+    /* A swap's refusals, as far as reading applies. */
+    rc = ms_host_check_domain(d, 0);
+    if ( rc == -EACCES || rc == -EDEADLK || rc == -ENODEV )
+        return rc;
+    if ( is_pv_32bit_domain(d) )
+        return -EOPNOTSUPP;
+    if ( (rc = memswap_query_size(d, &nr_pfns)) )
+        return rc;
+
+    nr_colours = guest_handle_is_null(qr->colour_counts) ? 0 : qr->nr_colours;
+    nr_nodes = guest_handle_is_null(qr->node_counts) ? 0 : qr->nr_nodes;
+    rc = -ENOMEM;
+    if ( (nr_colours &&
+          !(q.colour_counts = xzalloc_array(uint64_t, nr_colours))) ||
+         (nr_nodes && !(q.node_counts = xzalloc_array(uint64_t, nr_nodes))) ||
+         !(frames = xmalloc_array(uint64_t, MEMSWAP_QUERY_BATCH)) )
+        goto out;
+    q.geom.nr_colours = nr_colours;
+    q.geom.colour_shift = qr->colour_shift;
+    q.nr_nodes = min(nr_nodes, host_nodes);
+
+    rc = -EFAULT;
+    if ( ms->resume )
+    {
+        /* The counts so far: the caller's arrays, as we left them. */
+        if ( copy_from_guest(q.colour_counts, qr->colour_counts, nr_colours) ||
+             copy_from_guest(q.node_counts, qr->node_counts, nr_nodes) )
+            goto out;
+        q.frames_counted = qr->frames_counted;
+    }
+
+    /*
+     * With counts asked for, walk the whole pfn space (and the window
+     * wherever it is); without, the window only.
+     */
+    if ( guest_handle_is_null(qr->frames) )
+        win_end = win;
+    end = nr_colours || nr_nodes ? max(nr_pfns, win_end) : win_end;
+    if ( ms->resume )
+        pfn = ms->resume - 1;
+    else
+        pfn = nr_colours || nr_nodes ? 0 : win;
+    rc = 0;
+    while ( pfn < end )
+    {
+        unsigned int n;
+        bool in_win;
+
+        if ( pfn >= nr_pfns && pfn < win )
+            pfn = win;
+        n = min_t(uint64_t, MEMSWAP_QUERY_BATCH,
+                  (pfn < nr_pfns ? min(nr_pfns, end) : end) - pfn);
+        in_win = pfn < win_end && pfn + n > win;
+        if ( pfn < nr_pfns )
+        {
+            rc = memswap_query_range(d, &q, pfn, n, in_win ? frames : NULL);
+            if ( rc )
+                break;
+        }
+        else
+            for ( i = 0; i < n; i++ )
+                frames[i] = XEN_DOMCTL_MEMSWAP_NO_FRAME;
+        if ( in_win )
+        {
+            uint64_t lo = max(pfn, win), hi = min(pfn + n, win_end);
+
+            if ( copy_to_guest_offset(qr->frames, lo - win, frames + (lo - pfn),
+                                      hi - lo) )
+            {
+                rc = -EFAULT;
+                break;
+            }
+        }
+        pfn += n;
+        if ( pfn < end && hypercall_preempt_check() )
+        {
+            preempted = true;
+            break;
+        }
+    }
+    if ( rc )
+        goto out;
+
+    rc = -EFAULT;
+    if ( copy_to_guest(qr->colour_counts, q.colour_counts, nr_colours) ||
+         copy_to_guest(qr->node_counts, q.node_counts, nr_nodes) )
+        goto out;
+    qr->frames_counted = msh_u32(q.frames_counted);
+    qr->nr_pfns = nr_pfns;
+    qr->tot_pages = domain_tot_pages(d);
+    qr->host_nr_nodes = host_nodes;
+    qr->translated = paging_mode_translate(d);
+
+    if ( preempted )
+    {
+        ms->resume = pfn + 1;
+        rc = __copy_field_to_guest(u_domctl, op, u.memswap) ? -EFAULT
+             : hypercall_create_continuation(__HYPERVISOR_domctl, "h", u_domctl);
+        goto out;
+    }
+    ms->resume = 0;
+    *copyback = true;
+    rc = 0;
+
+ out:
+    xfree(frames);
+    xfree(q.node_counts);
+    xfree(q.colour_counts);
+    return rc;
+}
+
+long memswap_domctl(struct domain *d, struct xen_domctl *op,
+                    XEN_GUEST_HANDLE_PARAM(xen_domctl_t) u_domctl,
+                    bool *copyback)
+{
+    BUILD_BUG_ON(sizeof(op->u.memswap) != XEN_DOMCTL_MEMSWAP_SIZE);
+    BUILD_BUG_ON(sizeof(op->u.memswap) != sizeof(op->u.pad));
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_NR != MEMSWAP_KEPT_NR);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_GRANTED != MEMSWAP_KEPT_GRANTED);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_FOREIGN != MEMSWAP_KEPT_FOREIGN);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_UNEXPLAINED != MEMSWAP_KEPT_UNEXPLAINED);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_NOT_IN_P2M != MEMSWAP_KEPT_NOT_IN_P2M);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_XEN != MEMSWAP_KEPT_XEN);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_P2M_TYPE != MEMSWAP_KEPT_P2M_TYPE);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_KEPT_CHANGED != MEMSWAP_KEPT_CHANGED);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_MAX_COLOURS != MEMSWAP_MAX_COLOURS);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_F_DRY_RUN != MEMSWAP_F_DRY_RUN);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_F_LIVE != MEMSWAP_F_LIVE);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_F_HOLD != MEMSWAP_F_HOLD);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_LIVE_ROUNDS_MAX != MEMSWAP_LIVE_ROUNDS_MAX);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_NODE_ANY != MEMSWAP_NODE_ANY);
+    BUILD_BUG_ON(XEN_DOMCTL_MEMSWAP_NO_FRAME != MEMSWAP_NO_FRAME);
+
+    switch ( op->u.memswap.op )
+    {
+    case XEN_DOMCTL_MEMSWAP_OP_SWAP:
+        return msh_swap(d, op, u_domctl, copyback);
+    case XEN_DOMCTL_MEMSWAP_OP_CANCEL:
+        return msh_cancel(d, op, u_domctl, copyback);
+    case XEN_DOMCTL_MEMSWAP_OP_QUERY:
+        return msh_query(d, op, u_domctl, copyback);
+    }
+    return -EINVAL;
+}
+
+/*
  * domain_kill(): undo (or, after its point of no return, finish) a swap
- * interrupted between continuations before the domain's memory goes.
- * Resumable: -ERESTART while there is work left, as domain_kill() expects.
+ * interrupted between continuations, or held, before the domain's memory
+ * goes. Resumable: -ERESTART while there is work left, as domain_kill()
+ * expects.
  */
 int memswap_domain_destroy(struct domain *d)
 {
     if ( d->memswap )
     {
-        int rc = memswap_cancel(d->memswap);
+        int rc;
 
+        d->memswap_host->cancelling = true;
+        rc = memswap_cancel(d->memswap);
         if ( rc == MEMSWAP_PREEMPTED )
             return -ERESTART;
         gprintk(XENLOG_INFO, "memswap: %pd died during a swap (%s in %s)\n",
