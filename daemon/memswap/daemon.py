@@ -765,7 +765,7 @@ class Daemon:
         where = (f"to colours {polmod.format_colours(plan.colours)}"
                  f"{'' if plan.node is None else f' node {plan.node}'}")
         notes.append(("no-pay", f"{who}{where}: does not pay ({ap.why_not()}): "
-                      f"{ap.text(mover.name)}", ap))
+                      f"{ap.text()}", ap))
 
     def aggressors(self, p, d, rates, occ, most=2):
         """The domains policy p may confine to relieve d: running, not
@@ -887,7 +887,7 @@ class Daemon:
             else:
                 head = ("no gain estimate, swapping on the trigger alone "
                         "(settings.payoff.without_estimate: swap)")
-            pay = f"; {head}: {appraisal.text(info.name)}"
+            pay = f"; {head}: {appraisal.text()}"
         self.decide("swap" if not dry else "dry-run", d.name,
                     f"{reason}; to colours {polmod.format_colours(plan.colours)}"
                     f"{'' if plan.node is None else f' node {plan.node}'} ({plan.reason})"

@@ -480,7 +480,7 @@ class Gain:
         self.interference_now = self.avoidable
         self.interference_plan = max(0.0, self.avoidable - self.victim_change)
 
-    def text(self, name=None):
+    def text(self):
         if not self.available:
             return f"gain unavailable: {self.reason}"
         v = next((d for d in self.domains if d["domain"] == self.victim), None)
@@ -667,7 +667,7 @@ class Appraisal:
                     f"cache could avoid for {g.victim}, less than the margin {self.margin:g}")
         return "the cost exceeds the gain over the horizon"
 
-    def text(self, name):
+    def text(self):
         g, c = self.gain, self.cost
         if not g.available:
             head = f"gain unavailable ({g.reason}); cost {fmt_s(c.total_s)}"

@@ -146,7 +146,7 @@ def test_gain_unavailable_never_invented():
     ap = payoff.Appraisal(600, 100, 0.25, gain(1, occ, {1: None}, [4, 5]),
                           cost(frames=1000))
     assert ap.verdict == "unavailable" and not ap.pays and ap.gain_s is None
-    assert "gain unavailable (d1 has no LLC miss rate" in ap.text("d1")
+    assert "gain unavailable (d1 has no LLC miss rate" in ap.text()
 
 
 @pytest.mark.skipif(not fixtures.sim_available(), reason="simulator backend not built")
