@@ -63,6 +63,8 @@ static PyMethodDef methods[] = {
       "sim_world_step(n=1): n scheduling steps of guests, dom0 daemons and Xen" },
     { "sim_counters", ms_sim_counters, METH_VARARGS,
       "sim_counters(domid) -> dict(instructions, llc_references, llc_misses, cycles)" },
+    { "sim_llc_occupancy", ms_sim_llc_occupancy, METH_VARARGS,
+      "sim_llc_occupancy(domid) -> bytes of the LLC holding the domain's frames (as CMT)" },
     { "sim_audit", ms_sim_audit, METH_NOARGS, "sim_audit() -> (problems, text)" },
     { "sim_io_stats", ms_sim_io_stats, METH_VARARGS,
       "sim_io_stats(domid) -> dict(console_lines, xenstore_replies, net_rx_ok,\n"

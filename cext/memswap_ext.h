@@ -58,6 +58,7 @@ PyObject *ms_sim_set_workload(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_llc_run(PyObject *self, PyObject *args);
 PyObject *ms_sim_world_step(PyObject *self, PyObject *args);
 PyObject *ms_sim_counters(PyObject *self, PyObject *args);
+PyObject *ms_sim_llc_occupancy(PyObject *self, PyObject *args);
 PyObject *ms_sim_audit(PyObject *self, PyObject *noargs);
 PyObject *ms_sim_io_stats(PyObject *self, PyObject *args);
 PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw);

@@ -561,6 +561,21 @@ PyObject *ms_sim_counters(PyObject *self, PyObject *args)
                          "cycles", (unsigned long long)c.cycles);
 }
 
+PyObject *ms_sim_llc_occupancy(PyObject *self, PyObject *args)
+{
+    unsigned int domid;
+    uint64_t bytes = 0;
+    int rc;
+
+    if ( get_domid(args, &domid) )
+        return NULL;
+    SIM_ENTER("sim_domain_llc_occupancy");
+    SIM_RUN(rc = sim_domain_llc_occupancy(domid, &bytes));
+    if ( rc < 0 )
+        return ms_raise(-rc, "sim_domain_llc_occupancy");
+    return PyLong_FromUnsignedLongLong(bytes);
+}
+
 PyObject *ms_sim_io_stats(PyObject *self, PyObject *args)
 {
     unsigned int domid;

@@ -296,6 +296,11 @@ struct sim_counters {
 /* Run every domain's workload for @accesses LLC references in total. */
 void sim_llc_run(uint64_t accesses);
 int sim_domain_counters(unsigned int domid, struct sim_counters *c);
+/*
+ * The domain's LLC occupancy in bytes, as Intel CMT reports it through Xen:
+ * the lines now in the cache whose frame the domain owns. -ESRCH.
+ */
+int sim_domain_llc_occupancy(unsigned int domid, uint64_t *bytes);
 void sim_llc_flush_translations(unsigned int domid); /* after a swap (TLB flush) */
 
 /*

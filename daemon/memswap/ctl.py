@@ -59,14 +59,21 @@ swap, or with --mode live only for the final stop, unless --no-suspend).
   history   {entries: [{id, domid, name, origin, reason, status, colours,
              colours_before, colours_after, node, dry_run, suspend, mode, clock,
              ended_clock, ts, ended_ts, wall_s, result|error, note, horizon_s,
+             relieves: name|null (the swap confined this aggressor for it),
              payoff: PAYOFF|null}], inflight: record|null}
   PAYOFF    {verdict: pays|no-pay|unavailable, pays, horizon_s, miss_ns, margin,
              gain_s|null, gain_per_s|null, cost_s, gain: {available, reason,
-             misses_per_s, interference_now, interference_plan, harm, avoided,
-             sharing: [{domain, misses_per_s, colours}], uncounted: [{domain,
-             why}]}, cost: {bytes, vcpus, cooperative, swap_s, down_s,
-             refill_bytes, refill_from, pollution_bytes, refill_misses,
-             line_bytes, miss_ns, speed, speed_source, total_s}}
+             victim, mover, misses_per_s, miss_ratio, avoidable, victim_change,
+             harm, relief, avoided, interference_now (= avoidable),
+             interference_plan (what of it the plan leaves), iterations,
+             domains: [{domain, role: victim|mover|other, misses_per_s,
+             references_per_s, miss_ratio, footprint_bytes, footprint_from,
+             occupancy_bytes, model_occupancy_bytes, colours, predicted_now,
+             predicted_plan, change}], sharing: [{domain, misses_per_s,
+             colours}], uncounted: [{domain, why}]}, cost: {bytes, vcpus,
+             cooperative, swap_s, down_s, refill_bytes, refill_from,
+             pollution_bytes, refill_misses, line_bytes, miss_ns, speed,
+             speed_source, total_s}}
              (memswap.payoff; "decisions" of kind swap, dry-run and no-pay
              carry one too)
   on error  {ok: false, error, exit} (exit as the status memswapctl exits

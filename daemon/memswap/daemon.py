@@ -135,6 +135,16 @@ class TrigState:
     value: float | None = None
 
 
+def trigger_text(t, v, held):
+    """Why a trigger fired: its value now, and for how long (held seconds)
+    it has stayed armed. Between `below` and `above` it is still armed
+    (hysteresis), and the text says so rather than claim v > above."""
+    if v > t.above:
+        return f"{t.metric} {v:.2f} > {t.above:g} for {payoff.fmt_s(held)}"
+    return (f"{t.metric} {v:.2f}, above {t.below:g} for {payoff.fmt_s(held)} since it rose "
+            f"over {t.above:g}")
+
+
 class DaemonError(Exception):
     def __init__(self, code, msg, **extra):
         super().__init__(msg)
@@ -640,13 +650,14 @@ class Daemon:
                     if v > t.above:
                         ts.state, ts.since = "pending", now
                         self.decide("armed", d.name, f"policy {p.name}: {t.metric} {v:.2f} > {t.above:g}; "
-                                    f"waiting {t.duration:g}s", policy=p.name, value=v)
+                                    f"waiting {payoff.fmt_s(t.duration)}", policy=p.name, value=v)
                 if ts.state == "pending":
                     active = True
                     if v <= t.below:
                         ts.state = "idle"
                         self.decide("disarmed", d.name, f"policy {p.name}: {t.metric} {v:.2f} <= "
-                                    f"{t.below:g} before {t.duration:g}s passed", policy=p.name, value=v)
+                                    f"{t.below:g} before {payoff.fmt_s(t.duration)} passed",
+                                    policy=p.name, value=v)
                     elif now - ts.since >= t.duration:
                         fired.append((p, d, ts, v))
                 elif ts.state == "fired":
@@ -660,7 +671,7 @@ class Daemon:
         for p, d, ts, v in fired:
             ts.state, ts.fired_at = "fired", now
             t = p.trigger
-            why = f"policy {p.name}: {t.metric} {v:.2f} > {t.above:g} for {now - ts.since:.0f}s"
+            why = f"policy {p.name}: {trigger_text(t, v, now - ts.since)}"
             if p.action.type == "log":
                 self.decide("log", d.name, why, policy=p.name, value=v)
                 continue
@@ -671,7 +682,10 @@ class Daemon:
         return active or acted
 
     def policy_swap(self, p, d, why, rates, now):
-        """-> True if a swap started."""
+        """Swap for policy p, on behalf of d: d itself (action.target victim),
+        an aggressor sharing its colours that the policy may confine
+        (aggressor), or whichever of those pays best (auto). -> True if a
+        swap started."""
         st = self.settings
 
         def hold_back(kind=None, text="", **extra):
@@ -693,41 +707,103 @@ class Daemon:
             self.decide("skip", d.name, f"{why}; global rate limit ({st.rate_limit_swaps} swaps per "
                         f"{st.rate_limit_per:g}s) reached", policy=p.name)
             return False
-        try:
-            self.preflight(d, f"policy:{p.name}")   # a domain that cannot be swapped is not planned
-        except DaemonError:
-            return hold_back()                       # preflight() logged the refusal
-        held = self.placements.held(d.name, now)
-        if held:
-            left, rec = held
-            return hold_back("hold", f"hold: memswapd moved {d.name} to colours "
-                             f"{polmod.format_colours(rec.get('colours') or [])} "
-                             f"{now - float(rec['at']):.0f}s ago; it stays there another "
-                             f"{left:.0f}s (the horizon that move was justified over)")
-        occ = self.occupancy(self.live_domains())      # every P2M read once per decision
-        plan = self.plan(d, rates, colours=p.action.colours, node=p.action.node,
-                         max_colours=p.action.max_colours,
-                         barred=self.placements.barred(d.name, now), occ=occ)
-        if not plan.ok:
-            return hold_back("hold" if plan.reason.startswith("hold:") else "no-plan", plan.reason)
         horizon = p.horizon if p.horizon is not None else st.horizon
-        ap = self.appraise(d, plan, rates, horizon, p.action.suspend and not d.translated, occ=occ)
-        where = (f"to colours {polmod.format_colours(plan.colours)}"
-                 f"{'' if plan.node is None else f' node {plan.node}'}")
-        if not ap.pays:
-            if ap.verdict != "unavailable" or st.without_estimate != "swap":
-                return hold_back("no-pay", f"{where}: does not pay ({ap.why_not()}): "
-                                 f"{ap.text(d.name)}", payoff=ap.as_dict())
+        occ = self.occupancy(self.live_domains())      # every P2M read once per decision
+        found, notes = [], []         # found: (appraisal, mover, plan); notes: (kind, text, appraisal)
+        if p.action.target in ("victim", "auto"):
+            self.swap_option(p, d, d, rates, now, horizon, occ, found, notes)
+        if p.action.target in ("aggressor", "auto"):
+            cands = self.aggressors(p, d, rates, occ)
+            if not cands:
+                notes.append(("no-plan", f"no aggressor to confine: no domain the policy may move "
+                                         f"({polmod.format_selectors(p.action.aggressors)}) uses "
+                                         f"{d.name}'s colours and misses", None))
+            for a in cands:
+                self.swap_option(p, a, d, rates, now, horizon, occ, found, notes)
+        if not found:
+            if not notes:
+                return hold_back()                       # refusals are logged already
+            kinds = [k for k, _, _ in notes]
+            kind = next(k for k in ("no-pay", "hold", "no-plan", "skip") if k in kinds)
+            ap = next((a for _, _, a in notes if a is not None), None)
+            text = "; ".join(t for _, t, _ in notes)
+            return hold_back(kind, text, **({"payoff": ap.as_dict()} if ap is not None else {}))
+        ap, mover, plan = max(found, key=lambda f: (f[0].pays, (f[0].gain_s or 0) - f[0].cost.total_s))
         dry = self.dry_run or p.action.dry_run
+        relieves = None if mover.domid == d.domid else d.name
+        reason = why if relieves is None else f"{why}; confining {mover.name} to relieve {d.name}"
         try:
-            self.start_swap(d, plan, dry, origin=f"policy:{p.name}", reason=why,
+            self.start_swap(mover, plan, dry, origin=f"policy:{p.name}", reason=reason,
                             cooldown=p.cooldown, suspend=p.action.suspend, policy=p.name,
-                            mode=p.action.mode,
-                            appraisal=ap, horizon=horizon)
+                            mode=p.action.mode, appraisal=ap, horizon=horizon,
+                            relieves=relieves)
         except DaemonError as e:
-            log.warning("policy %s: swap of %s not started: %s", p.name, d.name, e)
+            log.warning("policy %s: swap of %s not started: %s", p.name, mover.name, e)
             return hold_back()
         return True
+
+    def swap_option(self, p, mover, victim, rates, now, horizon, occ, found, notes):
+        """Plan and appraise moving `mover` for policy p on behalf of `victim`
+        (the same domain, or an aggressor to confine): appends (appraisal,
+        mover, plan) to `found` when it may go ahead, else (decision kind,
+        why, appraisal or None) to `notes`; a refusal is logged by
+        preflight() and noted nowhere."""
+        st = self.settings
+        own = mover.domid == victim.domid
+        who = "" if own else f"confining {mover.name}: "
+        if not own:
+            until = float(self.state.state["cooldown"].get(mover.name, 0))
+            if until > now:
+                notes.append(("skip", f"{who}in cooldown for {until - now:.0f}s more", None))
+                return
+        try:
+            self.preflight(mover, f"policy:{p.name}")   # a domain that cannot be swapped is not planned
+        except DaemonError:
+            return                                     # preflight() logged the refusal
+        held = self.placements.held(mover.name, now)
+        if held:
+            left, rec = held
+            notes.append(("hold", f"{who}hold: memswapd moved {mover.name} to colours "
+                          f"{polmod.format_colours(rec.get('colours') or [])} "
+                          f"{now - float(rec['at']):.0f}s ago; it stays there another "
+                          f"{left:.0f}s (the horizon that move was justified over)", None))
+            return
+        barred = self.placements.barred(mover.name, now)
+        if own:
+            plan = self.plan(mover, rates, colours=p.action.colours, node=p.action.node,
+                             max_colours=p.action.max_colours, barred=barred, occ=occ)
+        else:
+            plan = self.plan_confinement(mover, victim, barred, occ)
+        if not plan.ok:
+            notes.append(("hold" if plan.reason.startswith("hold:") else "no-plan",
+                          who + plan.reason, None))
+            return
+        ap = self.appraise(mover, plan, rates, horizon, p.action.suspend and not mover.translated,
+                           occ=occ, victim=victim)
+        if ap.pays or (own and ap.verdict == "unavailable" and st.without_estimate == "swap"):
+            found.append((ap, mover, plan))
+            return
+        where = (f"to colours {polmod.format_colours(plan.colours)}"
+                 f"{'' if plan.node is None else f' node {plan.node}'}")
+        notes.append(("no-pay", f"{who}{where}: does not pay ({ap.why_not()}): "
+                      f"{ap.text()}", ap))
+
+    def aggressors(self, p, d, rates, occ, most=2):
+        """The domains policy p may confine to relieve d: running, not
+        excluded, sharing d's colours and missing there; the `most` whose
+        misses fall most on d's colours first."""
+        mine = planner.used_colours(occ[d.domid].colours) if d.domid in occ else set()
+        out = []
+        for x in self.live_domains():
+            if x.domid == d.domid or x.state != "running" or self.host.protected(x) or \
+                    self.policies.excluded(x.domid, x.name) or not p.may_confine(x.domid, x.name):
+                continue
+            theirs = planner.used_colours(occ[x.domid].colours) if x.domid in occ else set()
+            m = (rates.get(x.domid) or {}).get("misses_per_s")
+            if mine & theirs and m:
+                out.append((m * len(mine & theirs) / len(theirs), x))
+        out.sort(key=lambda t: -t[0])
+        return [x for _, x in out[:most]]
 
     def suspend_note(self, suspend, dry=False, mode="stop", translated=False):
         """The mode and cooperative-swap choice, for decision reasons."""
@@ -772,9 +848,18 @@ class Daemon:
                                  colours=colours, max_colours=max_colours,
                                  margin=self.settings.free_margin, barred=barred)
 
-    def appraise(self, d, plan, rates, horizon, suspend, occ=None):
-        """Cost against gain of the planned swap of d (memswap.payoff); occ
-        as for plan()."""
+    def plan_confinement(self, d, victim, barred, occ):
+        """Where to confine d, an aggressor of victim (planner.plan_confinement)."""
+        frames = (occ[d.domid].frames if d.domid in occ else 0) or d.mem_bytes // PAGE
+
+        def free_fn(n, cs):
+            return int(self.host.free_frames(node=n, colours=cs))
+        return planner.plan_confinement(self.geometry, d.domid, victim.domid, occ, frames, free_fn,
+                                        margin=self.settings.free_margin, barred=barred)
+
+    def appraise(self, d, plan, rates, horizon, suspend, occ=None, victim=None):
+        """Cost against gain of the planned swap of d (memswap.payoff) on behalf
+        of victim (default: d itself); occ as for plan()."""
         st = self.settings
         doms = self.live_domains()
         occ = self.occupancy(doms) if occ is None else occ
@@ -788,9 +873,9 @@ class Daemon:
             occupancy_bytes=r.get("occupancy_bytes"), page=PAGE)
         gain = payoff.estimate_gain(
             d.domid, lambda x: names.get(x, str(x)), occ,
-            {x.domid: (rates.get(x.domid) or {}).get("misses_per_s") for x in doms},
-            plan.colours, self.geometry.nr_colours,
-            protected={x.domid for x in doms if self.host.protected(x)})
+            {x.domid: rates.get(x.domid) or {} for x in doms}, plan.colours, self.geometry,
+            protected={x.domid for x in doms if self.host.protected(x)},
+            victim=None if victim is None else victim.domid)
         return payoff.Appraisal(horizon_s=float(horizon), miss_ns=st.miss_ns,
                                 margin=st.payoff_margin, gain=gain, cost=cost)
 
@@ -810,13 +895,14 @@ class Daemon:
 
     def start_swap(self, d, plan, dry, origin, reason, cooldown=None, suspend=True,
                    client=None, want_progress=False, policy=None, appraisal=None, horizon=None,
-                   mode=None):
+                   mode=None, relieves=None):
         """Check the domain, write the intent record, mark the domain and start
         the swap on its own thread. appraisal: its cost and gain (logged;
         the caller decided); horizon: how long the new placement is held
         (default settings.horizon); mode: live or stop (None: the guest
-        type's default, memswap.types.swap_mode). -> SwapJob; DaemonError
-        when refused."""
+        type's default, memswap.types.swap_mode); relieves: the name of the
+        domain the swap is for when it confines d, an aggressor. -> SwapJob;
+        DaemonError when refused."""
         info = self.preflight(d, origin)
         mode = swap_mode(info, mode)
         suspend = bool(suspend) and not info.translated     # what the backend will do
@@ -830,7 +916,7 @@ class Daemon:
             else:
                 head = ("no gain estimate, swapping on the trigger alone "
                         "(settings.payoff.without_estimate: swap)")
-            pay = f"; {head}: {appraisal.text(info.name)}"
+            pay = f"; {head}: {appraisal.text()}"
         self.decide("swap" if not dry else "dry-run", d.name,
                     f"{reason}; to colours {polmod.format_colours(plan.colours)}"
                     f"{'' if plan.node is None else f' node {plan.node}'} ({plan.reason})"
@@ -852,7 +938,7 @@ class Daemon:
                if before else None,
                "cooldown": 60.0 if cooldown is None else cooldown,
                "token": None if dry else secrets.token_hex(16),
-               "horizon_s": horizon,
+               "horizon_s": horizon, "relieves": relieves,
                "payoff": appraisal.as_dict() if appraisal is not None else None}
         try:
             rec["id"] = self.state.begin_swap(rec)

@@ -363,6 +363,11 @@ class SimHost(Host):
         c = _memswap.sim_counters(self._resolve(domid))
         return Counters(c['instructions'], c['llc_references'], c['llc_misses'], c['cycles'])
 
+    def psr_cmt(self, domid):
+        """LLC occupancy in bytes, as Intel CMT gives it on Xen: the model's
+        lines of the frames the domain owns."""
+        return _memswap.sim_llc_occupancy(self._resolve(domid))
+
     def _swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
               cooperative=None, retries=None, live=False, preempt_every=0):
         """See Host.swap. The simulated dom0 daemons and backends keep running

@@ -389,7 +389,7 @@ STATUS_KEYS = {"version", "pid", "backend", "dry_run", "uptime_s", "clock", "tim
 HISTORY_KEYS = {"id", "domid", "name", "uuid", "origin", "reason", "status", "colours",
                 "colours_before", "colours_after", "node", "dry_run", "suspend", "mode", "clock",
                 "ended_clock", "ts", "ended_ts", "wall_s", "result", "was_paused", "cooldown",
-                "token", "horizon_s", "payoff"}
+                "token", "horizon_s", "relieves", "payoff"}
 
 
 @pytest.mark.skipif(not fixtures.sim_available(), reason="simulator backend not built")

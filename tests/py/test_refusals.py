@@ -242,7 +242,8 @@ policies:
 
 def test_daemon_never_plans_protected_or_busy_domains(tmp_path):
     """settings.exclude is empty and the policy names every domain and dom0,
-    every domain thrashes: memswapd swaps only the plain running guest."""
+    every domain misses (plain's working set thrashed by everyone else's
+    streams, a swap that pays): memswapd swaps only the plain running guest."""
     h = FakeHost(nr_colours=64, own=0)
     ids = {n: h.create_domain(n, 16, colours=range(0, 16)) for n in
            ("plain", "ctl2", "saving", "asked", "migrating")}
@@ -252,6 +253,7 @@ def test_daemon_never_plans_protected_or_busy_domains(tmp_path):
     h.doms[ids["migrating"]].log_dirty = True
     for dom in h.doms.values():
         dom.wl = (64 << 20, "sequential", 40, 1)      # everyone misses, dom0 too
+    h.doms[ids["plain"]].wl = (384 << 10, "random", 30, 1)     # fits alone on 40-47
     d = fixtures.inprocess_daemon(tmp_path, h, POLICY)
     try:
         for _ in range(8):
