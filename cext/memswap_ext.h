@@ -67,6 +67,7 @@ PyObject *ms_sim_checksums(PyObject *self, PyObject *args);
 PyObject *ms_sim_query(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_set_dirty_rate(PyObject *self, PyObject *args);
 PyObject *ms_sim_verify(PyObject *self, PyObject *args);
+PyObject *ms_sim_domain_set_features(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_set_trace(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_trace_counts(PyObject *self, PyObject *args);
 
@@ -86,6 +87,7 @@ PyObject *ms_xen_xs_unwatch(PyObject *self, PyObject *args);
 PyObject *ms_xen_xs_read_watch(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_xen_psr_cmt(PyObject *self, PyObject *args);
 PyObject *ms_xen_resume_suspended(PyObject *self, PyObject *args);
+PyObject *ms_xen_cancel_swap(PyObject *self, PyObject *args);
 PyObject *ms_xen_query_domain(PyObject *self, PyObject *args, PyObject *kw);
 
 /* perf.c */

@@ -61,7 +61,7 @@ from . import policy as polmod
 from .notify import Notifier
 from .recovery import Recoveries, same_domain
 from .state import SERIES_FIELDS, StateStore
-from .types import PREFLIGHT_CALL, refusal
+from .types import MODES, PREFLIGHT_CALL, refusal, swap_mode
 
 log = logging.getLogger("memswapd")
 dlog = logging.getLogger("memswapd.decision")
@@ -392,6 +392,7 @@ class Daemon:
         elif dom is None:
             note.append("the domain no longer exists")
         else:
+            note.extend(self.cancel_abandoned(inf, dom))
             action = self.recoveries.needed(inf, dom)
             if action is not None:
                 done, how = self.recoveries.add(inf, action, self.now())
@@ -410,6 +411,24 @@ class Daemon:
             self.state.state["cooldown"][inf["name"]] = self.now() + 60.0
         self.decide("reconcile", inf.get("name", "?"),
                     f"swap #{inf.get('id')} was interrupted (daemon died); {entry['note']}")
+
+    def cancel_abandoned(self, inf, dom):
+        """A swap of ours the hypervisor still holds or runs (we died between
+        a live swap's hold and its final stop, or in the hypercall): cancel
+        it before the guest is resumed, or it keeps its frames and the
+        guest's log-dirty mode. Only with our mark on the domain. -> notes."""
+        if not inf.get("token") or self.host.swap_mark(dom.domid) != inf["token"]:
+            return []
+        try:
+            gone = self.host.cancel_swap(dom.domid)
+        except OSError as e:
+            log.error("cancelling the swap the hypervisor holds for %s: %s", dom.name, e)
+            return [f"cancelling the swap the hypervisor still held failed: {e}"]
+        if gone is None:
+            return []
+        return [f"the hypervisor still held or ran the swap: cancelled "
+                f"({gone.get('moved')}/{gone.get('frames_total')} frames, "
+                f"in {gone.get('failed_phase')})"]
 
     # ----------------------------------------------------------- loop --
     @property
@@ -716,7 +735,8 @@ class Daemon:
         try:
             self.start_swap(mover, plan, dry, origin=f"policy:{p.name}", reason=reason,
                             cooldown=p.cooldown, suspend=p.action.suspend, policy=p.name,
-                            appraisal=ap, horizon=horizon, relieves=relieves)
+                            mode=p.action.mode, appraisal=ap, horizon=horizon,
+                            relieves=relieves)
         except DaemonError as e:
             log.warning("policy %s: swap of %s not started: %s", p.name, mover.name, e)
             return hold_back()
@@ -758,7 +778,8 @@ class Daemon:
             notes.append(("hold" if plan.reason.startswith("hold:") else "no-plan",
                           who + plan.reason, None))
             return
-        ap = self.appraise(mover, plan, rates, horizon, p.action.suspend, occ=occ, victim=victim)
+        ap = self.appraise(mover, plan, rates, horizon, p.action.suspend and not mover.translated,
+                           occ=occ, victim=victim)
         if ap.pays or (own and ap.verdict == "unavailable" and st.without_estimate == "swap"):
             found.append((ap, mover, plan))
             return
@@ -784,13 +805,18 @@ class Daemon:
         out.sort(key=lambda t: -t[0])
         return [x for _, x in out[:most]]
 
-    def suspend_note(self, suspend, dry=False):
-        """The cooperative-swap choice, for decision reasons."""
+    def suspend_note(self, suspend, dry=False, mode="stop", translated=False):
+        """The mode and cooperative-swap choice, for decision reasons."""
+        if translated:
+            return (f"mode {mode} (an HVM/PVH guest is never suspended: the hypervisor "
+                    f"pauses it {'for the final stop only' if mode == 'live' else 'itself'})")
         if not suspend:
-            return "no guest suspend (suspend: false)"
+            return f"mode {mode}, no guest suspend (suspend: false)"
         if dry:
-            return "guest suspend on (skipped for a dry run)"
-        return "guest suspend on (the guest is suspended around the swap)"
+            return f"mode {mode}, guest suspend on (skipped for a dry run)"
+        if mode == "live":
+            return "mode live, guest suspend on (the guest is suspended for the final stop)"
+        return "mode stop, guest suspend on (the guest is suspended around the swap)"
 
     def occupancy(self, doms):
         """{domid: Occupancy} of the domains memswap may look into (never the
@@ -869,14 +895,17 @@ class Daemon:
 
     def start_swap(self, d, plan, dry, origin, reason, cooldown=None, suspend=True,
                    client=None, want_progress=False, policy=None, appraisal=None, horizon=None,
-                   relieves=None):
+                   mode=None, relieves=None):
         """Check the domain, write the intent record, mark the domain and start
         the swap on its own thread. appraisal: its cost and gain (logged;
         the caller decided); horizon: how long the new placement is held
-        (default settings.horizon); relieves: the name of the domain the
-        swap is for when it confines d, an aggressor. -> SwapJob;
+        (default settings.horizon); mode: live or stop (None: the guest
+        type's default, memswap.types.swap_mode); relieves: the name of the
+        domain the swap is for when it confines d, an aggressor. -> SwapJob;
         DaemonError when refused."""
         info = self.preflight(d, origin)
+        mode = swap_mode(info, mode)
+        suspend = bool(suspend) and not info.translated     # what the backend will do
         horizon = self.settings.horizon if horizon is None else float(horizon)
         pay = ""
         if appraisal is not None:
@@ -891,8 +920,8 @@ class Daemon:
         self.decide("swap" if not dry else "dry-run", d.name,
                     f"{reason}; to colours {polmod.format_colours(plan.colours)}"
                     f"{'' if plan.node is None else f' node {plan.node}'} ({plan.reason})"
-                    f"{pay}; {self.suspend_note(suspend, dry)}",
-                    suspend=suspend, **({"policy": policy} if policy else {}),
+                    f"{pay}; {self.suspend_note(suspend, dry, mode, info.translated)}",
+                    suspend=suspend, mode=mode, **({"policy": policy} if policy else {}),
                     **({"payoff": appraisal.as_dict()} if appraisal is not None else {}))
         before = self.occ.get(d.domid)
         before_set = planner.used_colours(before.colours) if before else set()
@@ -903,7 +932,7 @@ class Daemon:
                       if x != info.domid and x in names and left & planner.used_colours(o.colours))
         rec = {"domid": info.domid, "name": info.name, "uuid": info.uuid, "origin": origin,
                "reason": reason, "colours": polmod.format_colours(plan.colours) if plan.colours else None,
-               "node": plan.node, "dry_run": bool(dry), "suspend": bool(suspend),
+               "node": plan.node, "dry_run": bool(dry), "suspend": bool(suspend), "mode": mode,
                "ts": time.time(), "clock": self.now(), "was_paused": False,
                "colours_before": polmod.format_colours(planner.used_colours(before.colours))
                if before else None,
@@ -954,7 +983,8 @@ class Daemon:
             t0 = time.monotonic()
             job.result = self.host.swap(rec["domid"], colours=job.plan.colours,
                                         node=job.plan.node, dry_run=rec["dry_run"],
-                                        progress=progress, cooperative=rec["suspend"])
+                                        progress=progress, cooperative=rec["suspend"],
+                                        mode=rec.get("mode"))
             job.swap_s = time.monotonic() - t0 - stalled     # what the swap speed learns from
         except BaseException as e:     # reported by finish_swap on the loop thread
             job.error = e
@@ -1019,9 +1049,10 @@ class Daemon:
                     f"{(r.get('resume_ns') or 0) / 1e6:.3f} ms" if r.get("cooperative") else "")
             if r.get("retries"):
                 coop += f", {r['retries']} EAGAIN retries"
-            log.info("swap #%d of %s done: %s/%s frames moved, paused %.3f ms%s, now on colours %s",
-                     rec["id"], rec["name"], r.get("moved"), r.get("frames_total"),
-                     (r.get("paused_ns") or 0) / 1e6, coop, entry.get("colours_after"))
+            log.info("swap #%d of %s done (%s): %s/%s frames moved, paused %.3f ms%s, now on "
+                     "colours %s", rec["id"], rec["name"], r.get("mode"), r.get("moved"),
+                     r.get("frames_total"), (r.get("paused_ns") or 0) / 1e6, coop,
+                     entry.get("colours_after"))
         elif entry["status"] == "dry-run":
             log.info("dry-run swap #%d of %s: would move %s of %s frames from colours %s to "
                      "colours %s%s", rec["id"], rec["name"], entry["result"].get("moved"),
@@ -1115,7 +1146,8 @@ class Daemon:
         maps)."""
         r = self.rates.get(d.domid, {})
         v = {"domid": d.domid, "name": d.name, "uuid": d.uuid, "mem_bytes": d.mem_bytes,
-             "vcpus": d.vcpus, "state": d.state}
+             "vcpus": d.vcpus, "state": d.state, "type": d.guest_type,
+             "translated": d.translated}
         why = self.refusal(d)
         v["protected"] = self.host.protected(d)
         v["swappable"] = why is None
@@ -1279,6 +1311,10 @@ class Daemon:
         for k in ("suspend", "dry_run", "progress"):
             if not isinstance(req.get(k, False), bool):
                 raise DaemonError("EINVAL", f"{k} must be true or false")
+        mode = req.get("mode")
+        if mode is not None and mode not in MODES:
+            raise DaemonError("EINVAL", f"mode must be one of {', '.join(MODES)} or null "
+                              f"(the guest type's default), not {ctlmod.clip(mode, 20)}")
         suspend = req.get("suspend", True)
         dry = bool(req.get("dry_run")) or self.dry_run
         origin = f"memswapctl swap (pid {c.pid})"
@@ -1289,8 +1325,9 @@ class Daemon:
             # the domain may be swapped (preflight said so): there is no plan for it
             self.decide("no-plan", d.name, f"{origin}: {plan.reason}")
             raise DaemonError("EFAIL", f"cannot plan a swap of {d.name}: {plan.reason}")
-        ap = self.appraise(d, plan, self.rates, self.settings.horizon, suspend, occ=occ)
-        self.start_swap(d, plan, dry, origin="memswapctl",
+        ap = self.appraise(d, plan, self.rates, self.settings.horizon,
+                           suspend and not d.translated, occ=occ)
+        self.start_swap(d, plan, dry, origin="memswapctl", mode=mode,
                         reason=f"requested by memswapctl (pid {c.pid})", suspend=suspend,
                         client=c, want_progress=bool(req.get("progress")), appraisal=ap)
         return ctlmod.DEFERRED

@@ -205,8 +205,12 @@ class SwapSpeed:
             if r.get("cooperative") else 0.0
         copy_s = max(swap_s - coop_s, 1e-6)
         self.copy_bps = self._fold(self.copy_bps, moved / copy_s, self.swaps)
-        paused = (r.get("paused_ns") or 0) / 1e9
-        self.paused_s_per_gib = self._fold(self.paused_s_per_gib, paused / (moved / GiB), self.swaps)
+        # A live swap's pause is its final stop's, which does not grow with
+        # the size: it would make the stop-and-copy estimate optimistic.
+        if r.get("mode") != "live":
+            paused = (r.get("paused_ns") or 0) / 1e9
+            self.paused_s_per_gib = self._fold(self.paused_s_per_gib, paused / (moved / GiB),
+                                               self.swaps)
         self.swaps += 1
         if r.get("cooperative"):
             self.coop_overhead_s = self._fold(self.coop_overhead_s, coop_s, self.coop_swaps)

@@ -28,6 +28,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from .metrics import metric_names, valid_metric
+from .types import MODES
 
 SCHEMA_VERSION = 1
 
@@ -99,7 +100,8 @@ class Action:
     node: int | str | None = "auto"   # a node; "auto": the planner picks; None: any
     max_colours: int | None = None
     dry_run: bool = False
-    suspend: bool = True          # cooperative swap: suspend the guest around it (Xen)
+    suspend: bool = True          # cooperative swap: suspend a PV guest around it (Xen)
+    mode: str | None = None       # live | stop; None: live for HVM/PVH, stop for PV
     target: str = "victim"        # victim | aggressor | auto: which domain a swap moves
     aggressors: list = field(default_factory=list)   # selectors: who may be confined for it
 
@@ -175,6 +177,7 @@ class PolicySet:
                 "policies": [{"name": p.name, "file": p.file, "line": p.line,
                               "metric": p.trigger.metric, "above": p.trigger.above,
                               "action": p.action.type, "suspend": p.action.suspend,
+                              "mode": p.action.mode,
                               "target": p.action.target,
                               "aggressors": list(p.action.aggressors),
                               "horizon": p.horizon if p.horizon is not None else
@@ -593,7 +596,7 @@ def _parse_action(ctx, node, path):
         t = _string(ctx, node, path, ACTIONS)
         return Action(type=t) if t else None
     m = _mapping(ctx, node, path, {"type", "colours", "colors", "node", "max_colours", "dry_run",
-                                   "suspend", "target", "aggressors"},
+                                   "suspend", "mode", "target", "aggressors"},
                  required=("type",))
     if m is None:
         return None
@@ -654,6 +657,10 @@ def _parse_action(ctx, node, path):
         if v is None:
             return None
         a.suspend = v
+    if "mode" in m:
+        v = _string(ctx, m["mode"][1], path + ".mode", ("auto",) + MODES)
+        a.mode = None if v == "auto" else v
+        ok = ok and v is not None
     ok = _parse_target(ctx, m, path, a) and ok
     if t is None or not ok:
         return None

@@ -83,6 +83,8 @@ class FakeHost(Host):
         self.fail_resume = 0             # resume_suspended/unpause fail this many times
         self.resumes = []
         self.leave_suspended = False     # a cooperative swap's resume "fails" in the backend
+        self.held = {}                   # domid -> a swap the "hypervisor" still holds
+        self.cancels = []
         self.accesses_per_second = accesses_per_second
         self.clock = 0.0
         self.held = {}                   # domid -> LLC bytes it holds (run())
@@ -232,13 +234,14 @@ class FakeHost(Host):
 
     # -- the swap --
     def _swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
-              cooperative=None, retries=None):
+              cooperative=None, retries=None, live=False):
         self.swap_kwargs.append((cooperative, retries))
         d = self._get(domid, "swap")
         if self.fail_next_swap:
             e, self.fail_next_swap = self.fail_next_swap, None
             raise memswap_error(e, "swap failed", "swap")
         cs = list(colours) if colours else list(range(self.geo.nr_colours))
+        cooperative = cooperative and not d.hvm      # as the backends: never an HVM/PVH guest
         if not dry_run:
             self.writes.append(("swap", domid))
             if cooperative:
@@ -258,7 +261,12 @@ class FakeHost(Host):
                 d.state, d.shutdown_reason = "running", None
         self.swaps.append((domid, cs, dry_run))
         return SwapResult(d.frames, d.frames - 10, {"granted": 10}, (d.frames - 10) * PAGE, 1000,
-                          0, {"copy": 10}, dry_run, cooperative=bool(cooperative))
+                          0, {"copy": 10}, dry_run, cooperative=bool(cooperative),
+                          mode="live" if live else "stop", translated=d.hvm)
+
+    def cancel_swap(self, domid):
+        self.cancels.append(domid)
+        return self.held.pop(domid, None)
 
     def health(self):
         doms = {d.name: {"state": d.state, "console_lines": d.io, "io_errors": 0}

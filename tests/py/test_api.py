@@ -295,14 +295,6 @@ def test_swap_dying_refused(host, cooperative):
 
 
 @pytest.mark.parametrize('cooperative', [False, True])
-def test_swap_hvm_refused(host, cooperative):
-    d = host.create_domain('hvm', 16, hvm=True)
-    with pytest.raises(MemswapError) as ei:
-        host.swap(d, cooperative=cooperative)
-    check_error(ei, errno.EOPNOTSUPP, 'swap-preflight')
-
-
-@pytest.mark.parametrize('cooperative', [False, True])
 @pytest.mark.parametrize('dry_run', [False, True])
 def test_swap_paused_refused(host, cooperative, dry_run):
     """A domain someone else paused (the toolstack in the middle of an

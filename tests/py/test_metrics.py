@@ -377,7 +377,8 @@ def test_swap_node_through_the_daemon(tmp_path):
 
 # ---- memswapctl --json keys ----------------------------------------------------------------
 
-DOMAIN_KEYS = {"domid", "name", "uuid", "mem_bytes", "vcpus", "state", "protected", "swappable",
+DOMAIN_KEYS = {"domid", "name", "uuid", "mem_bytes", "vcpus", "state", "type", "translated",
+               "protected", "swappable",
                "refusal", "mpki", "misses_per_s", "miss_ratio", "occupancy_bytes",
                "bandwidth_bps", "metrics", "cooldown_s", "triggers"}
 OCC_KEYS = {"colours", "nr_colours", "frames", "node_frames"}
@@ -386,7 +387,7 @@ STATUS_KEYS = {"version", "pid", "backend", "dry_run", "uptime_s", "clock", "tim
                "recoveries", "swaps_total", "domains", "decisions", "control", "state_dir",
                "socket", "payoff"}
 HISTORY_KEYS = {"id", "domid", "name", "uuid", "origin", "reason", "status", "colours",
-                "colours_before", "colours_after", "node", "dry_run", "suspend", "clock",
+                "colours_before", "colours_after", "node", "dry_run", "suspend", "mode", "clock",
                 "ended_clock", "ts", "ended_ts", "wall_s", "result", "was_paused", "cooldown",
                 "token", "horizon_s", "relieves", "payoff"}
 

@@ -33,7 +33,6 @@ def info(**kw):
     (dict(domid=0, state="paused"), 7, None, errno.EACCES, "control domain"),   # first wins
     (dict(), 5, None, errno.EDEADLK, "memswap itself runs in"),
     (dict(state="dying"), 0, None, errno.ENODEV, "dying"),
-    (dict(hvm=True), 0, None, errno.EOPNOTSUPP, "HVM/PVH"),
     (dict(state="shutdown", shutdown_reason=SHUTDOWN_SUSPEND), 0, None, errno.EBUSY, "suspended"),
     (dict(state="shutdown", shutdown_reason=0), 0, None, errno.EBUSY, "shut down (reason 0)"),
     (dict(), 0, "suspend", errno.EBUSY, "pending control/shutdown request 'suspend'"),
@@ -48,6 +47,7 @@ def test_refusal_rules(kw, own, request_, err, words):
 
 def test_refusal_allows_a_plain_running_guest():
     assert refusal(info(), 0, None) is None
+    assert refusal(info(hvm=True), 0, None) is None       # HVM/PVH: swapped without cooperation
     assert refusal(info(), 0, "") is None          # an acknowledged request is empty
     assert refusal(info(log_dirty=None), 0, None) is None
 
@@ -70,7 +70,6 @@ CASES = [
     ("log-dirty", lambda h: _set(h, "g", log_dirty=True), errno.EBUSY),
     ("paused", lambda h: _pause(h), errno.EBUSY),
     ("dying", lambda h: _set(h, "g", state="dying"), errno.ENODEV),
-    ("hvm", lambda h: _set(h, "g", hvm=True), errno.EOPNOTSUPP),
     ("no-such-domain", lambda h: 4242, errno.ESRCH),
 ]
 
