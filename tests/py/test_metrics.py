@@ -72,12 +72,17 @@ class Dom:
         self.domid = domid
 
 
-def test_agent_source_reads_contract_b():
+def test_agent_source_reads_contract_b(monkeypatch):
+    # The sample's time is the publish's, translated through the wall clock:
+    # a frozen wall clock makes the window exactly the daemon's 2 s, whatever
+    # the machine's load between a publish and its read.
+    wall = 1.7e9
+    monkeypatch.setattr(met.time, "time", lambda: wall)
     xs = Xenstore()
     src = met.AgentSource(xs)
     xs.publish(5, {"instructions": 1000, "page_faults": 10, "task_clock_ns": 5 * 10**8,
                    "context_switches": 3}, apps={"latency_ms": 12.5, "queue": 3},
-               unavailable=["llc_misses", "llc_references", "cycles", "bogus"], seq=1)
+               unavailable=["llc_misses", "llc_references", "cycles", "bogus"], seq=1, ts=wall)
     got = src.sample(None, [Dom(0), Dom(5)], 100.0)
     s = got[5]
     assert s.counters == {"instructions": 1000, "page_faults": 10, "task_clock_ns": 5 * 10**8,
@@ -91,7 +96,7 @@ def test_agent_source_reads_contract_b():
     # a new publish: rates over the window, app gauges averaged
     xs.publish(5, {"instructions": 3000, "page_faults": 40, "task_clock_ns": 10**9,
                    "context_switches": 5}, apps={"latency_ms": 7.5},
-               unavailable=["llc_misses"], seq=2)
+               unavailable=["llc_misses"], seq=2, ts=wall)
     w = met.Window()
     w.add(s)
     w.add(src.sample(None, [Dom(5)], 102.0)[5])
