@@ -116,6 +116,9 @@ static PyMethodDef methods[] = {
       "xen_own_domid() -> the caller's own domain id (xenstore relative \"domid\")" },
     { "xen_physinfo", ms_xen_physinfo, METH_NOARGS,
       "xen_physinfo() -> dict(total_pages, free_pages, nr_nodes, nr_cpus, ...)" },
+    { "xen_numainfo", ms_xen_numainfo, METH_NOARGS,
+      "xen_numainfo() -> [dict(node, memsize, memfree) in bytes] by node (all ones:\n"
+      "an offline node)" },
     { "xen_swap", FN(ms_xen_swap), KW,
       "xen_swap(domid, colours=None, nr_colours=1, colour_shift=0, node=None,\n"
       "         dry_run=False, cooperative=False, suspend_timeout_ms=10000,\n"

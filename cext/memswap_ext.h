@@ -77,6 +77,7 @@ PyObject *ms_xen_close(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_domain_list(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_own_domid(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_physinfo(PyObject *self, PyObject *noargs);
+PyObject *ms_xen_numainfo(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_xen_p2m(PyObject *self, PyObject *args);
 PyObject *ms_xen_xs_read(PyObject *self, PyObject *args);

@@ -258,6 +258,47 @@ PyObject *ms_xen_physinfo(PyObject *self, PyObject *noargs)
                          "max_mfn", (unsigned long long)pi.max_mfn);
 }
 
+/*
+ * Memory by NUMA node, as the planner needs it to place a swap: Xen's
+ * sysctl numainfo through libxenctrl, at most MS_XEN_MAX_NODES nodes. An
+ * offline node reports memsize and memfree as XEN_INVALID_MEM_SZ (all ones),
+ * passed through as is: the caller decides what it means.
+ */
+#define MS_XEN_MAX_NODES 64
+
+PyObject *ms_xen_numainfo(PyObject *self, PyObject *noargs)
+{
+    xc_meminfo_t mem[MS_XEN_MAX_NODES];
+    unsigned int nr = MS_XEN_MAX_NODES, i;
+    int rc = 0, err = 0, closed;
+    PyObject *list;
+
+    memset(mem, 0, sizeof(mem));
+    XEN_RUN(closed, rc = xc_numainfo(xen.xch, &nr, mem, NULL); if ( rc ) err = errno);
+    if ( closed )
+        return not_open("xc_numainfo");
+    if ( rc )
+        return ms_raise(err, "xc_numainfo");
+    if ( nr > MS_XEN_MAX_NODES )
+        nr = MS_XEN_MAX_NODES;
+    if ( !(list = PyList_New(nr)) )
+        return NULL;
+    for ( i = 0; i < nr; i++ )
+    {
+        PyObject *d = Py_BuildValue("{sIsKsK}", "node", i,
+                                    "memsize", (unsigned long long)mem[i].memsize,
+                                    "memfree", (unsigned long long)mem[i].memfree);
+
+        if ( !d )
+        {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, d);
+    }
+    return list;
+}
+
 /* ---- the swap -------------------------------------------------------------- */
 
 static const char *const stage_names[] = {

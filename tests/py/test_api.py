@@ -525,6 +525,7 @@ def test_xen_calls_before_open():
     if os.path.exists('/dev/xen/privcmd'):
         pytest.skip('this machine has Xen')
     for fn, args in ((_memswap.xen_domain_list, ()), (_memswap.xen_physinfo, ()),
+                     (_memswap.xen_numainfo, ()), (_memswap.xen_cancel_swap, (1,)),
                      (_memswap.xen_p2m, (1,)), (_memswap.xen_xs_read, ('/local',)),
                      (_memswap.xen_psr_cmt, (1,)), (_memswap.xen_own_domid, ()),
                      (_memswap.xen_resume_suspended, (1,)), (_memswap.xen_xs_write, ('/a', 'b')),
