@@ -1384,10 +1384,11 @@ static int ms_copy_frames(struct memswap_ctx *ctx, const unsigned long *idx,
     return rc;
 }
 
-/* One frame, copied again (nothing else to look at). */
+/* One frame, copied again (nothing else to look at), and visible everywhere. */
 static void ms_copy_frame(struct memswap_ctx *ctx, unsigned long i)
 {
     ms_copy_frames(ctx, &i, NULL, 1, true);
+    ms_copy_sync();
 }
 
 /*
@@ -1403,7 +1404,7 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
     unsigned long n = 0, batch[MS_COPY_BATCH];
     bool pgds[MS_COPY_BATCH];
     unsigned int nb = 0;
-    int rc;
+    int rc = 0;
 
     if ( ctx->step == 0 )
     {
@@ -1425,7 +1426,7 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
         if ( !copy )
         {
             if ( pgd && (rc = ms_copy_frames(ctx, &i, &pgd, 1, false)) )
-                return rc;
+                break;
             continue;
         }
         batch[nb] = i;
@@ -1434,15 +1435,20 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
             continue;
         nb = 0;
         if ( (rc = ms_copy_frames(ctx, batch, pgds, MS_COPY_BATCH, true)) )
-            return rc;
+            break;
         /* A preemption point every few batches, with none pending. */
         if ( ms_yield_point(ctx, &n) )
         {
             ctx->pos++;
-            return MEMSWAP_PREEMPTED;
+            rc = MEMSWAP_PREEMPTED;
+            break;
         }
     }
-    if ( nb && (rc = ms_copy_frames(ctx, batch, pgds, nb, true)) )
+    if ( !rc && nb )
+        rc = ms_copy_frames(ctx, batch, pgds, nb, true);
+    /* The continuation may run on another CPU: the copies are visible first. */
+    ms_copy_sync();
+    if ( rc )
         return rc;
     if ( ctx->live && !ctx->stopped )
     {
