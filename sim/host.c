@@ -82,6 +82,16 @@ unsigned long sim_log_count(const char *substr)
     return n;
 }
 
+const char *sim_log_last(const char *substr)
+{
+    unsigned long i, first = log_next > LOG_RING ? log_next - LOG_RING : 0;
+
+    for ( i = log_next; i-- > first; )
+        if ( strstr(log_ring[i % LOG_RING], substr) )
+            return log_ring[i % LOG_RING];
+    return NULL;
+}
+
 void sim_log_clear(void)
 {
     log_next = 0;

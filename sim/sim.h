@@ -353,6 +353,8 @@ extern unsigned int sim_mutations;
  * those containing a substring (e.g. "Error pfn").
  */
 unsigned long sim_log_count(const char *substr);
+/* The last line kept that contains @substr, or NULL. */
+const char *sim_log_last(const char *substr);
 void sim_log_clear(void);
 
 /*

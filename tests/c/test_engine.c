@@ -155,8 +155,7 @@ TEST(engine_allocation_failure_rolls_back)
         struct sim_swap_opts opts = { .world_runs = true, .preempt_every = 5 };
         struct memswap_result res, dry;
         struct sim_domain_info info;
-        struct snapshot s;
-        int domid, rc;
+        int domid;
 
         CHECK(host(256 * MiB, 1, 40 + i) == 0);
         domid = guest("a", 32 * MiB, 2, 2, 40 + i);
@@ -167,12 +166,7 @@ TEST(engine_allocation_failure_rolls_back)
         opts.alloc_fail_at = at[i] >= 0 ? at[i] : (int64_t)dry.frames_moved - 1;
 
         sim_domain_pause(domid);
-        snapshot_take(&s, domid);
-        rc = sim_swap(&req, &opts, &res);
-        CHECKF(rc == -ENOMEM, "rc=%d", rc);
-        CHECK(res.failed_phase == MEMSWAP_PH_ALLOC);
-        CHECK(check_unchanged(&s) == 0);
-        snapshot_free(&s);
+        CHECK(swap_fails_unchanged(domid, &req, &opts, &res, -ENOMEM, MEMSWAP_PH_ALLOC) == 0);
         sim_domain_unpause(domid);
         sim_domain_info(domid, &info);
         CHECK(info.state == SIM_DOM_RUNNING);
@@ -302,12 +296,11 @@ TEST(engine_handles_unpinned_page_directories)
     struct memswap_request req;
     struct sim_swap_opts opts = { .alloc_fail_at = -1, .world_runs = true, .preempt_every = 3 };
     struct memswap_result res;
-    struct snapshot s;
     struct domain *d;
     uint64_t *pgd, saved[512];
     const uint64_t *kl4;
     unsigned long pgd_pfn;
-    int domid, rc;
+    int domid;
 
     CHECK(host(256 * MiB, 1, 31) == 0);
     domid = guest("forking", 32 * MiB, 1, 2, 31);
@@ -324,12 +317,7 @@ TEST(engine_handles_unpinned_page_directories)
     pgd[0] = kl4[0];
     request(&req, domid);
     sim_domain_pause(domid);
-    snapshot_take(&s, domid);
-    rc = sim_swap(&req, &opts, &res);
-    CHECKF(rc == -EAGAIN, "rc=%d", rc);
-    CHECK(res.failed_phase == MEMSWAP_PH_COPY);
-    CHECK(check_unchanged(&s) == 0);
-    snapshot_free(&s);
+    CHECK(swap_fails_unchanged(domid, &req, &opts, &res, -EAGAIN, MEMSWAP_PH_COPY) == 0);
 
     /* User half empty (fresh or freed pgd): its kernel half follows the kernel's L4. */
     pgd[0] = 0;
@@ -340,6 +328,80 @@ TEST(engine_handles_unpinned_page_directories)
     kl4 = sim_map_frame(d->vcpu[0].guest_table);
     CHECK(memcmp(pgd + 273, kl4 + 273, (512 - 273) * sizeof(*pgd)) == 0);
     memcpy(pgd, saved, sizeof(saved));
+    sim_host_destroy();
+}
+
+/*
+ * A live PV swap looks at data frames for Linux page directories on the
+ * bytes of each copy, pre-copy included, so that its final stop looks only
+ * at what it copies again: a pgd found before (and not written since) is
+ * still translated; a pgd the pre-copy found half built is copied and
+ * looked at again in the final stop, even if nothing logged a write to it -
+ * still half built, the swap gives up (-EAGAIN, nothing changed); finished
+ * meanwhile, it is translated.
+ */
+static int finish_pgd(void *arg)
+{
+    uint64_t *pgd = arg;
+
+    pgd[0] = 0;                 /* not through the guest: no log entry */
+    return 0;
+}
+
+TEST(engine_live_final_stop_looks_at_what_was_written)
+{
+    struct sim_swap_opts opts = { .alloc_fail_at = -1, .preempt_every = 5 };
+    struct memswap_request req;
+    struct memswap_result res;
+    struct domain *d;
+    uint64_t *pgd_a, *pgd_b;
+    const uint64_t *kl4;
+    unsigned long pfn_a, pfn_b, copied, looked;
+    const char *line;
+    int domid, rc;
+
+    CHECK(host(256 * MiB, 1, 33) == 0);
+    domid = guest("looks", 64 * MiB, 1, 2, 33);
+    d = sim_domain_lookup(domid);
+    pfn_a = d->user_pfn[0][2];
+    pfn_b = d->user_pfn[0][5];
+    pgd_a = sim_guest_va_ptr(d, sim_pfn_va(pfn_a), true);
+    pgd_b = sim_guest_va_ptr(d, sim_pfn_va(pfn_b), true);
+    CHECK(pgd_a && pgd_b);
+    kl4 = sim_map_frame(d->vcpu[0].guest_table);
+    memset(pgd_a, 0, 4096);
+    memcpy(pgd_a + 273, kl4 + 273, (512 - 273) * sizeof(*pgd_a));
+    memcpy(pgd_b, pgd_a, 4096);
+    pgd_b[0] = kl4[0];
+    request(&req, domid);
+    req.flags = MEMSWAP_F_LIVE | MEMSWAP_F_HOLD;
+
+    /* Still half built at the final stop: given up, nothing changed. */
+    CHECK(swap_fails_unchanged(domid, &req, &opts, &res, -EAGAIN, MEMSWAP_PH_COPY) == 0);
+
+    /* Finished while the swap was held: both pgds follow the kernel's L4. */
+    opts.held = finish_pgd;
+    opts.held_arg = pgd_b;
+    sim_log_clear();
+    rc = sim_swap(&req, &opts, &res);
+    CHECKF(rc == 0, "rc=%d", rc);
+    CHECK(res.unpinned_pgds == 2);
+    kl4 = sim_map_frame(d->vcpu[0].guest_table);
+    pgd_a = sim_guest_va_ptr(d, sim_pfn_va(pfn_a), false);
+    pgd_b = sim_guest_va_ptr(d, sim_pfn_va(pfn_b), false);
+    CHECK(memcmp(pgd_a + 273, kl4 + 273, (512 - 273) * sizeof(*kl4)) == 0);
+    CHECK(memcmp(pgd_b + 273, kl4 + 273, (512 - 273) * sizeof(*kl4)) == 0);
+    CHECK(pgd_b[0] == 0 && sim_guest_verify(domid, NULL) == 0);
+    CHECK(sim_audit(NULL, 0) == 0);
+
+    /* The final stop looked at what it copied again, not at every data frame. */
+    line = sim_log_last("final stop: copied");
+    CHECK(line && sscanf(strstr(line, "final stop:"),
+                         "final stop: copied %lu frames, looked at %lu", &copied, &looked) == 2);
+    CHECKF(looked >= 1 && looked <= copied && copied == res.live_final_pages &&
+           looked * 50 < res.frames_by_class[MEMSWAP_FC_DATA],
+           "copied %lu looked %lu of %llu data frames", copied, looked,
+           (unsigned long long)res.frames_by_class[MEMSWAP_FC_DATA]);
     sim_host_destroy();
 }
 
