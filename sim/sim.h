@@ -49,6 +49,12 @@ unsigned int sim_host_nr_nodes(void);
 unsigned int sim_mfn_node(unsigned long mfn);
 unsigned long sim_host_free_frames(int node /* -1: any */, const uint64_t *colours /* NULL: any */);
 unsigned long sim_host_total_frames(void);
+/*
+ * Frames the heap has handed out for the first time since the host was
+ * created: RAM the simulator has never written, whose first write costs the
+ * host a page fault (freed frames are reused first, as Xen's heap does).
+ */
+unsigned long sim_heap_fresh_frames(void);
 
 /* ---- domains ------------------------------------------------------------ */
 
@@ -347,6 +353,8 @@ extern unsigned int sim_mutations;
  * those containing a substring (e.g. "Error pfn").
  */
 unsigned long sim_log_count(const char *substr);
+/* The last line kept that contains @substr, or NULL. */
+const char *sim_log_last(const char *substr);
 void sim_log_clear(void);
 
 /*
