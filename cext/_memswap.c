@@ -63,6 +63,8 @@ static PyMethodDef methods[] = {
       "sim_world_step(n=1): n scheduling steps of guests, dom0 daemons and Xen" },
     { "sim_counters", ms_sim_counters, METH_VARARGS,
       "sim_counters(domid) -> dict(instructions, llc_references, llc_misses, cycles)" },
+    { "sim_llc_occupancy", ms_sim_llc_occupancy, METH_VARARGS,
+      "sim_llc_occupancy(domid) -> bytes of the LLC holding the domain's frames (as CMT)" },
     { "sim_audit", ms_sim_audit, METH_NOARGS, "sim_audit() -> (problems, text)" },
     { "sim_io_stats", ms_sim_io_stats, METH_VARARGS,
       "sim_io_stats(domid) -> dict(console_lines, xenstore_replies, net_rx_ok,\n"
@@ -76,11 +78,13 @@ static PyMethodDef methods[] = {
       "unless preempt_every says otherwise), stop after max_rounds rounds or\n"
       "when fewer than dirty_threshold pages were written (0: 5 and 50).\n"
       "Refused first (MemswapError, call 'swap-preflight'): dom0 EACCES, dying\n"
-      "ENODEV, HVM EOPNOTSUPP, paused or suspended by someone EBUSY.\n"
-      "cooperative: suspend the guest (forks finish, every table pinned), swap,\n"
-      "resume it cancelled; EAGAIN is retried up to retries times, the guest\n"
-      "running backoff_steps world steps before the first retry, doubling up to\n"
-      "backoff_max_steps. progress(phase, done, total) is called from the swap\n"
+      "ENODEV, a passed-through device or sharing/paging/altp2m EOPNOTSUPP,\n"
+      "paused or suspended by someone or log-dirty on EBUSY.\n"
+      "cooperative: suspend a PV guest (forks finish, every table pinned), swap,\n"
+      "resume it cancelled; live, suspend it only for the final stop (a held\n"
+      "swap); a PVH/HVM guest is never suspended. EAGAIN is retried up to\n"
+      "retries times, the guest running backoff_steps world steps before the\n"
+      "first retry, doubling up to backoff_max_steps. progress(phase, done, total) is called from the swap\n"
       "(GIL reacquired)." },
     { "sim_query", FN(ms_sim_query), KW,
       "sim_query(domid, nr_colours=0, colour_shift=0, frames=False)\n"
@@ -91,6 +95,11 @@ static PyMethodDef methods[] = {
     { "sim_set_dirty_rate", ms_sim_set_dirty_rate, METH_VARARGS,
       "sim_set_dirty_rate(domid, pages): the guest writes that many more data\n"
       "pages at each of its steps (through its page tables: log-dirty sees them)" },
+    { "sim_domain_set_features", FN(ms_sim_domain_set_features), KW,
+      "sim_domain_set_features(domid, log_dirty=None, iommu=None, sharing=None,\n"
+      "                        paging=None, altp2m=None): what a toolstack turns\n"
+      "on under a running domain (a save's log-dirty mode, a passed-through\n"
+      "device, memory sharing, paging, altp2m); None leaves one as it is" },
     { "sim_verify", ms_sim_verify, METH_VARARGS,
       "sim_verify(domid) -> (wrong data pages, first wrong pfn or None): every data\n"
       "page read the guest's way against what its writers wrote" },
@@ -100,12 +109,16 @@ static PyMethodDef methods[] = {
     { "xen_close", ms_xen_close, METH_NOARGS, "xen_close()" },
     { "xen_domain_list", ms_xen_domain_list, METH_NOARGS,
       "xen_domain_list() -> [dict(domid, name, state, vcpus, tot_pages, max_pages, hvm,\n"
-      "                          shared_info_frame, shutdown_reason)]\n"
+      "                          shared_info_frame, shutdown_reason, type)]\n"
+      "type: 'pv', 'pvh' or 'hvm'\n"
       "shutdown_reason: SHUTDOWN_* of a shut-down domain (2: suspend), else None" },
     { "xen_own_domid", ms_xen_own_domid, METH_NOARGS,
       "xen_own_domid() -> the caller's own domain id (xenstore relative \"domid\")" },
     { "xen_physinfo", ms_xen_physinfo, METH_NOARGS,
       "xen_physinfo() -> dict(total_pages, free_pages, nr_nodes, nr_cpus, ...)" },
+    { "xen_numainfo", ms_xen_numainfo, METH_NOARGS,
+      "xen_numainfo() -> [dict(node, memsize, memfree) in bytes] by node (all ones:\n"
+      "an offline node)" },
     { "xen_swap", FN(ms_xen_swap), KW,
       "xen_swap(domid, colours=None, nr_colours=1, colour_shift=0, node=None,\n"
       "         dry_run=False, cooperative=False, suspend_timeout_ms=10000,\n"
@@ -119,9 +132,10 @@ static PyMethodDef methods[] = {
       "Refused before anything is written to xenstore or paused (MemswapError,\n"
       "call 'swap-preflight'): dom0 or a domain the hypervisor refuses (dry run)\n"
       "EACCES, the caller's own domain EDEADLK, shut down, paused, a pending\n"
-      "control/shutdown request or log-dirty EBUSY, dying ENODEV, HVM/PVH\n"
-      "EOPNOTSUPP. cooperative: write control/shutdown = suspend in a transaction\n"
-      "that finds it empty, wait up to suspend_timeout_ms, swap, resume the guest\n"
+      "control/shutdown request or log-dirty EBUSY, dying ENODEV, a domain the\n"
+      "hypervisor cannot swap EOPNOTSUPP. cooperative (PV guests; a PVH/HVM\n"
+      "guest is never suspended): write control/shutdown = suspend in a\n"
+      "transaction that finds it empty (live: after the pre-copy, the swap held), wait up to suspend_timeout_ms, swap, resume the guest\n"
       "cancelled; EAGAIN is retried up to retries times after backoff_ms,\n"
       "doubling up to backoff_max_ms. The result has suspend_ns, resume_ns,\n"
       "retries; an error has .stage (preflight, suspend, swap, resume)." },
@@ -144,6 +158,10 @@ static PyMethodDef methods[] = {
     { "xen_resume_suspended", ms_xen_resume_suspended, METH_VARARGS,
       "xen_resume_suspended(domid): resume (cancelled) a guest a cooperative swap\n"
       "left suspended; EINVAL if it is not suspended" },
+    { "xen_cancel_swap", ms_xen_cancel_swap, METH_VARARGS,
+      "xen_cancel_swap(domid) -> None or dict(moved, frames_total, failed_phase)\n"
+      "XEN_DOMCTL_MEMSWAP_OP_CANCEL: roll back (or, past its point of no return,\n"
+      "finish) the swap the hypervisor holds or runs for the domain; None if none" },
     { "xen_psr_cmt", ms_xen_psr_cmt, METH_VARARGS,
       "xen_psr_cmt(domid) -> LLC occupancy in bytes (EOPNOTSUPP without CMT)" },
     /* perf */

@@ -34,17 +34,27 @@ int ms_is_refusal(int err)
     }
 }
 
-/* What the hypervisor's refusal means (the memswap domctl's errnos). */
-static const char *hypervisor_reason(int err)
+/*
+ * What the hypervisor's refusal means (the memswap domctl's errnos, see
+ * core/xen_domctl_memswap.h), for the kind of guest it refused.
+ */
+static const char *hypervisor_reason(int err, const struct ms_swap_facts *f)
 {
     switch ( err )
     {
     case EACCES:     return "it is a control or hardware domain";
     case EDEADLK:    return "it is the caller's own domain";
-    case EBUSY:      return "a swap of it is in progress or it is in log-dirty mode "
-                            "(live migration, save)";
+    case EBUSY:      return "a swap of it is in progress or held, or log-dirty mode is on "
+                            "(a live migration, a save, VRAM tracking)";
     case ENODEV:     return "it is dying";
-    case EOPNOTSUPP: return "it is not a 64-bit PV domain without an IOMMU";
+    case EOPNOTSUPP:
+        if ( f->have_info && f->translated )
+            return "it has a passed-through device, memory sharing, paging or altp2m "
+                   "in use, or no hardware-assisted paging";
+        if ( f->have_info && f->live )
+            return "it has a passed-through device, or this hypervisor has no shadow "
+                   "paging, which a PV guest's live swap needs for log-dirty mode";
+        return "it has a passed-through device or is not a 64-bit PV domain";
     default:         return "refused";
     }
 }
@@ -93,7 +103,7 @@ int ms_swap_refusal(const struct ms_swap_facts *f, char *msg, size_t len)
     if ( ms_is_refusal(f->dry_run_err) )
     {
         snprintf(msg, len, "the hypervisor refuses domain %u: %s", f->domid,
-                 hypervisor_reason(f->dry_run_err));
+                 hypervisor_reason(f->dry_run_err, f));
         return f->dry_run_err;
     }
     if ( f->own_domid >= 0 && f->domid == (unsigned int)f->own_domid )
@@ -107,12 +117,6 @@ int ms_swap_refusal(const struct ms_swap_facts *f, char *msg, size_t len)
         {
             snprintf(msg, len, "domain %u is dying", f->domid);
             return ENODEV;
-        }
-        if ( f->translated )
-        {
-            snprintf(msg, len, "domain %u is HVM/PVH: memswap swaps PV domains only",
-                     f->domid);
-            return EOPNOTSUPP;
         }
         if ( f->shutdown )
         {
@@ -154,26 +158,67 @@ static int fail(struct ms_coop_outcome *o, enum ms_coop_stage stage, int err)
     return o->err;
 }
 
+/* The suspend a held swap makes at its hold (ms_coop_ops.swap_held). */
+struct hold {
+    const struct ms_coop_ops *ops;
+    void *arg;
+    int suspend_err;            /* the suspend failed: the swap was cancelled */
+    int suspended;
+};
+
+static int suspend_at_hold(void *ctx)
+{
+    struct hold *h = ctx;
+
+    if ( (h->suspend_err = h->ops->suspend(h->arg)) )
+        return h->suspend_err;
+    h->suspended = 1;
+    return 0;
+}
+
 int ms_coop_run(const struct ms_coop_ops *ops, void *arg,
                 const struct ms_coop_policy *p, struct ms_coop_outcome *o)
 {
+    struct ms_swap_facts f;
+    struct hold h;
     unsigned int attempt;
-    int err, rerr;
+    int err, rerr, coop;
 
     memset(o, 0, sizeof(*o));
     for ( attempt = 0; ; attempt++ )
     {
         /* Every attempt is checked afresh: the toolstack may have started
          * saving or migrating the guest while it ran between two. */
-        if ( (err = ops->preflight(arg)) )
+        memset(&f, 0, sizeof(f));
+        if ( (err = ops->preflight(arg, &f)) )
             return fail(o, MS_COOP_PREFLIGHT, err);
-        if ( p->cooperative && (err = ops->suspend(arg)) )
-            return fail(o, MS_COOP_SUSPEND, err);
-        o->suspended = p->cooperative;
-        o->attempts++;
-        err = ops->swap(arg);
+        o->translated = f.translated;
+        /* A translated guest never sees its machine frames: the hypervisor
+         * pauses it itself (stop) or only for the final stop (live). */
+        coop = p->cooperative && !f.translated;
+        memset(&h, 0, sizeof(h));
+        if ( coop && f.live )
+        {
+            /* PV live: the guest runs through the pre-copy and is suspended
+             * for the final stop only. */
+            h.ops = ops;
+            h.arg = arg;
+            o->attempts++;
+            err = ops->swap_held(arg, suspend_at_hold, &h);
+            if ( h.suspend_err )
+                return fail(o, MS_COOP_SUSPEND, h.suspend_err);
+        }
+        else
+        {
+            if ( coop && (err = ops->suspend(arg)) )
+                return fail(o, MS_COOP_SUSPEND, err);
+            h.suspended = coop;
+            o->attempts++;
+            err = ops->swap(arg);
+        }
+        o->suspended = h.suspended;
         /* Always resume what we suspended, whatever the swap did. */
-        if ( p->cooperative && (rerr = ops->resume(arg)) )
+        if ( h.suspended && (rerr = ops->resume(arg)) )
         {
             o->swap_err = err;
             return fail(o, MS_COOP_RESUME, rerr);

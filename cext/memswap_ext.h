@@ -58,6 +58,7 @@ PyObject *ms_sim_set_workload(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_llc_run(PyObject *self, PyObject *args);
 PyObject *ms_sim_world_step(PyObject *self, PyObject *args);
 PyObject *ms_sim_counters(PyObject *self, PyObject *args);
+PyObject *ms_sim_llc_occupancy(PyObject *self, PyObject *args);
 PyObject *ms_sim_audit(PyObject *self, PyObject *noargs);
 PyObject *ms_sim_io_stats(PyObject *self, PyObject *args);
 PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw);
@@ -66,6 +67,7 @@ PyObject *ms_sim_checksums(PyObject *self, PyObject *args);
 PyObject *ms_sim_query(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_set_dirty_rate(PyObject *self, PyObject *args);
 PyObject *ms_sim_verify(PyObject *self, PyObject *args);
+PyObject *ms_sim_domain_set_features(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_set_trace(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_sim_trace_counts(PyObject *self, PyObject *args);
 
@@ -75,6 +77,7 @@ PyObject *ms_xen_close(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_domain_list(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_own_domid(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_physinfo(PyObject *self, PyObject *noargs);
+PyObject *ms_xen_numainfo(PyObject *self, PyObject *noargs);
 PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_xen_p2m(PyObject *self, PyObject *args);
 PyObject *ms_xen_xs_read(PyObject *self, PyObject *args);
@@ -85,6 +88,7 @@ PyObject *ms_xen_xs_unwatch(PyObject *self, PyObject *args);
 PyObject *ms_xen_xs_read_watch(PyObject *self, PyObject *args, PyObject *kw);
 PyObject *ms_xen_psr_cmt(PyObject *self, PyObject *args);
 PyObject *ms_xen_resume_suspended(PyObject *self, PyObject *args);
+PyObject *ms_xen_cancel_swap(PyObject *self, PyObject *args);
 PyObject *ms_xen_query_domain(PyObject *self, PyObject *args, PyObject *kw);
 
 /* perf.c */

@@ -561,6 +561,21 @@ PyObject *ms_sim_counters(PyObject *self, PyObject *args)
                          "cycles", (unsigned long long)c.cycles);
 }
 
+PyObject *ms_sim_llc_occupancy(PyObject *self, PyObject *args)
+{
+    unsigned int domid;
+    uint64_t bytes = 0;
+    int rc;
+
+    if ( get_domid(args, &domid) )
+        return NULL;
+    SIM_ENTER("sim_domain_llc_occupancy");
+    SIM_RUN(rc = sim_domain_llc_occupancy(domid, &bytes));
+    if ( rc < 0 )
+        return ms_raise(-rc, "sim_domain_llc_occupancy");
+    return PyLong_FromUnsignedLongLong(bytes);
+}
+
 PyObject *ms_sim_io_stats(PyObject *self, PyObject *args)
 {
     unsigned int domid;
@@ -807,6 +822,7 @@ PyObject *ms_sim_swap(PyObject *self, PyObject *args, PyObject *kw)
     }
     d = result_dict(&s.res, dry_run);
     if ( d && (PyDict_SetItemString(d, "cooperative", o.suspended ? Py_True : Py_False) ||
+               PyDict_SetItemString(d, "live", live ? Py_True : Py_False) ||
                ms_dict_set_u64(d, "retries", o.retries)) )
         Py_CLEAR(d);
     return d;
@@ -878,6 +894,40 @@ PyObject *ms_sim_set_dirty_rate(PyObject *self, PyObject *args)
     SIM_RUN(rc = sim_domain_set_dirty_rate(domid, pages));
     if ( rc )
         return ms_raise(-rc, "sim_set_dirty_rate");
+    Py_RETURN_NONE;
+}
+
+/* What a toolstack can turn on under a running domain (sim/sim.h). */
+PyObject *ms_sim_domain_set_features(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "domid", "log_dirty", "iommu", "sharing", "paging", "altp2m",
+                              NULL };
+    static const int feature[] = { -1, -1, SIM_FEAT_SHARING, SIM_FEAT_PAGING,
+                                   SIM_FEAT_ALTP2M };
+    static const char *const call[] = { "sim_domain_set_log_dirty", "sim_domain_set_iommu",
+                                        "sim_domain_set_feature", "sim_domain_set_feature",
+                                        "sim_domain_set_feature" };
+    PyObject *v[5] = { Py_None, Py_None, Py_None, Py_None, Py_None };
+    int on[5] = { 0 }, i, rc;
+    unsigned int domid;
+
+    if ( !PyArg_ParseTupleAndKeywords(args, kw, "I|OOOOO", kwlist, &domid, &v[0], &v[1],
+                                      &v[2], &v[3], &v[4]) )
+        return NULL;
+    for ( i = 0; i < 5; i++ )
+        if ( v[i] != Py_None && (on[i] = PyObject_IsTrue(v[i])) < 0 )
+            return NULL;
+    SIM_ENTER("sim_domain_set_features");
+    for ( i = 0; i < 5; i++ )
+    {
+        if ( v[i] == Py_None )
+            continue;
+        SIM_RUN(rc = i == 0 ? sim_domain_set_log_dirty(domid, on[i]) :
+                     i == 1 ? sim_domain_set_iommu(domid, on[i]) :
+                              sim_domain_set_feature(domid, feature[i], on[i]));
+        if ( rc < 0 )
+            return ms_raise(-rc, call[i]);
+    }
     Py_RETURN_NONE;
 }
 

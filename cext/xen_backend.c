@@ -136,6 +136,19 @@ PyObject *ms_xen_close(PyObject *self, PyObject *noargs)
 
 /* ---- domains and host ------------------------------------------------------ */
 
+/*
+ * A translated guest is PVH when the hypervisor emulates nothing of a PC
+ * for it but the local APIC (and vPCI, for a PVH hardware domain), as
+ * libxl creates one; HVM otherwise.
+ */
+static const char *guest_type(const xc_domaininfo_t *info)
+{
+    if ( !(info->flags & XEN_DOMINF_hvm_guest) )
+        return "pv";
+    return (info->arch_config.emulation_flags &
+            ~(XEN_X86_EMU_LAPIC | XEN_X86_EMU_VPCI)) ? "hvm" : "pvh";
+}
+
 static const char *dom_state(uint32_t flags)
 {
     if ( flags & XEN_DOMINF_dying )
@@ -186,7 +199,7 @@ PyObject *ms_xen_domain_list(PyObject *self, PyObject *noargs)
         int reason = ms_xen_shutdown_reason(&info[i]);
         PyObject *sr = reason < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(reason);
         PyObject *d = sr ? Py_BuildValue(
-            "{sIsssssIsKsKsOsKsN}",
+            "{sIsssssIsKsKsOsKsNss}",
             "domid", (unsigned int)info[i].domain,
             "name", names[i] ? names[i] : "",
             "state", dom_state(info[i].flags),
@@ -195,7 +208,8 @@ PyObject *ms_xen_domain_list(PyObject *self, PyObject *noargs)
             "max_pages", (unsigned long long)info[i].max_pages,
             "hvm", (info[i].flags & XEN_DOMINF_hvm_guest) ? Py_True : Py_False,
             "shared_info_frame", (unsigned long long)info[i].shared_info_frame,
-            "shutdown_reason", sr) : NULL;
+            "shutdown_reason", sr,
+            "type", guest_type(&info[i])) : NULL;
 
         if ( !d || PyList_Append(list, d) < 0 )
             Py_CLEAR(list);
@@ -242,6 +256,47 @@ PyObject *ms_xen_physinfo(PyObject *self, PyObject *noargs)
                          "cores_per_socket", pi.cores_per_socket,
                          "cpu_khz", pi.cpu_khz,
                          "max_mfn", (unsigned long long)pi.max_mfn);
+}
+
+/*
+ * Memory by NUMA node, as the planner needs it to place a swap: Xen's
+ * sysctl numainfo through libxenctrl, at most MS_XEN_MAX_NODES nodes. An
+ * offline node reports memsize and memfree as XEN_INVALID_MEM_SZ (all ones),
+ * passed through as is: the caller decides what it means.
+ */
+#define MS_XEN_MAX_NODES 64
+
+PyObject *ms_xen_numainfo(PyObject *self, PyObject *noargs)
+{
+    xc_meminfo_t mem[MS_XEN_MAX_NODES];
+    unsigned int nr = MS_XEN_MAX_NODES, i;
+    int rc = 0, err = 0, closed;
+    PyObject *list;
+
+    memset(mem, 0, sizeof(mem));
+    XEN_RUN(closed, rc = xc_numainfo(xen.xch, &nr, mem, NULL); if ( rc ) err = errno);
+    if ( closed )
+        return not_open("xc_numainfo");
+    if ( rc )
+        return ms_raise(err, "xc_numainfo");
+    if ( nr > MS_XEN_MAX_NODES )
+        nr = MS_XEN_MAX_NODES;
+    if ( !(list = PyList_New(nr)) )
+        return NULL;
+    for ( i = 0; i < nr; i++ )
+    {
+        PyObject *d = Py_BuildValue("{sIsKsK}", "node", i,
+                                    "memsize", (unsigned long long)mem[i].memsize,
+                                    "memfree", (unsigned long long)mem[i].memfree);
+
+        if ( !d )
+        {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, d);
+    }
+    return list;
 }
 
 /* ---- the swap -------------------------------------------------------------- */
@@ -367,7 +422,8 @@ PyObject *ms_xen_swap(PyObject *self, PyObject *args, PyObject *kw)
     if ( ret && (ms_dict_set_u64(ret, "live_rounds", ms->live_rounds) ||
                  ms_dict_set_u64(ret, "live_precopy_pages", ms->live_precopy_pages) ||
                  ms_dict_set_u64(ret, "live_final_pages", ms->live_final_pages) ||
-                 PyDict_SetItemString(ret, "live", live ? Py_True : Py_False)) )
+                 PyDict_SetItemString(ret, "live", live ? Py_True : Py_False) ||
+                 PyDict_SetItemString(ret, "translated", o.translated ? Py_True : Py_False)) )
         Py_CLEAR(ret);
     return ret;
 }
@@ -422,6 +478,35 @@ PyObject *ms_xen_resume_suspended(PyObject *self, PyObject *args)
     if ( err )
         return raise_xen(&e);
     Py_RETURN_NONE;
+}
+
+/*
+ * A swap the hypervisor still holds or runs for a domain whose caller died
+ * (memswapd killed between a live swap's hold and its final stop, or in
+ * the hypercall): XEN_DOMCTL_MEMSWAP_OP_CANCEL rolls it back, or finishes
+ * it past its point of no return. None when there was none (ENOENT), else
+ * dict(moved, frames_total, failed_phase) of the abandoned swap.
+ */
+PyObject *ms_xen_cancel_swap(PyObject *self, PyObject *args)
+{
+    unsigned int domid;
+    struct xen_domctl_memswap out;
+    int err = 0, closed;
+
+    if ( !PyArg_ParseTuple(args, "I", &domid) )
+        return NULL;
+    memset(&out, 0, sizeof(out));
+    XEN_RUN(closed, err = ms_xen_memswap_cancel(&xen, domid, 0, &out));
+    if ( closed )
+        return not_open("XEN_DOMCTL_memswap");
+    if ( err == ENOENT )
+        Py_RETURN_NONE;
+    if ( err )
+        return ms_raise(err, "XEN_DOMCTL_memswap");
+    return Py_BuildValue("{sKsKss}",
+                         "moved", (unsigned long long)out.u.swap.frames_moved,
+                         "frames_total", (unsigned long long)out.u.swap.frames_total,
+                         "failed_phase", memswap_phase_name(out.u.swap.failed_phase));
 }
 
 /* ---- the guest's P2M ------------------------------------------------------- */

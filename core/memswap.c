@@ -4,7 +4,7 @@
  *
  * One algorithm, compiled into the hypervisor (__XEN__) and into the
  * simulator; see private.h for what each host provides. The engine's
- * contract is DESIGN.md's "What a correct swap keeps true". In short:
+ * contract is docs/DESIGN.md's "The contract of a correct swap". In short:
  *
  *  SCAN        Index every pfn whose frame is the guest's own plain page and
  *              whose M2P entry agrees, taking a reference on it (held until
@@ -31,7 +31,8 @@
  *              swap returns MEMSWAP_HELD here. A PV guest is then paused
  *              for its final stop: the dirty log read, the index checked
  *              against its P2M, and COUNT_REFS to COPY run again (only what
- *              is new or was written is copied).
+ *              is new or was written is copied, and looked at for Linux
+ *              page directories).
  *  FREEZE      PV, as steal_page(): take every frame the commit will hand
  *              over or rewrite to count 0 with one cmpxchg that succeeds
  *              only on the planned count, re-verify types and the M2P
@@ -192,6 +193,9 @@ struct memswap_ctx {
      * page directories Xen does not know about; see ms_phase_copy().
      */
     struct ms_l4_half pgd_ref[2];       /* kernel and user L4 of the running kernel */
+    struct ms_l4_half pgd_seen[2];      /* live: the halves the pre-copy looked with */
+    bool pgd_look_all;                  /* final stop: they differ, look at every frame */
+    unsigned long final_looks;          /* final stop: frames looked at for pgds */
     uint64_t meta_bytes;
 };
 
@@ -1215,6 +1219,12 @@ static void ms_note_l4_half(struct memswap_ctx *ctx, struct ms_l4_half *h,
         }
 }
 
+static bool ms_l4_half_same(const struct ms_l4_half *a, const struct ms_l4_half *b)
+{
+    return a->valid == b->valid &&
+           (!a->valid || (a->probe == b->probe && !ms_memcmp(a->slot, b->slot, sizeof(a->slot))));
+}
+
 static void ms_note_linux_pgds(struct memswap_ctx *ctx)
 {
     unsigned int v;
@@ -1300,6 +1310,9 @@ static int ms_phase_alloc(struct memswap_ctx *ctx)
     if ( ctx->meta_bytes + (uint64_t)ctx->nr_allocated * 4096 > ctx->res.extra_bytes_peak )
         ctx->res.extra_bytes_peak = ctx->meta_bytes + (uint64_t)ctx->nr_allocated * 4096;
     ms_note_linux_pgds(ctx);
+    if ( ctx->stopped )
+        ctx->pgd_look_all = !ms_l4_half_same(&ctx->pgd_ref[0], &ctx->pgd_seen[0]) ||
+                            !ms_l4_half_same(&ctx->pgd_ref[1], &ctx->pgd_seen[1]);
     ms_enter(ctx, MEMSWAP_PH_COPY);
     return 0;
 }
@@ -1324,6 +1337,38 @@ static int ms_unpinned_pgd(const struct memswap_ctx *ctx, const ms_pte_t *page)
         if ( page[i] & MS_PAGE_PRESENT )
             return -EAGAIN;
     return 1;
+}
+
+/*
+ * Look whether frame @i, whose bytes are @page, is a Linux page directory
+ * Xen does not know, and record it (MS_FL_PGD). A half-built one gives up
+ * the swap (-EAGAIN) where the copy is final; during a live pre-copy the
+ * guest may still finish it: the frame is copied, and looked at, again in
+ * the final stop.
+ */
+static int ms_look_pgd(struct memswap_ctx *ctx, unsigned long i, const ms_pte_t *page)
+{
+    int r = ms_unpinned_pgd(ctx, page);
+    uint8_t *fl = &MS_F(ctx, i, flags);
+
+    if ( ctx->stopped )
+        ctx->final_looks++;
+    if ( r > 0 )
+    {
+        if ( !(*fl & MS_FL_PGD) )
+            ctx->res.unpinned_pgds++;
+        *fl |= MS_FL_PGD;
+        return 0;
+    }
+    if ( *fl & MS_FL_PGD )
+        ctx->res.unpinned_pgds--;
+    *fl &= ~MS_FL_PGD;
+    if ( r == 0 )
+        return 0;
+    if ( !ctx->live || ctx->stopped )
+        return r;
+    *fl &= ~MS_FL_COPIED;
+    return 0;
 }
 
 /*
@@ -1369,41 +1414,42 @@ static int ms_copy_frames(struct memswap_ctx *ctx, const unsigned long *idx,
                     ctx->res.live_precopy_pages++;
             }
         }
-        if ( pgd && pgd[k] && (r = ms_unpinned_pgd(ctx, src[k])) )
-        {
-            if ( r > 0 )
-            {
-                MS_F(ctx, i, flags) |= MS_FL_PGD;
-                ctx->res.unpinned_pgds++;
-            }
-            else if ( !rc )
-                rc = r;
-        }
+        if ( pgd && pgd[k] && (r = ms_look_pgd(ctx, i, src[k])) && !rc )
+            rc = r;
         ms_unmap(src[k]);
     }
     return rc;
 }
 
-/* One frame, copied again (nothing else to look at). */
+/* One frame, copied again (nothing else to look at), and visible everywhere. */
 static void ms_copy_frame(struct memswap_ctx *ctx, unsigned long i)
 {
     ms_copy_frames(ctx, &i, NULL, 1, true);
+    ms_copy_sync();
 }
 
 /*
  * Every frame that moves gets a copy. A live swap's first round runs with
  * the domain running and log-dirty on (a translated swap has it on in any
  * case, to see what a device model writes); a PV guest's final stop copies
- * only what is new or was written since its copy. Linux page directories
- * Xen does not know are looked for where the copy is final. Frames are
- * copied MS_COPY_BATCH at a time.
+ * only what is new or was written since its copy. Frames are copied
+ * MS_COPY_BATCH at a time.
+ *
+ * A PV guest's data frames are looked at for Linux page directories Xen
+ * does not know on the bytes of each copy, pre-copy rounds included: a
+ * frame whose copy is still good has the bytes it was looked at with, so
+ * the final stop looks only at what it copies - what was written since -
+ * and at frames whose class changed (a table freed is a data page now,
+ * maybe a pgd; ms_pv_recheck() has them copied again). Unless the running
+ * kernel's L4 halves the looks compare with are not those of the pre-copy
+ * any more: then at every data frame.
  */
 static int ms_phase_copy(struct memswap_ctx *ctx)
 {
     unsigned long n = 0, batch[MS_COPY_BATCH];
     bool pgds[MS_COPY_BATCH];
     unsigned int nb = 0;
-    int rc;
+    int rc = 0;
 
     if ( ctx->step == 0 )
     {
@@ -1420,12 +1466,11 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
             continue;
         copy = !(MS_F(ctx, i, flags) & MS_FL_COPIED) ||
                (ctx->stopped && ms_is_dirty(ctx, MS_F(ctx, i, pfn)));
-        pgd = !ctx->translated && MS_F(ctx, i, cls) == MEMSWAP_FC_DATA &&
-              (!ctx->live || ctx->stopped);
+        pgd = !ctx->translated && MS_F(ctx, i, cls) == MEMSWAP_FC_DATA;
         if ( !copy )
         {
-            if ( pgd && (rc = ms_copy_frames(ctx, &i, &pgd, 1, false)) )
-                return rc;
+            if ( pgd && ctx->pgd_look_all && (rc = ms_copy_frames(ctx, &i, &pgd, 1, false)) )
+                break;
             continue;
         }
         batch[nb] = i;
@@ -1434,16 +1479,25 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
             continue;
         nb = 0;
         if ( (rc = ms_copy_frames(ctx, batch, pgds, MS_COPY_BATCH, true)) )
-            return rc;
+            break;
         /* A preemption point every few batches, with none pending. */
         if ( ms_yield_point(ctx, &n) )
         {
             ctx->pos++;
-            return MEMSWAP_PREEMPTED;
+            rc = MEMSWAP_PREEMPTED;
+            break;
         }
     }
-    if ( nb && (rc = ms_copy_frames(ctx, batch, pgds, nb, true)) )
+    if ( !rc && nb )
+        rc = ms_copy_frames(ctx, batch, pgds, nb, true);
+    /* The continuation may run on another CPU: the copies are visible first. */
+    ms_copy_sync();
+    if ( rc )
         return rc;
+    if ( ctx->stopped )
+        ms_log("d%u final stop: copied %lu frames, looked at %lu for page directories",
+               ms_host_domid(ctx->d), (unsigned long)ctx->res.live_final_pages,
+               ctx->final_looks);
     if ( ctx->live && !ctx->stopped )
     {
         ctx->res.live_rounds = 1;
@@ -1459,7 +1513,10 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
  * round; then stop it.
  */
 
-/* Copy again every moving frame the last read of the log found written. */
+/*
+ * Copy again every moving frame the last read of the log found written
+ * (and look at its bytes again: see ms_phase_copy()).
+ */
 static int ms_precopy_dirty(struct memswap_ctx *ctx)
 {
     unsigned long n = 0;
@@ -1467,14 +1524,19 @@ static int ms_precopy_dirty(struct memswap_ctx *ctx)
     for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
         unsigned long i = ctx->pos;
+        bool pgd = !ctx->translated && MS_F(ctx, i, cls) == MEMSWAP_FC_DATA;
 
         if ( !ms_moved(ctx, i) || !(MS_F(ctx, i, flags) & MS_FL_COPIED) ||
              !ms_is_dirty(ctx, MS_F(ctx, i, pfn)) )
             continue;
         if ( ms_yield_point(ctx, &n) )
+        {
+            ms_copy_sync();
             return MEMSWAP_PREEMPTED;
-        ms_copy_frame(ctx, i);
+        }
+        ms_copy_frames(ctx, &i, &pgd, 1, true);
     }
+    ms_copy_sync();
     return 0;
 }
 
@@ -1485,6 +1547,26 @@ static int ms_precopy_dirty(struct memswap_ctx *ctx)
  * stays (KEPT_CHANGED); and the plan starts again from the frames' types:
  * COUNT_REFS, CLASSIFY, ALLOC and COPY run again, keeping the copies that
  * are still good.
+ *
+ * Why COUNT_REFS walks every validated table again rather than only the
+ * tables the dirty log marks written. Xen does mark a table's pfn dirty on
+ * every change to what it holds - an entry written (mmu_update), the page
+ * becoming or ceasing to be a table (alloc_page_type(), free_page_type()),
+ * a pin - so the log does name every table whose references changed. But
+ * the expected counts are sums, per target frame, over all tables: taking
+ * a written table's old share out needs the entries that were counted,
+ * and the engine does not have them - its copy of a moving table may have
+ * been taken after the guest changed it (log-dirty only starts at COPY,
+ * after the first COUNT_REFS), a kept table has no copy, and keeping the
+ * counted entries would cost a page per table. Nor would it pay: the walk
+ * is a small part of the stop (a quiet 256 MiB guest's final stop in the
+ * simulator: 0.5-0.7 ms of 7-12 ms). What dominates is per frame and has
+ * to be: CLASSIFY and FREEZE visit every frame because a frame's counts
+ * change without anything being written to it (dom0 maps it, a backend
+ * maps a grant, a reference is dropped), so each one is judged again and
+ * frozen at its planned count while the domain is stopped. (The look for
+ * Linux page directories, which did visit every data frame here, follows
+ * the log: see ms_phase_copy().)
  */
 static int ms_pv_recheck(struct memswap_ctx *ctx)
 {
@@ -1502,8 +1584,12 @@ static int ms_pv_recheck(struct memswap_ctx *ctx)
         ctx->kept_held_tables = false;
         ms_memset(ctx->res.frames_kept, 0, sizeof(ctx->res.frames_kept));
         ms_memset(ctx->res.frames_by_class, 0, sizeof(ctx->res.frames_by_class));
-        ctx->res.unpinned_pgds = 0;
-        /* The running kernel's L4 halves are noted again (ALLOC). */
+        /*
+         * The running kernel's L4 halves are noted again (ALLOC); the
+         * pre-copy's looks stand if they are the same.
+         */
+        ctx->pgd_seen[0] = ctx->pgd_ref[0];
+        ctx->pgd_seen[1] = ctx->pgd_ref[1];
         ctx->pgd_ref[0].valid = ctx->pgd_ref[1].valid = false;
     }
     for ( ; ctx->pos < ctx->nr_leaves; ctx->pos++ )
@@ -1523,12 +1609,23 @@ static int ms_pv_recheck(struct memswap_ctx *ctx)
             bool changed = !ent || ent[pfn % MS_P2M_PER_PAGE] != mfn ||
                            !ms_frame_of(ctx->d, mfn, pfn);
             int level = ms_level_of_type(ms_page(mfn)->u.inuse.type_info & PGT_type_mask);
+            unsigned int cls = level ? MEMSWAP_FC_L1 + level - 1 : MEMSWAP_FC_DATA;
+            uint8_t *fl = &MS_F(ctx, i, flags);
 
             MS_F(ctx, i, exp_gen) = MS_F(ctx, i, exp_typ) = 0;
-            MS_F(ctx, i, flags) &= MS_FL_COPIED | MS_FL_NONCOH;
+            *fl &= MS_FL_COPIED | MS_FL_NONCOH | MS_FL_PGD;
             MS_F(ctx, i, kept) = changed ? MEMSWAP_KEPT_CHANGED : MS_NOT_KEPT;
+            /* A data frame now that was not looked at as one: copy and look again. */
+            if ( !changed && cls == MEMSWAP_FC_DATA && MS_F(ctx, i, cls) != cls )
+                *fl &= ~MS_FL_COPIED;
+            /* A pgd is a data frame that moves. */
+            if ( (*fl & MS_FL_PGD) && (changed || cls != MEMSWAP_FC_DATA) )
+            {
+                *fl &= ~MS_FL_PGD;
+                ctx->res.unpinned_pgds--;
+            }
             if ( !changed )
-                MS_F(ctx, i, cls) = level ? MEMSWAP_FC_L1 + level - 1 : MEMSWAP_FC_DATA;
+                MS_F(ctx, i, cls) = cls;
         }
         if ( ent )
             ms_unmap(ent);

@@ -4,7 +4,8 @@
 
 Each mix puts a victim (a latency-sensitive service: its name starts with
 web- or db-, so policies/demo.yaml protects it) next to an aggressor
-(batch-diff, a streaming program: logged, never moved) and a bystander
+(batch-diff, a streaming program: memswapd may confine it to a few colours
+for the victim, never move it for its own sake) and a bystander
 (logs-xz), on a simulated host with an LLC of 8 MiB and of 32 MiB. The
 victim and the aggressor share one quarter of the page colours, the
 bystander has another, and half the colours are free - except in the mix
@@ -16,8 +17,11 @@ memswapd acting on policies/demo.yaml, and with memswapd in --dry-run (it
 measures, decides and logs exactly the same way, and never moves memory).
 Both are measured over the same span of simulated time, well after any
 swap (premise/simrun.py: MPKI and IPC summed over the policy windows in
-the span). Prints a table of every domain's MPKI and IPC in both runs and
-memswapd's decision for each configuration, and writes build/study/:
+the span). Prints a table of every domain's MPKI, IPC and misses per
+second in both runs, with the change memswapd's gain model predicted for
+each swap it made beside the change measured (WITH minus W/O), the net
+misses avoided by each swap (predicted and measured), and memswapd's
+decision for each configuration, and writes build/study/:
 study.txt (the table), study.json (every figure), study.png (the plot),
 and each run's memswapd log and state under <mix>-<llc>/.
 
@@ -106,22 +110,55 @@ def one_run(mix, llc_mb, acting):
             "wall_s": time.monotonic() - t0, "log": run.log_path}
 
 
+def swaps_for(res, victim):
+    """The swaps memswapd made (or, dry, would have made) for the victim:
+    of the victim itself, or of an aggressor confined to relieve it."""
+    return [h for h in res["history"] if h.get("status") in ("ok", "dry-run")
+            and victim in (h.get("name"), h.get("relieves"))]
+
+
 def decision(res, victim):
     """What memswapd did about the victim, in a line."""
-    for h in res["history"]:
-        if h.get("name") == victim and h.get("status") in ("ok", "dry-run"):
-            p = h.get("payoff") or {}
-            late = h["ended_clock"] > MEASURE[0] - SETTLE_S
-            return (f"{'swapped' if h['status'] == 'ok' else 'would swap'} {victim} at "
-                    f"{h['clock']:.2f} s, colours {h.get('colours_before')} -> "
-                    f"{h.get('colours_after')}: predicted gain {fmt(p.get('gain_s'), '.3g')} s > "
-                    f"cost {fmt(p.get('cost_s'), '.3g')} s over {fmt(p.get('horizon_s'), 'g')} s"
-                    + (" (LATE: inside the measured span)" if late else ""))
+    for h in swaps_for(res, victim):
+        p = h.get("payoff") or {}
+        g = p.get("gain") or {}
+        late = h["ended_clock"] > MEASURE[0] - SETTLE_S
+        what = h["name"] if h["name"] == victim else f"{h['name']} (confined for {victim})"
+        return (f"{'swapped' if h['status'] == 'ok' else 'would swap'} {what} at "
+                f"{h['clock']:.2f} s, colours {h.get('colours_before')} -> "
+                f"{h.get('colours_after') or h.get('colours')}: predicted net "
+                f"{fmt(g.get('avoided'), '.3g')} misses/s avoided, gain "
+                f"{fmt(p.get('gain_s'), '.3g')} s > cost {fmt(p.get('cost_s'), '.3g')} s over "
+                f"{fmt(p.get('horizon_s'), 'g')} s"
+                + (" (LATE: inside the measured span)" if late else ""))
     mine = [x for x in res["decisions"] if x.get("domain") == victim]
     if not mine:
         return f"no trigger fired for {victim}"
     last = mine[-1]
-    return f"{last['kind']} {victim}: {last['reason'][:160]}"
+    return f"{last['kind']} {victim}: {last['reason'][:400]}"
+
+
+def predicted_vs_measured(w, wo, victim):
+    """{domain: (predicted change, measured change)} in misses/s for the swap
+    memswapd made for the victim (None without one): predicted from the
+    window before the swap, measured as WITH minus W/O over the span."""
+    made = [h for h in swaps_for(w, victim) if h.get("status") == "ok"]
+    if not made:
+        return None
+    g = (made[0].get("payoff") or {}).get("gain") or {}
+    out = {}
+    for d in g.get("domains") or []:
+        a, b = w["figures"].get(d["domain"]), wo["figures"].get(d["domain"])
+        out[d["domain"]] = (d["predicted_plan"] - d["predicted_now"],
+                            None if a is None or b is None else a.misses_per_s - b.misses_per_s)
+    return out
+
+
+def ratio(pred, meas):
+    """predicted / measured, where both are clear of noise."""
+    if pred is None or meas is None or abs(meas) < 1000 or abs(pred) < 1000:
+        return None
+    return pred / meas
 
 
 def main():
@@ -159,18 +196,30 @@ def main():
             print(f"study: {m:<14} {s:>2} MiB LLC {'with' if a else 'without':<7} memswapd: "
                   f"{r['wall_s']:.0f} s", flush=True)
 
-    rows, notes, out = [], [], []
+    rows, notes, out, pvm = [], [], [], []
     for m in mixes:
         victim = MIXES[m][0]
         for s in sizes:
             w, wo = results[(m, s, True)], results[(m, s, False)]
+            changes = predicted_vs_measured(w, wo, victim) or {}
+            moved = {h["name"] for h in swaps_for(w, victim) if h.get("status") == "ok"}
             for name in sorted(w["figures"], key=lambda n: (n != victim, n)):
                 a, b = w["figures"][name], wo["figures"].get(name)
                 if b is None or not (a.instructions_per_s or b.instructions_per_s):
                     continue                 # the control domain runs no workload
-                rows.append((m, f"{s} MiB", name + (" *" if name == victim else ""),
+                pred, meas = changes.get(name, (None, None))
+                mark = (" *" if name == victim else "") + (" >" if name in moved else "")
+                rows.append((m, f"{s} MiB", name + mark,
                              fmt(b.mpki), fmt(a.mpki), fmt(b.ipc, ".3f"), fmt(a.ipc, ".3f"),
-                             fmt(pct(b.ipc, a.ipc), "+.1f") + "%"))
+                             fmt(pct(b.ipc, a.ipc), "+.1f") + "%",
+                             fmt(b.misses_per_s, ".3g"), fmt(a.misses_per_s, ".3g"),
+                             fmt(pred, "+.3g"), fmt(meas if changes else None, "+.3g")))
+            if changes:
+                net_p = -sum(p for p, _ in changes.values())
+                net_m = -sum(x for _, x in changes.values() if x is not None)
+                r = ratio(net_p, net_m)
+                pvm.append((m, f"{s} MiB", ", ".join(sorted(moved)), fmt(net_p, ".3g"),
+                            fmt(net_m, ".3g"), fmt(r, ".2f")))
             notes.append(f"{m:<14} {s:>2} MiB: {decision(w, victim)}")
             for r in (w, wo):
                 if r["problems"] or r["exit"]:
@@ -179,12 +228,22 @@ def main():
             out.append({"mix": m, "llc_mb": s, "victim": victim, "why": WHY[m],
                         "with": {k: v.__dict__ for k, v in w["figures"].items()},
                         "without": {k: v.__dict__ for k, v in wo["figures"].items()},
+                        "predicted_vs_measured": changes or None,
                         "decision": decision(w, victim), "history": w["history"]})
     text = table(("MIX", "LLC", "DOMAIN", "MPKI W/O", "MPKI WITH", "IPC W/O", "IPC WITH",
-                  "IPC CHANGE"), rows, right=range(3, 8))
+                  "IPC CHANGE", "MISS/S W/O", "MISS/S WITH", "PRED CHANGE", "MEAS CHANGE"),
+                 rows, right=range(3, 12))
     head = (f"IPC: instructions per modelled cycle (1 an instruction, 40 an LLC hit, 200 a miss); "
             f"W/O: memswapd --dry-run, WITH: memswapd acting (policies/demo.yaml); both over "
-            f"{MEASURE[0]:g}-{MEASURE[1]:g} simulated seconds; * the victim")
+            f"{MEASURE[0]:g}-{MEASURE[1]:g} simulated seconds; * the victim, > the domain "
+            f"memswapd moved; MISS/S: LLC misses per simulated second; PRED CHANGE: the change "
+            f"memswapd's model predicted for the swap (from the window before it), MEAS CHANGE: "
+            f"WITH minus W/O")
+    if pvm:
+        text += ("\n\nnet misses/s avoided by each swap, predicted and measured (the sums of "
+                 "the two columns above, sign reversed):\n" +
+                 table(("MIX", "LLC", "MOVED", "PREDICTED", "MEASURED", "PRED/MEAS"), pvm,
+                       right=range(3, 6)))
     mixes_text = "\n".join(f"  {m:<14} {MIXES[m][0]} ({MIXES[m][1]}) + batch-diff + logs-xz: "
                            f"{WHY[m]}" for m in mixes)
     report = f"{head}\n\n{text}\n\nmixes:\n{mixes_text}\n\nmemswapd's decisions:\n" + \

@@ -886,6 +886,33 @@ int sim_domain_counters(unsigned int domid, struct sim_counters *c)
     return 0;
 }
 
+/*
+ * CMT tags a line with the RMID of the vCPU that filled it; the model keeps
+ * no tag beside the address, so a line counts for the owner of its frame
+ * now. After a swap the old frames' lines count for nobody (or for the
+ * frame's next owner) until they are evicted, as a real RMID's lines would
+ * count for the domain until evicted.
+ */
+int sim_domain_llc_occupancy(unsigned int domid, uint64_t *bytes)
+{
+    const uint32_t to_mfn = PAGE_SHIFT - cache.line_shift;
+    uint64_t i, lines = 0;
+    unsigned long mfn;
+
+    if ( !sim_domain_lookup(domid) )
+        return -ESRCH;
+    for ( i = 0; cache.tags && i < cache.nr_sets * cache.ways; i++ )
+    {
+        if ( cache.tags[i] == LLC_EMPTY )
+            continue;
+        mfn = (unsigned long)(cache.tags[i] >> to_mfn);
+        if ( sim_mfn_valid(mfn) && sim_owner_domid(sim_mfn_to_page(mfn)) == domid )
+            lines++;
+    }
+    *bytes = lines << cache.line_shift;
+    return 0;
+}
+
 void sim_llc_flush_translations(unsigned int domid)
 {
     struct llc_dom *s = dom_find(domid);

@@ -49,6 +49,12 @@ unsigned int sim_host_nr_nodes(void);
 unsigned int sim_mfn_node(unsigned long mfn);
 unsigned long sim_host_free_frames(int node /* -1: any */, const uint64_t *colours /* NULL: any */);
 unsigned long sim_host_total_frames(void);
+/*
+ * Frames the heap has handed out for the first time since the host was
+ * created: RAM the simulator has never written, whose first write costs the
+ * host a page fault (freed frames are reused first, as Xen's heap does).
+ */
+unsigned long sim_heap_fresh_frames(void);
 
 /* ---- domains ------------------------------------------------------------ */
 
@@ -296,6 +302,11 @@ struct sim_counters {
 /* Run every domain's workload for @accesses LLC references in total. */
 void sim_llc_run(uint64_t accesses);
 int sim_domain_counters(unsigned int domid, struct sim_counters *c);
+/*
+ * The domain's LLC occupancy in bytes, as Intel CMT reports it through Xen:
+ * the lines now in the cache whose frame the domain owns. -ESRCH.
+ */
+int sim_domain_llc_occupancy(unsigned int domid, uint64_t *bytes);
 void sim_llc_flush_translations(unsigned int domid); /* after a swap (TLB flush) */
 
 /*
@@ -342,6 +353,8 @@ extern unsigned int sim_mutations;
  * those containing a substring (e.g. "Error pfn").
  */
 unsigned long sim_log_count(const char *substr);
+/* The last line kept that contains @substr, or NULL. */
+const char *sim_log_last(const char *substr);
 void sim_log_clear(void);
 
 /*

@@ -13,7 +13,7 @@ static int set_fail(struct ms_sim_swap_op *s, int rc, const char *call)
     return s->err;
 }
 
-static int sim_preflight(void *arg)
+static int sim_preflight(void *arg, struct ms_swap_facts *fp)
 {
     struct ms_sim_swap_op *s = arg;
     struct ms_swap_facts f;
@@ -37,8 +37,10 @@ static int sim_preflight(void *arg)
         f.dying = info.state == SIM_DOM_DYING;
         f.paused = info.state == SIM_DOM_PAUSED;
         f.translated = info.hvm;
+        f.live = !!(s->req.flags & MEMSWAP_F_LIVE);
     }
     err = ms_swap_refusal(&f, s->msg, sizeof(s->msg));
+    *fp = f;
     if ( err )
     {
         s->err = err;
@@ -59,16 +61,57 @@ static int sim_suspend(void *arg)
     return rc ? set_fail(s, rc, "sim_domain_suspend") : 0;
 }
 
-static int sim_do_swap(void *arg)
+/* sim_swap()'s answer @rc as a step's. */
+static int swap_result(struct ms_sim_swap_op *s, int rc)
 {
-    struct ms_sim_swap_op *s = arg;
-    int rc = sim_swap(&s->req, s->opts, &s->res);
-
     if ( !rc )
         return 0;
     set_fail(s, rc, "sim_swap");
     /* A cancelled caller does not want another attempt. */
     return s->cancelled && s->err == EAGAIN ? ECANCELED : s->err;
+}
+
+static int sim_do_swap(void *arg)
+{
+    struct ms_sim_swap_op *s = arg;
+
+    return swap_result(s, sim_swap(&s->req, s->opts, &s->res));
+}
+
+/*
+ * A held live swap: the simulator drives the whole hypercall in one
+ * sim_swap() and calls opts->held at the hold (after the pre-copy); a
+ * non-zero answer there cancels the swap (-EINTR, nothing changed).
+ */
+struct sim_hold {
+    int (*at_hold)(void *ctx);
+    void *ctx;
+    int err;
+};
+
+static int sim_held(void *arg)
+{
+    struct sim_hold *h = arg;
+
+    h->err = h->at_hold(h->ctx);
+    return h->err != 0;
+}
+
+static int sim_swap_held(void *arg, int (*at_hold)(void *ctx), void *ctx)
+{
+    struct ms_sim_swap_op *s = arg;
+    struct memswap_request req = s->req;
+    struct sim_swap_opts opts = *s->opts;
+    struct sim_hold h = { at_hold, ctx, 0 };
+    int rc;
+
+    req.flags |= MEMSWAP_F_LIVE | MEMSWAP_F_HOLD;
+    opts.held = sim_held;
+    opts.held_arg = &h;
+    rc = sim_swap(&req, &opts, &s->res);
+    if ( h.err )
+        return h.err;          /* the suspend's diagnostics are in @s */
+    return swap_result(s, rc);
 }
 
 static int sim_resume(void *arg)
@@ -90,6 +133,7 @@ static const struct ms_coop_ops sim_ops = {
     .preflight = sim_preflight,
     .suspend = sim_suspend,
     .swap = sim_do_swap,
+    .swap_held = sim_swap_held,
     .resume = sim_resume,
     .wait = sim_wait,
 };

@@ -2,9 +2,11 @@
 /*
  * The swap sequence (cext/coop.h) on the simulated host: the refusals of
  * contract A as far as the simulator models a host (the control domain,
- * dying, HVM, paused or suspended by someone: the simulator's dom0 is the
- * caller, and it has no xenstore control node), then suspend, swap with
- * EAGAIN retries, always resume. Python-free; the caller holds the
+ * dying, paused or suspended by someone, and what its hypervisor refuses:
+ * log-dirty in use, a passed-through device...; the simulator's dom0 is
+ * the caller, and it has no xenstore control node), then, for a PV guest
+ * swapped cooperatively, suspend, swap with EAGAIN retries, always resume;
+ * a translated guest is swapped without its cooperation. Python-free; the caller holds the
  * simulator (one host per process).
  */
 #ifndef MEMSWAP_SIM_COOP_H

@@ -332,7 +332,8 @@ static int is_suspended(const xc_domaininfo_t *info)
 /* ---- preflight ----------------------------------------------------------------- */
 
 
-int ms_xen_preflight(struct ms_xen_swap_op *s)
+/* The preflight, with the facts it gathered in @fp. */
+static int preflight(struct ms_xen_swap_op *s, struct ms_swap_facts *fp)
 {
     struct ms_xen *x = s->x;
     struct ms_swap_facts f;
@@ -369,6 +370,7 @@ int ms_xen_preflight(struct ms_xen_swap_op *s)
         f.shutdown_reason = f.shutdown ? (unsigned int)ms_xen_shutdown_reason(&info) : 0;
         f.paused = !!(info.flags & XEN_DOMINF_paused);
         f.translated = !!(info.flags & XEN_DOMINF_hvm_guest);
+        f.live = !!(s->rq.flags & XEN_DOMCTL_MEMSWAP_F_LIVE);
         own = ms_xen_read_own_domid(x);
         f.own_domid = own >= 0 ? own : -1;  /* unknown: the hypervisor's EDEADLK stands */
         snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown", f.domid);
@@ -377,6 +379,8 @@ int ms_xen_preflight(struct ms_xen_swap_op *s)
     }
     err = ms_swap_refusal(&f, s->e.msg, sizeof(s->e.msg));
     free(pending);
+    f.pending_request = NULL;
+    *fp = f;
     if ( err )
     {
         s->e.err = err;
@@ -392,6 +396,13 @@ int ms_xen_preflight(struct ms_xen_swap_op *s)
         return dry_err;
     }
     return 0;
+}
+
+int ms_xen_preflight(struct ms_xen_swap_op *s)
+{
+    struct ms_swap_facts f;
+
+    return preflight(s, &f);
 }
 
 /* ---- suspend and resume --------------------------------------------------------- */
@@ -656,9 +667,9 @@ static int xen_resume(void *arg)
     return err;
 }
 
-static int xen_preflight(void *arg)
+static int xen_preflight(void *arg, struct ms_swap_facts *f)
 {
-    return ms_xen_preflight(arg);
+    return preflight(arg, f);
 }
 
 static int xen_do_swap(void *arg)
@@ -667,6 +678,50 @@ static int xen_do_swap(void *arg)
     int err = ms_xen_memswap(s->x, &s->rq, &s->result);
 
     s->have_result = 1;
+    if ( err )
+        domctl_fail(&s->e, err);
+    return err;
+}
+
+/*
+ * A live swap held after its pre-copy (F_HOLD: the domctl returns 0 with
+ * a token in resume, log-dirty still on, nothing the guest can observe
+ * changed), then @at_hold (the guest's suspend), then the same request
+ * again with the token: the final stop and the commit. A failed @at_hold
+ * cancels the held swap, which gives everything back.
+ */
+static int xen_swap_held(void *arg, int (*at_hold)(void *ctx), void *ctx)
+{
+    struct ms_xen_swap_op *s = arg;
+    struct ms_xen_request rq = s->rq;
+    struct xen_domctl_memswap out;
+    struct ms_xen_error held_e;
+    uint64_t token;
+    int err, cerr;
+
+    rq.flags |= XEN_DOMCTL_MEMSWAP_F_LIVE | XEN_DOMCTL_MEMSWAP_F_HOLD;
+    err = ms_xen_memswap(s->x, &rq, &s->result);
+    s->have_result = 1;
+    if ( err )
+    {
+        domctl_fail(&s->e, err);
+        return err;
+    }
+    if ( !(token = s->result.resume) )
+        return 0;               /* finished without holding */
+    if ( (err = at_hold(ctx)) )
+    {
+        held_e = s->e;          /* why the guest did not suspend */
+        cerr = ms_xen_memswap_cancel(s->x, rq.domid, token, &out);
+        if ( cerr )
+            set_err(&s->e, held_e.err, held_e.call, "%s; and the held swap could not be "
+                    "cancelled (%s): it keeps its frames until it is cancelled or the "
+                    "domain is destroyed", held_e.msg[0] ? held_e.msg : strerror(held_e.err),
+                    strerror(cerr));
+        return err;
+    }
+    rq.resume = token;
+    err = ms_xen_memswap(s->x, &rq, &s->result);
     if ( err )
         domctl_fail(&s->e, err);
     return err;
@@ -681,6 +736,7 @@ static const struct ms_coop_ops xen_ops = {
     .preflight = xen_preflight,
     .suspend = xen_suspend,
     .swap = xen_do_swap,
+    .swap_held = xen_swap_held,
     .resume = xen_resume,
     .wait = xen_wait,
 };
@@ -703,6 +759,10 @@ int ms_xen_swap_run(struct ms_xen_swap_op *s, const struct ms_coop_policy *p,
                 "%s, then its cancelled resume failed%s%s", s->rq.domid,
                 o->swap_err ? "failed" : "succeeded", swap_e.msg[0] ? ": " : "", swap_e.msg);
     }
+    else if ( o->stage == MS_COOP_SWAP && err == EAGAIN && o->translated )
+        set_err(&s->e, err, "XEN_DOMCTL_memswap", "the domain's memory kept changing under "
+                "the swap (it gained frames) after %u retr%s (nothing was moved)",
+                o->retries, o->retries == 1 ? "y" : "ies");
     else if ( o->stage == MS_COOP_SWAP && err == EAGAIN )
         set_err(&s->e, err, "XEN_DOMCTL_memswap", "the guest kept unpinned page tables "
                 "after %u retr%s (nothing was moved)%s", o->retries,

@@ -198,9 +198,13 @@ struct ms_xen_swap_op {
 
 /*
  * The whole swap as cext/coop.h runs it: the preflight (below), then, if
- * cooperative, write "suspend" to control/shutdown in a transaction that
- * finds the node empty, wait for SHUTDOWN_suspend, swap, and resume the
- * guest cancelled (as `xl save -c`), also when the swap failed. Returns 0
+ * cooperative and the guest is PV, write "suspend" to control/shutdown in
+ * a transaction that finds the node empty, wait for SHUTDOWN_suspend,
+ * swap, and resume the guest cancelled (as `xl save -c`), also when the
+ * swap failed; live (rq.flags LIVE), the swap is held after its pre-copy
+ * (F_HOLD) and the guest suspended only for its final stop. A translated
+ * guest is swapped without any of that: Xen pauses it itself (rq.flags
+ * without LIVE) or only for the final stop (LIVE). Returns 0
  * or an errno (s->e, o->stage). Blocks: call it without the GIL.
  */
 int ms_xen_swap_run(struct ms_xen_swap_op *s, const struct ms_coop_policy *p,

@@ -11,7 +11,8 @@ Exit codes (stable, for scripts):
   5  no such domain
   6  policy invalid (policy validate / policy reload)
   7  refused: this domain cannot be swapped (the control domain, memswap's
-     own domain, or one the toolstack is suspending, saving or migrating)
+     own domain, one the toolstack is suspending, saving or migrating, or
+     one the hypervisor cannot swap)
 
 A busy memswapd is not a dead one: memswapctl waits for the daemon to
 take its connection and answer for up to --timeout seconds (exit 1, "busy",
@@ -22,6 +23,12 @@ explicit one-shot swap for when no daemon runs (root only). --direct does
 not plan: planning needs the miss rates only memswapd measures, so the
 target is the caller's (--colours, --node N, or both; --node auto is a
 usage error, and without --node the allocator takes any node).
+
+--mode live|stop: live copies while the guest runs and stops it only for
+the last dirty pages (the hypervisor's own short pause); stop stops it for
+the whole copy. Default: live for an HVM/PVH guest (swapped without its
+cooperation: never suspended), stop for a PV guest (suspended around the
+swap, or with --mode live only for the final stop, unless --no-suspend).
 
 --json output (version 1; keys are only ever added):
   status    {version, pid, backend, dry_run, uptime_s, clock, time_scale,
@@ -37,7 +44,8 @@ usage error, and without --node the allocator takes any node).
              placements: {name: {uuid, at, hold_until, hold_s, colours,
              barred: {colour: until}, fled}}}}
   domains   [DOMAIN with colours, nr_colours, frames, node_frames]
-  DOMAIN    {domid, name, uuid, mem_bytes, vcpus, state, protected, swappable,
+  DOMAIN    {domid, name, uuid, mem_bytes, vcpus, state, type (pv|pvh|hvm|null:
+             an HVM or PVH guest on Xen), translated, protected, swappable,
              refusal, mpki, misses_per_s, miss_ratio, occupancy_bytes,
              bandwidth_bps, metrics: {name: value}, cooldown_s, triggers}
              (a metric no source gives is null / absent from "metrics")
@@ -45,20 +53,27 @@ usage error, and without --node the allocator takes any node).
              llc_misses, cycles, unavailable: [name]}, colour_counts, node_counts}
   swap      the swap's history entry (see history; colours and node are the
             target); with --direct {id: null, name, status, result, colours,
-            node, colours_before, colours_after, direct: true, suspend}
+            node, colours_before, colours_after, direct: true, suspend, mode}
   metrics   {domain: name|null, series: {name: [[clock, mpki, ...]]}, fields,
              history, started}
   history   {entries: [{id, domid, name, origin, reason, status, colours,
-             colours_before, colours_after, node, dry_run, suspend, clock,
+             colours_before, colours_after, node, dry_run, suspend, mode, clock,
              ended_clock, ts, ended_ts, wall_s, result|error, note, horizon_s,
+             relieves: name|null (the swap confined this aggressor for it),
              payoff: PAYOFF|null}], inflight: record|null}
   PAYOFF    {verdict: pays|no-pay|unavailable, pays, horizon_s, miss_ns, margin,
              gain_s|null, gain_per_s|null, cost_s, gain: {available, reason,
-             misses_per_s, interference_now, interference_plan, harm, avoided,
-             sharing: [{domain, misses_per_s, colours}], uncounted: [{domain,
-             why}]}, cost: {bytes, vcpus, cooperative, swap_s, down_s,
-             refill_bytes, refill_from, pollution_bytes, refill_misses,
-             line_bytes, miss_ns, speed, speed_source, total_s}}
+             victim, mover, misses_per_s, miss_ratio, avoidable, victim_change,
+             harm, relief, avoided, interference_now (= avoidable),
+             interference_plan (what of it the plan leaves), iterations,
+             domains: [{domain, role: victim|mover|other, misses_per_s,
+             references_per_s, miss_ratio, footprint_bytes, footprint_from,
+             occupancy_bytes, model_occupancy_bytes, colours, predicted_now,
+             predicted_plan, change}], sharing: [{domain, misses_per_s,
+             colours}], uncounted: [{domain, why}]}, cost: {bytes, vcpus,
+             cooperative, swap_s, down_s, refill_bytes, refill_from,
+             pollution_bytes, refill_misses, line_bytes, miss_ns, speed,
+             speed_source, total_s}}
              (memswap.payoff; "decisions" of kind swap, dry-run and no-pay
              carry one too)
   on error  {ok: false, error, exit} (exit as the status memswapctl exits
@@ -188,9 +203,11 @@ class Ctl:
 
     def domains(self):
         r = self.call("domains")
-        rows = [(d["domid"], d["name"], d["state"], d["vcpus"], d["mem_bytes"] >> 20,
-                 d.get("colours") or "-", _fmt(d["mpki"])) for d in r]
-        self.emit(r, table(rows, ["ID", "NAME", "STATE", "VCPUS", "MEM(MiB)", "COLOURS", "MPKI"]))
+        rows = [(d["domid"], d["name"], d.get("type") or ("hvm/pvh" if d.get("translated") else "-"),
+                 d["state"], d["vcpus"], d["mem_bytes"] >> 20, d.get("colours") or "-",
+                 _fmt(d["mpki"])) for d in r]
+        self.emit(r, table(rows, ["ID", "NAME", "TYPE", "STATE", "VCPUS", "MEM(MiB)", "COLOURS",
+                                  "MPKI"]))
         return EXIT_OK
 
     def counters(self):
@@ -218,10 +235,11 @@ class Ctl:
             rows.append((h.get("id"), h.get("name"), h.get("status"), h.get("origin", "-"),
                          h.get("colours_before") or "-", to,
                          f"{res.get('moved', '-')}/{res.get('frames_total', '-')}",
+                         h.get("mode") or res.get("mode") or "-",
                          _fmt((res.get("paused_ns") or 0) / 1e6, 3) if res else "-",
                          _fmt(pay.get("gain_s"), 3) if pay else "-",
                          _fmt(pay.get("cost_s"), 3) if pay else "-"))
-        self.emit(r, table(rows, ["ID", "DOMAIN", "STATUS", "ORIGIN", "FROM", "TO", "MOVED", "PAUSED(ms)",
+        self.emit(r, table(rows, ["ID", "DOMAIN", "STATUS", "ORIGIN", "FROM", "TO", "MOVED", "MODE", "PAUSED(ms)",
                                   "GAIN(s)", "COST(s)"])
                   if rows else "no swaps yet")
         return EXIT_OK
@@ -270,7 +288,8 @@ class Ctl:
         bar = self._progress()
         try:
             r = self.call("swap", on_progress=bar, domain=a.domain, colours=a.colours, node=a.node,
-                          dry_run=a.dry_run, progress=bar is not None, suspend=not a.no_suspend)
+                          dry_run=a.dry_run, progress=bar is not None, suspend=not a.no_suspend,
+                          **({"mode": a.mode} if a.mode else {}))
         finally:
             if bar:
                 sys.stderr.write("\n")
@@ -293,16 +312,21 @@ class Ctl:
         if res.get("cooperative"):
             coop = (f", guest suspend {(res.get('suspend_ns') or 0) / 1e6:.3f} ms, resume "
                     f"{(res.get('resume_ns') or 0) / 1e6:.3f} ms")
-        elif r.get("suspend") is False:
+        elif r.get("suspend") is False or res.get("translated"):
             coop = ", guest not suspended"
+        if res.get("live_rounds"):
+            coop += (f", {res['live_rounds']} pre-copy round{'s' if res['live_rounds'] != 1 else ''}"
+                     f" ({res.get('live_precopy_pages', 0)} pages while it ran, "
+                     f"{res.get('live_final_pages', 0)} in the final stop)")
         if res.get("retries"):
             coop += f", {res['retries']} retr{'y' if res['retries'] == 1 else 'ies'} after EAGAIN"
         # a dry run leaves the domain where it is: show where it would go
         to = (f"{cls._target(r)} (planned; a dry run moves nothing)" if dry
               else r.get("colours_after") or cls._target(r))
-        return (f"swap #{r.get('id')} of {r.get('name')}: {r.get('status')}; {verb} "
+        mode = r.get("mode") or res.get("mode") or "stop"
+        return (f"swap #{r.get('id')} of {r.get('name')}: {r.get('status')}, mode {mode}; {verb} "
                 f"{res.get('moved')}/{res.get('frames_total')} frames, kept "
-                f"{sum((res.get('kept') or {}).values())}, paused "
+                f"{sum((res.get('kept') or {}).values())}, paused by the hypervisor "
                 f"{(res.get('paused_ns') or 0) / 1e6:.3f} ms{coop}; colours "
                 f"{r.get('colours_before') or '-'} -> {to}")
 
@@ -366,7 +390,7 @@ class Ctl:
             before = self._colours_of(host, d.domid)
             res = host.swap(d.domid, colours=colours, node=node, dry_run=a.dry_run,
                             progress=(lambda ph, done, tot: bar({"phase": ph, "done": done, "total": tot}))
-                            if bar else None, cooperative=not a.no_suspend)
+                            if bar else None, cooperative=not a.no_suspend, mode=a.mode)
         except MemswapError as e:
             if getattr(e, "call", None) == PREFLIGHT_CALL:
                 name = errno.errorcode.get(e.errno, str(e.errno))
@@ -387,7 +411,8 @@ class Ctl:
              "colours": polmod.format_colours(colours) if colours else None, "node": node,
              "colours_before": before,
              "colours_after": before if a.dry_run else self._colours_of(host, d.domid),
-             "direct": True, "suspend": not a.no_suspend}
+             "direct": True, "suspend": not a.no_suspend and not d.translated,
+             "mode": res.mode}
         self.emit(r, self._swap_text(r))
         return EXIT_OK
 
@@ -507,6 +532,12 @@ def build_parser():
                         "like `xl save -c` so that Linux pins every page table, then resume it). "
                         "Without the guest's cooperation a Linux PV guest may be caught in the "
                         "middle of a page-table update that the swap cannot see: use with care")
+    p.add_argument("--mode", choices=("live", "stop"),
+                   help="live: copy while the guest runs, stop it only for the last dirty pages "
+                        "(the hypervisor's own short pause; a PV guest is suspended for that "
+                        "final stop unless --no-suspend); stop: stop it for the whole copy. "
+                        "Default: live for an HVM/PVH guest (never suspended), stop for a PV "
+                        "guest")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--direct", action="store_true",
                    help="no daemon: make the swap hypercall from memswapctl itself; nothing "

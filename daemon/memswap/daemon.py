@@ -61,7 +61,7 @@ from . import policy as polmod
 from .notify import Notifier
 from .recovery import Recoveries, same_domain
 from .state import SERIES_FIELDS, StateStore
-from .types import PREFLIGHT_CALL, refusal
+from .types import MODES, PREFLIGHT_CALL, refusal, swap_mode
 
 log = logging.getLogger("memswapd")
 dlog = logging.getLogger("memswapd.decision")
@@ -133,6 +133,16 @@ class TrigState:
     since: float = 0.0
     fired_at: float = 0.0
     value: float | None = None
+
+
+def trigger_text(t, v, held):
+    """Why a trigger fired: its value now, and for how long (held seconds)
+    it has stayed armed. Between `below` and `above` it is still armed
+    (hysteresis), and the text says so rather than claim v > above."""
+    if v > t.above:
+        return f"{t.metric} {v:.2f} > {t.above:g} for {payoff.fmt_s(held)}"
+    return (f"{t.metric} {v:.2f}, above {t.below:g} for {payoff.fmt_s(held)} since it rose "
+            f"over {t.above:g}")
 
 
 class DaemonError(Exception):
@@ -382,6 +392,7 @@ class Daemon:
         elif dom is None:
             note.append("the domain no longer exists")
         else:
+            note.extend(self.cancel_abandoned(inf, dom))
             action = self.recoveries.needed(inf, dom)
             if action is not None:
                 done, how = self.recoveries.add(inf, action, self.now())
@@ -400,6 +411,24 @@ class Daemon:
             self.state.state["cooldown"][inf["name"]] = self.now() + 60.0
         self.decide("reconcile", inf.get("name", "?"),
                     f"swap #{inf.get('id')} was interrupted (daemon died); {entry['note']}")
+
+    def cancel_abandoned(self, inf, dom):
+        """A swap of ours the hypervisor still holds or runs (we died between
+        a live swap's hold and its final stop, or in the hypercall): cancel
+        it before the guest is resumed, or it keeps its frames and the
+        guest's log-dirty mode. Only with our mark on the domain. -> notes."""
+        if not inf.get("token") or self.host.swap_mark(dom.domid) != inf["token"]:
+            return []
+        try:
+            gone = self.host.cancel_swap(dom.domid)
+        except OSError as e:
+            log.error("cancelling the swap the hypervisor holds for %s: %s", dom.name, e)
+            return [f"cancelling the swap the hypervisor still held failed: {e}"]
+        if gone is None:
+            return []
+        return [f"the hypervisor still held or ran the swap: cancelled "
+                f"({gone.get('moved')}/{gone.get('frames_total')} frames, "
+                f"in {gone.get('failed_phase')})"]
 
     # ----------------------------------------------------------- loop --
     @property
@@ -621,13 +650,14 @@ class Daemon:
                     if v > t.above:
                         ts.state, ts.since = "pending", now
                         self.decide("armed", d.name, f"policy {p.name}: {t.metric} {v:.2f} > {t.above:g}; "
-                                    f"waiting {t.duration:g}s", policy=p.name, value=v)
+                                    f"waiting {payoff.fmt_s(t.duration)}", policy=p.name, value=v)
                 if ts.state == "pending":
                     active = True
                     if v <= t.below:
                         ts.state = "idle"
                         self.decide("disarmed", d.name, f"policy {p.name}: {t.metric} {v:.2f} <= "
-                                    f"{t.below:g} before {t.duration:g}s passed", policy=p.name, value=v)
+                                    f"{t.below:g} before {payoff.fmt_s(t.duration)} passed",
+                                    policy=p.name, value=v)
                     elif now - ts.since >= t.duration:
                         fired.append((p, d, ts, v))
                 elif ts.state == "fired":
@@ -641,7 +671,7 @@ class Daemon:
         for p, d, ts, v in fired:
             ts.state, ts.fired_at = "fired", now
             t = p.trigger
-            why = f"policy {p.name}: {t.metric} {v:.2f} > {t.above:g} for {now - ts.since:.0f}s"
+            why = f"policy {p.name}: {trigger_text(t, v, now - ts.since)}"
             if p.action.type == "log":
                 self.decide("log", d.name, why, policy=p.name, value=v)
                 continue
@@ -652,7 +682,10 @@ class Daemon:
         return active or acted
 
     def policy_swap(self, p, d, why, rates, now):
-        """-> True if a swap started."""
+        """Swap for policy p, on behalf of d: d itself (action.target victim),
+        an aggressor sharing its colours that the policy may confine
+        (aggressor), or whichever of those pays best (auto). -> True if a
+        swap started."""
         st = self.settings
 
         def hold_back(kind=None, text="", **extra):
@@ -674,48 +707,116 @@ class Daemon:
             self.decide("skip", d.name, f"{why}; global rate limit ({st.rate_limit_swaps} swaps per "
                         f"{st.rate_limit_per:g}s) reached", policy=p.name)
             return False
-        try:
-            self.preflight(d, f"policy:{p.name}")   # a domain that cannot be swapped is not planned
-        except DaemonError:
-            return hold_back()                       # preflight() logged the refusal
-        held = self.placements.held(d.name, now)
-        if held:
-            left, rec = held
-            return hold_back("hold", f"hold: memswapd moved {d.name} to colours "
-                             f"{polmod.format_colours(rec.get('colours') or [])} "
-                             f"{now - float(rec['at']):.0f}s ago; it stays there another "
-                             f"{left:.0f}s (the horizon that move was justified over)")
-        occ = self.occupancy(self.live_domains())      # every P2M read once per decision
-        plan = self.plan(d, rates, colours=p.action.colours, node=p.action.node,
-                         max_colours=p.action.max_colours,
-                         barred=self.placements.barred(d.name, now), occ=occ)
-        if not plan.ok:
-            return hold_back("hold" if plan.reason.startswith("hold:") else "no-plan", plan.reason)
         horizon = p.horizon if p.horizon is not None else st.horizon
-        ap = self.appraise(d, plan, rates, horizon, p.action.suspend, occ=occ)
-        where = (f"to colours {polmod.format_colours(plan.colours)}"
-                 f"{'' if plan.node is None else f' node {plan.node}'}")
-        if not ap.pays:
-            if ap.verdict != "unavailable" or st.without_estimate != "swap":
-                return hold_back("no-pay", f"{where}: does not pay ({ap.why_not()}): "
-                                 f"{ap.text(d.name)}", payoff=ap.as_dict())
+        occ = self.occupancy(self.live_domains())      # every P2M read once per decision
+        found, notes = [], []         # found: (appraisal, mover, plan); notes: (kind, text, appraisal)
+        if p.action.target in ("victim", "auto"):
+            self.swap_option(p, d, d, rates, now, horizon, occ, found, notes)
+        if p.action.target in ("aggressor", "auto"):
+            cands = self.aggressors(p, d, rates, occ)
+            if not cands:
+                notes.append(("no-plan", f"no aggressor to confine: no domain the policy may move "
+                                         f"({polmod.format_selectors(p.action.aggressors)}) uses "
+                                         f"{d.name}'s colours and misses", None))
+            for a in cands:
+                self.swap_option(p, a, d, rates, now, horizon, occ, found, notes)
+        if not found:
+            if not notes:
+                return hold_back()                       # refusals are logged already
+            kinds = [k for k, _, _ in notes]
+            kind = next(k for k in ("no-pay", "hold", "no-plan", "skip") if k in kinds)
+            ap = next((a for _, _, a in notes if a is not None), None)
+            text = "; ".join(t for _, t, _ in notes)
+            return hold_back(kind, text, **({"payoff": ap.as_dict()} if ap is not None else {}))
+        ap, mover, plan = max(found, key=lambda f: (f[0].pays, (f[0].gain_s or 0) - f[0].cost.total_s))
         dry = self.dry_run or p.action.dry_run
+        relieves = None if mover.domid == d.domid else d.name
+        reason = why if relieves is None else f"{why}; confining {mover.name} to relieve {d.name}"
         try:
-            self.start_swap(d, plan, dry, origin=f"policy:{p.name}", reason=why,
+            self.start_swap(mover, plan, dry, origin=f"policy:{p.name}", reason=reason,
                             cooldown=p.cooldown, suspend=p.action.suspend, policy=p.name,
-                            appraisal=ap, horizon=horizon)
+                            mode=p.action.mode, appraisal=ap, horizon=horizon,
+                            relieves=relieves)
         except DaemonError as e:
-            log.warning("policy %s: swap of %s not started: %s", p.name, d.name, e)
+            log.warning("policy %s: swap of %s not started: %s", p.name, mover.name, e)
             return hold_back()
         return True
 
-    def suspend_note(self, suspend, dry=False):
-        """The cooperative-swap choice, for decision reasons."""
+    def swap_option(self, p, mover, victim, rates, now, horizon, occ, found, notes):
+        """Plan and appraise moving `mover` for policy p on behalf of `victim`
+        (the same domain, or an aggressor to confine): appends (appraisal,
+        mover, plan) to `found` when it may go ahead, else (decision kind,
+        why, appraisal or None) to `notes`; a refusal is logged by
+        preflight() and noted nowhere."""
+        st = self.settings
+        own = mover.domid == victim.domid
+        who = "" if own else f"confining {mover.name}: "
+        if not own:
+            until = float(self.state.state["cooldown"].get(mover.name, 0))
+            if until > now:
+                notes.append(("skip", f"{who}in cooldown for {until - now:.0f}s more", None))
+                return
+        try:
+            self.preflight(mover, f"policy:{p.name}")   # a domain that cannot be swapped is not planned
+        except DaemonError:
+            return                                     # preflight() logged the refusal
+        held = self.placements.held(mover.name, now)
+        if held:
+            left, rec = held
+            notes.append(("hold", f"{who}hold: memswapd moved {mover.name} to colours "
+                          f"{polmod.format_colours(rec.get('colours') or [])} "
+                          f"{now - float(rec['at']):.0f}s ago; it stays there another "
+                          f"{left:.0f}s (the horizon that move was justified over)", None))
+            return
+        barred = self.placements.barred(mover.name, now)
+        if own:
+            plan = self.plan(mover, rates, colours=p.action.colours, node=p.action.node,
+                             max_colours=p.action.max_colours, barred=barred, occ=occ)
+        else:
+            plan = self.plan_confinement(mover, victim, barred, occ)
+        if not plan.ok:
+            notes.append(("hold" if plan.reason.startswith("hold:") else "no-plan",
+                          who + plan.reason, None))
+            return
+        ap = self.appraise(mover, plan, rates, horizon, p.action.suspend and not mover.translated,
+                           occ=occ, victim=victim)
+        if ap.pays or (own and ap.verdict == "unavailable" and st.without_estimate == "swap"):
+            found.append((ap, mover, plan))
+            return
+        where = (f"to colours {polmod.format_colours(plan.colours)}"
+                 f"{'' if plan.node is None else f' node {plan.node}'}")
+        notes.append(("no-pay", f"{who}{where}: does not pay ({ap.why_not()}): "
+                      f"{ap.text()}", ap))
+
+    def aggressors(self, p, d, rates, occ, most=2):
+        """The domains policy p may confine to relieve d: running, not
+        excluded, sharing d's colours and missing there; the `most` whose
+        misses fall most on d's colours first."""
+        mine = planner.used_colours(occ[d.domid].colours) if d.domid in occ else set()
+        out = []
+        for x in self.live_domains():
+            if x.domid == d.domid or x.state != "running" or self.host.protected(x) or \
+                    self.policies.excluded(x.domid, x.name) or not p.may_confine(x.domid, x.name):
+                continue
+            theirs = planner.used_colours(occ[x.domid].colours) if x.domid in occ else set()
+            m = (rates.get(x.domid) or {}).get("misses_per_s")
+            if mine & theirs and m:
+                out.append((m * len(mine & theirs) / len(theirs), x))
+        out.sort(key=lambda t: -t[0])
+        return [x for _, x in out[:most]]
+
+    def suspend_note(self, suspend, dry=False, mode="stop", translated=False):
+        """The mode and cooperative-swap choice, for decision reasons."""
+        if translated:
+            return (f"mode {mode} (an HVM/PVH guest is never suspended: the hypervisor "
+                    f"pauses it {'for the final stop only' if mode == 'live' else 'itself'})")
         if not suspend:
-            return "no guest suspend (suspend: false)"
+            return f"mode {mode}, no guest suspend (suspend: false)"
         if dry:
-            return "guest suspend on (skipped for a dry run)"
-        return "guest suspend on (the guest is suspended around the swap)"
+            return f"mode {mode}, guest suspend on (skipped for a dry run)"
+        if mode == "live":
+            return "mode live, guest suspend on (the guest is suspended for the final stop)"
+        return "mode stop, guest suspend on (the guest is suspended around the swap)"
 
     def occupancy(self, doms):
         """{domid: Occupancy} of the domains memswap may look into (never the
@@ -747,9 +848,18 @@ class Daemon:
                                  colours=colours, max_colours=max_colours,
                                  margin=self.settings.free_margin, barred=barred)
 
-    def appraise(self, d, plan, rates, horizon, suspend, occ=None):
-        """Cost against gain of the planned swap of d (memswap.payoff); occ
-        as for plan()."""
+    def plan_confinement(self, d, victim, barred, occ):
+        """Where to confine d, an aggressor of victim (planner.plan_confinement)."""
+        frames = (occ[d.domid].frames if d.domid in occ else 0) or d.mem_bytes // PAGE
+
+        def free_fn(n, cs):
+            return int(self.host.free_frames(node=n, colours=cs))
+        return planner.plan_confinement(self.geometry, d.domid, victim.domid, occ, frames, free_fn,
+                                        margin=self.settings.free_margin, barred=barred)
+
+    def appraise(self, d, plan, rates, horizon, suspend, occ=None, victim=None):
+        """Cost against gain of the planned swap of d (memswap.payoff) on behalf
+        of victim (default: d itself); occ as for plan()."""
         st = self.settings
         doms = self.live_domains()
         occ = self.occupancy(doms) if occ is None else occ
@@ -763,9 +873,9 @@ class Daemon:
             occupancy_bytes=r.get("occupancy_bytes"), page=PAGE)
         gain = payoff.estimate_gain(
             d.domid, lambda x: names.get(x, str(x)), occ,
-            {x.domid: (rates.get(x.domid) or {}).get("misses_per_s") for x in doms},
-            plan.colours, self.geometry.nr_colours,
-            protected={x.domid for x in doms if self.host.protected(x)})
+            {x.domid: rates.get(x.domid) or {} for x in doms}, plan.colours, self.geometry,
+            protected={x.domid for x in doms if self.host.protected(x)},
+            victim=None if victim is None else victim.domid)
         return payoff.Appraisal(horizon_s=float(horizon), miss_ns=st.miss_ns,
                                 margin=st.payoff_margin, gain=gain, cost=cost)
 
@@ -784,12 +894,18 @@ class Daemon:
                               f"{e.strerror} ({name})", errno=name) from e
 
     def start_swap(self, d, plan, dry, origin, reason, cooldown=None, suspend=True,
-                   client=None, want_progress=False, policy=None, appraisal=None, horizon=None):
+                   client=None, want_progress=False, policy=None, appraisal=None, horizon=None,
+                   mode=None, relieves=None):
         """Check the domain, write the intent record, mark the domain and start
         the swap on its own thread. appraisal: its cost and gain (logged;
         the caller decided); horizon: how long the new placement is held
-        (default settings.horizon). -> SwapJob; DaemonError when refused."""
+        (default settings.horizon); mode: live or stop (None: the guest
+        type's default, memswap.types.swap_mode); relieves: the name of the
+        domain the swap is for when it confines d, an aggressor. -> SwapJob;
+        DaemonError when refused."""
         info = self.preflight(d, origin)
+        mode = swap_mode(info, mode)
+        suspend = bool(suspend) and not info.translated     # what the backend will do
         horizon = self.settings.horizon if horizon is None else float(horizon)
         pay = ""
         if appraisal is not None:
@@ -800,12 +916,12 @@ class Daemon:
             else:
                 head = ("no gain estimate, swapping on the trigger alone "
                         "(settings.payoff.without_estimate: swap)")
-            pay = f"; {head}: {appraisal.text(info.name)}"
+            pay = f"; {head}: {appraisal.text()}"
         self.decide("swap" if not dry else "dry-run", d.name,
                     f"{reason}; to colours {polmod.format_colours(plan.colours)}"
                     f"{'' if plan.node is None else f' node {plan.node}'} ({plan.reason})"
-                    f"{pay}; {self.suspend_note(suspend, dry)}",
-                    suspend=suspend, **({"policy": policy} if policy else {}),
+                    f"{pay}; {self.suspend_note(suspend, dry, mode, info.translated)}",
+                    suspend=suspend, mode=mode, **({"policy": policy} if policy else {}),
                     **({"payoff": appraisal.as_dict()} if appraisal is not None else {}))
         before = self.occ.get(d.domid)
         before_set = planner.used_colours(before.colours) if before else set()
@@ -816,13 +932,13 @@ class Daemon:
                       if x != info.domid and x in names and left & planner.used_colours(o.colours))
         rec = {"domid": info.domid, "name": info.name, "uuid": info.uuid, "origin": origin,
                "reason": reason, "colours": polmod.format_colours(plan.colours) if plan.colours else None,
-               "node": plan.node, "dry_run": bool(dry), "suspend": bool(suspend),
+               "node": plan.node, "dry_run": bool(dry), "suspend": bool(suspend), "mode": mode,
                "ts": time.time(), "clock": self.now(), "was_paused": False,
                "colours_before": polmod.format_colours(planner.used_colours(before.colours))
                if before else None,
                "cooldown": 60.0 if cooldown is None else cooldown,
                "token": None if dry else secrets.token_hex(16),
-               "horizon_s": horizon,
+               "horizon_s": horizon, "relieves": relieves,
                "payoff": appraisal.as_dict() if appraisal is not None else None}
         try:
             rec["id"] = self.state.begin_swap(rec)
@@ -867,7 +983,8 @@ class Daemon:
             t0 = time.monotonic()
             job.result = self.host.swap(rec["domid"], colours=job.plan.colours,
                                         node=job.plan.node, dry_run=rec["dry_run"],
-                                        progress=progress, cooperative=rec["suspend"])
+                                        progress=progress, cooperative=rec["suspend"],
+                                        mode=rec.get("mode"))
             job.swap_s = time.monotonic() - t0 - stalled     # what the swap speed learns from
         except BaseException as e:     # reported by finish_swap on the loop thread
             job.error = e
@@ -932,9 +1049,10 @@ class Daemon:
                     f"{(r.get('resume_ns') or 0) / 1e6:.3f} ms" if r.get("cooperative") else "")
             if r.get("retries"):
                 coop += f", {r['retries']} EAGAIN retries"
-            log.info("swap #%d of %s done: %s/%s frames moved, paused %.3f ms%s, now on colours %s",
-                     rec["id"], rec["name"], r.get("moved"), r.get("frames_total"),
-                     (r.get("paused_ns") or 0) / 1e6, coop, entry.get("colours_after"))
+            log.info("swap #%d of %s done (%s): %s/%s frames moved, paused %.3f ms%s, now on "
+                     "colours %s", rec["id"], rec["name"], r.get("mode"), r.get("moved"),
+                     r.get("frames_total"), (r.get("paused_ns") or 0) / 1e6, coop,
+                     entry.get("colours_after"))
         elif entry["status"] == "dry-run":
             log.info("dry-run swap #%d of %s: would move %s of %s frames from colours %s to "
                      "colours %s%s", rec["id"], rec["name"], entry["result"].get("moved"),
@@ -1028,7 +1146,8 @@ class Daemon:
         maps)."""
         r = self.rates.get(d.domid, {})
         v = {"domid": d.domid, "name": d.name, "uuid": d.uuid, "mem_bytes": d.mem_bytes,
-             "vcpus": d.vcpus, "state": d.state}
+             "vcpus": d.vcpus, "state": d.state, "type": d.guest_type,
+             "translated": d.translated}
         why = self.refusal(d)
         v["protected"] = self.host.protected(d)
         v["swappable"] = why is None
@@ -1192,6 +1311,10 @@ class Daemon:
         for k in ("suspend", "dry_run", "progress"):
             if not isinstance(req.get(k, False), bool):
                 raise DaemonError("EINVAL", f"{k} must be true or false")
+        mode = req.get("mode")
+        if mode is not None and mode not in MODES:
+            raise DaemonError("EINVAL", f"mode must be one of {', '.join(MODES)} or null "
+                              f"(the guest type's default), not {ctlmod.clip(mode, 20)}")
         suspend = req.get("suspend", True)
         dry = bool(req.get("dry_run")) or self.dry_run
         origin = f"memswapctl swap (pid {c.pid})"
@@ -1202,8 +1325,9 @@ class Daemon:
             # the domain may be swapped (preflight said so): there is no plan for it
             self.decide("no-plan", d.name, f"{origin}: {plan.reason}")
             raise DaemonError("EFAIL", f"cannot plan a swap of {d.name}: {plan.reason}")
-        ap = self.appraise(d, plan, self.rates, self.settings.horizon, suspend, occ=occ)
-        self.start_swap(d, plan, dry, origin="memswapctl",
+        ap = self.appraise(d, plan, self.rates, self.settings.horizon,
+                           suspend and not d.translated, occ=occ)
+        self.start_swap(d, plan, dry, origin="memswapctl", mode=mode,
                         reason=f"requested by memswapctl (pid {c.pid})", suspend=suspend,
                         client=c, want_progress=bool(req.get("progress")), appraisal=ap)
         return ctlmod.DEFERRED

@@ -18,13 +18,24 @@ guests, dom0 daemons and Xen for dt simulated seconds and now() is the
 simulated time. memswapd calls advance(interval) once per loop iteration
 and has no other simulator-specific path.
 
+Guest types and modes: a PV guest is swapped stop-and-copy by default,
+suspended around the swap (cooperative), or live (pre-copy while it runs,
+suspended for the final stop only); an HVM or PVH guest never sees
+its machine frames, so it is swapped without its cooperation: live by
+default (pre-copy rounds while it runs, then a short final stop made by the
+hypervisor itself) or, with mode='stop', paused by the hypervisor for the
+whole copy. See memswap.types.swap_mode.
+
 Refusals (before anything is written to xenstore or a domain is paused):
 Host.preflight(domid) and Host.swap() raise MemswapError with
 call='swap-preflight' for the control domain (EACCES), the caller's own
-domain (EDEADLK), a dying domain (ENODEV), HVM/PVH (EOPNOTSUPP), and a
-domain that is shut down or suspended, has a control/shutdown request
-pending, has log-dirty mode on or is paused (EBUSY): see
-memswap.types.refusal. The C backends check again below.
+domain (EDEADLK), a dying domain (ENODEV), and a domain that is shut
+down or suspended, has a control/shutdown request pending, has log-dirty
+mode on or is paused (EBUSY): see memswap.types.refusal. The C backends
+check again below, with the hypervisor's own verdict (a dry run): besides
+the above, a passed-through device or memory sharing, paging or altp2m in
+use, or a PV guest's live swap on a hypervisor without shadow paging
+(EOPNOTSUPP) and log-dirty mode in use by a save or migration (EBUSY).
 
 Other errors are memswap.MemswapError too, an OSError with .errno,
 .strerror and .call (the failing call), e.g. ESRCH for an unknown domain,
@@ -45,8 +56,8 @@ import weakref
 
 from . import _memswap
 from ._memswap import MemswapError
-from .types import (COUNTER_FIELDS, PAGE_SIZE, PREFLIGHT_CALL, Counters, DomainInfo,  # noqa: F401
-                    Geometry, Occupancy, SwapResult, refusal)
+from .types import (COUNTER_FIELDS, MODES, PAGE_SIZE, PREFLIGHT_CALL, Counters,  # noqa: F401
+                    DomainInfo, Geometry, Occupancy, SwapResult, refusal, swap_mode)
 
 MiB = 1 << 20
 
@@ -173,7 +184,7 @@ class Host:
     # -- the swap ------------------------------------------------------------------------
 
     def swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
-             cooperative=None, retries=None, **backend_kw):
+             cooperative=None, retries=None, mode=None, **backend_kw):
         """Move the domain's memory to frames of the given colours (iterable of
         ints, None: any) on the given NUMA node (None: any). progress, if given,
         is called as progress(phase, done, total) while the swap runs.
@@ -182,17 +193,26 @@ class Host:
         caller's own domain and a domain the toolstack is suspending, saving
         or migrating are refused before anything happens).
 
-        cooperative: suspend the guest around the swap (as `xl save -c` does:
-        Linux freezes its processes and pins every page table, so none is
-        left unpinned holding MFNs the swap cannot see), then resume it with
-        the suspend cancelled. None: the backend's default (True on Xen).
-        retries: how often to retry after EAGAIN (an unpinned page table seen,
-        nothing moved), the domain running in between. Returns a SwapResult;
-        raises MemswapError."""
+        mode: 'live' or 'stop' (memswap.types.MODES); None: live for an
+        HVM/PVH guest, stop for a PV one.
+        cooperative: suspend a PV guest around the swap (as `xl save -c`
+        does: Linux freezes its processes and pins every page table, so none
+        is left unpinned holding MFNs the swap cannot see), then resume it
+        with the suspend cancelled; live, only for the final stop (the swap
+        is held after its pre-copy, the guest suspended, the swap finished).
+        None: the backend's default (True on Xen). An HVM/PVH guest is
+        never suspended. retries: how often to
+        retry after EAGAIN (an unpinned page table seen, or a translated
+        guest that gained frames: nothing moved), the domain running in
+        between. Returns a SwapResult (its mode says which ran); raises
+        MemswapError, ValueError for a mode not in MODES."""
+        if mode is not None:
+            swap_mode(None, mode)                # a bad mode is refused before any check
         info = self.preflight(domid)
+        mode = swap_mode(info, mode)
         return self._swap(info.domid, colours=colours, node=node, dry_run=dry_run,
                           progress=progress, cooperative=cooperative, retries=retries,
-                          **backend_kw)
+                          live=mode == 'live', **backend_kw)
 
     def _swap(self, domid, **kw):
         raise NotImplementedError
@@ -220,6 +240,14 @@ class Host:
 
     def unpause(self, domid):
         raise memswap_error(errno.EOPNOTSUPP, 'this backend cannot unpause a domain', 'unpause')
+
+    def cancel_swap(self, domid):
+        """Cancel the swap the hypervisor still holds or runs for the domain
+        (its caller died, e.g. between a live swap's hold and its final
+        stop): rolled back, or finished past its point of no return. -> a
+        dict about the abandoned swap, or None if there was none. Here:
+        None (the backend's swaps end with the process that made them)."""
+        return None
 
     # -- time and health -----------------------------------------------------------------
 
@@ -335,8 +363,13 @@ class SimHost(Host):
         c = _memswap.sim_counters(self._resolve(domid))
         return Counters(c['instructions'], c['llc_references'], c['llc_misses'], c['cycles'])
 
+    def psr_cmt(self, domid):
+        """LLC occupancy in bytes, as Intel CMT gives it on Xen: the model's
+        lines of the frames the domain owns."""
+        return _memswap.sim_llc_occupancy(self._resolve(domid))
+
     def _swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
-              cooperative=None, retries=None, preempt_every=0):
+              cooperative=None, retries=None, live=False, preempt_every=0):
         """See Host.swap. The simulated dom0 daemons and backends keep running
         during the swap (as on Xen); preempt_every=N forces a continuation at
         every Nth preemption check.
@@ -344,12 +377,14 @@ class SimHost(Host):
         cooperative (default False here, True on Xen): suspend the simulated
         guest first (it finishes a fork in progress and pins every page table,
         as Linux does), swap, resume it cancelled. retries (default 3): EAGAIN
-        retries, the guest running a little in between."""
+        retries, the guest running a little in between. live: pre-copy while
+        the guest runs (see Host.swap's mode)."""
         d = _memswap.sim_swap(domid, colours=_list(colours), node=node,
                               dry_run=bool(dry_run), progress=progress,
                               preempt_every=preempt_every,
                               cooperative=bool(cooperative),
-                              retries=3 if retries is None else int(retries))
+                              retries=3 if retries is None else int(retries),
+                              live=bool(live))
         return SwapResult._from(d, dry_run)
 
     def p2m(self, domid):
@@ -403,15 +438,36 @@ class SimHost(Host):
         return _memswap.sim_checksums(self._resolve(domid))
 
     def create_domain(self, name, mem_mb, vcpus=1, colours=None, node=None,
-                      with_devices=True, seed=0, hvm=False, address_spaces=2, forks=False):
-        """Build a PV guest of mem_mb MiB (>= 16); colours/node restrict where
-        its frames come from; forks: it keeps forking (unpinned page tables
-        under construction, as Linux builds them). Returns the domid."""
+                      with_devices=True, seed=0, hvm=False, address_spaces=2, forks=False,
+                      guest_type=None):
+        """Build a guest of mem_mb MiB (>= 16): guest_type 'pv' (the default,
+        built the way Linux PV builds itself), 'pvh' or 'hvm' (hvm=True is
+        'hvm'); colours/node restrict where its frames come from; forks: a PV
+        guest keeps forking (unpinned page tables under construction, as
+        Linux builds them). Returns the domid."""
+        kw = {} if guest_type is None else {'type': guest_type}
         return _memswap.sim_domain_create(name, int(mem_mb) * MiB, vcpus=vcpus,
                                           address_spaces=address_spaces, node=node,
                                           colours=_list(colours), hvm=bool(hvm),
                                           with_devices=bool(with_devices), seed=seed,
-                                          forks=bool(forks))
+                                          forks=bool(forks), **kw)
+
+    def set_dirty_rate(self, domid, pages_per_step):
+        """The guest keeps writing: that many more of its data pages at each
+        of its scheduling steps, through its page tables (log-dirty sees it)."""
+        _memswap.sim_set_dirty_rate(self._resolve(domid), int(pages_per_step))
+
+    def verify(self, domid):
+        """(wrong data pages, first wrong pfn or None): every data page read
+        the guest's way against what its writers wrote (0 after a correct
+        swap, however much the guest wrote during it)."""
+        return _memswap.sim_verify(self._resolve(domid))
+
+    def set_features(self, domid, **features):
+        """What a toolstack turns on under a running domain: log_dirty (a save
+        or migration), iommu (a passed-through device), sharing, paging,
+        altp2m (True/False)."""
+        _memswap.sim_domain_set_features(self._resolve(domid), **features)
 
     def destroy_domain(self, domid):
         domid = self._resolve(domid)
@@ -646,6 +702,11 @@ class XenHost(Host):
         domain is not suspended."""
         _memswap.xen_resume_suspended(self._resolve(domid))
 
+    def cancel_swap(self, domid):
+        """XEN_DOMCTL_MEMSWAP_OP_CANCEL (see Host.cancel_swap): a held swap
+        keeps its frames and log-dirty mode until it is cancelled."""
+        return _memswap.xen_cancel_swap(self._resolve(domid))
+
     def set_swap_mark(self, domid, token):
         _memswap.xen_xs_write(self.MARK % domid, str(token))
 
@@ -666,7 +727,8 @@ class XenHost(Host):
     RETRIES = 3                  # EAGAIN retries by default
 
     def _swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
-              cooperative=None, retries=None, suspend_timeout=None, force_suspend=False):
+              cooperative=None, retries=None, live=False, suspend_timeout=None,
+              force_suspend=False):
         """See Host.swap. The hypercall preempts itself inside Xen; progress is
         called once at the start and once at the end.
 
@@ -677,8 +739,9 @@ class XenHost(Host):
         guest has no control/ directory in xenstore or says
         control/feature-suspend = 0, unless force_suspend (then the request
         is written regardless); a missing feature-suspend is no refusal.
-        A dry run never suspends. retries (default 3): EAGAIN retries, each
-        one a new suspend when cooperative."""
+        A dry run never suspends, nor is an HVM/PVH guest ever suspended.
+        retries (default 3): EAGAIN retries, each one a new suspend when
+        cooperative. live: the hypervisor's live mode (see Host.swap)."""
         g = self.geometry()
         cooperative = True if cooperative is None else bool(cooperative)
         retries = self.RETRIES if retries is None else int(retries)
@@ -689,7 +752,8 @@ class XenHost(Host):
                               colour_shift=g.colour_shift, node=node, dry_run=bool(dry_run),
                               cooperative=cooperative and not dry_run,
                               suspend_timeout_ms=max(1, int(timeout * 1000)),
-                              retries=retries, force_suspend=bool(force_suspend))
+                              retries=retries, force_suspend=bool(force_suspend),
+                              live=bool(live))
         if progress:
             progress('swap', 1, 1)
         return SwapResult._from(d, dry_run)

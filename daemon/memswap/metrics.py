@@ -19,8 +19,10 @@ When several sources give the same metric for a domain, the first source
 unavailable is None, never 0, and a trigger on it never fires.
 
 Sources:
-  sim    the simulator's LLC model, through Host.counters()
-  api    Host.counters() on Xen (whatever the backend can count)
+  sim    the simulator's LLC model: Host.counters(), and its occupancy
+         through Host.psr_cmt() as CMT reports it
+  api    Host.counters() on Xen (whatever the backend can count), and
+         Intel CMT through Host.psr_cmt() where the host has it
   agent  the in-guest memswap-agent, which publishes its counters in
          xenstore under /local/domain/<id>/data/memswap/ (layout below)
   psr    Xen CMT/MBM through the API, when the host supports it
@@ -434,7 +436,9 @@ def make_collector(spec, host):
                 PsrSource(host) if callable(getattr(host, "psr_cmt", None)) else None]
         return Collector([s for s in srcs if s is not None])
     if spec in ("sim", "api"):
-        return Collector([ApiSource(spec)])
+        # the backend's own: its counters, and its LLC occupancy where it has one
+        return Collector([ApiSource(spec)] + ([PsrSource(host)] if callable(
+            getattr(host, "psr_cmt", None)) else []))
     if spec == "agent":
         a = agent()
         if a is None:

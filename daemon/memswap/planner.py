@@ -174,3 +174,56 @@ def plan_swap(geometry, domid, occupancy, busy, frames, free_fn, node="auto",
            + (move_why or node_why)
            + (f"; not offered: {note}" if note else ""))
     return Plan(True, why, colours=chosen, node=n, need_frames=need, free_frames=free)
+
+
+def plan_confinement(geometry, domid, victim, occupancy, frames, free_fn, node="auto",
+                     margin=0.05, barred=None):
+    """Where to confine an aggressor (domid) so that it leaves the victim's
+    cache alone: the fewest colours with room for it (its frames plus the
+    margin, free now), taken first among the colours the victim does not
+    use, then the least loaded by everyone else; never a barred colour.
+    node: an int, None (any) or "auto" (the node holding most of the
+    aggressor's frames: the move is about colours, not its node). A plan
+    that would not shrink the set of colours it uses is refused: confining
+    is only worth something when it uses fewer colours after."""
+    barred = barred or {}
+    nr = geometry.nr_colours
+    mine = used_colours(_colours(occupancy.get(domid, [0] * nr)))
+    theirs = used_colours(_colours(occupancy.get(victim, [0] * nr)))
+    load = [0] * nr
+    for d, occ in occupancy.items():
+        if d != domid:
+            for c, n in enumerate(_colours(occ)):
+                load[c] += n
+    cands = sorted((c for c in range(nr) if c not in barred), key=lambda c: (c in theirs, load[c], c))
+    note = _barred_note(barred, range(nr))
+    if not cands:
+        return Plan(False, f"hold: every colour is barred ({note})")
+    if node == "auto":
+        counts = getattr(occupancy.get(domid), "nodes", None)
+        nodes = getattr(geometry, "nr_nodes", 1) or 1
+        node = max(range(len(counts)), key=lambda n: counts[n]) if counts and nodes > 1 else None
+    need = int(math.ceil(frames * (1.0 + margin)))
+    # the fewest leading candidates with room: free frames only grow with the prefix
+    lo, hi = 1, len(cands)
+    if free_fn(node, cands) < need:
+        return Plan(False, f"free memory short: need {need} frames"
+                           f"{'' if node is None else f' on node {node}'}, "
+                           f"{free_fn(node, cands)} free on the colours it may use",
+                    node=node, need_frames=need)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if free_fn(node, cands[:mid]) >= need:
+            hi = mid
+        else:
+            lo = mid + 1
+    chosen = sorted(cands[:lo])
+    if len(chosen) >= len(mine):
+        return Plan(False, f"confining it would not shrink it: it needs {len(chosen)} colours "
+                           f"for {frames} frames and uses {len(mine)} now", colours=chosen, node=node)
+    shared = len(set(chosen) & theirs)
+    why = (f"the {len(chosen)} colours with room for it"
+           + (f", {shared} of them the victim's" if shared else ", none of them the victim's")
+           + (f"; not offered: {note}" if note else ""))
+    return Plan(True, why, colours=chosen, node=node, need_frames=need,
+                free_frames=free_fn(node, chosen))

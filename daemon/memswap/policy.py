@@ -28,10 +28,13 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from .metrics import metric_names, valid_metric
+from .types import MODES
 
 SCHEMA_VERSION = 1
 
 ACTIONS = ("swap", "log")
+#: action.target: which domain a swap moves
+TARGETS = ("victim", "aggressor", "auto")
 WITHOUT_ESTIMATE = ("refuse", "swap")
 METRIC_SOURCES = ("auto", "sim", "api", "agent", "psr")
 
@@ -97,7 +100,10 @@ class Action:
     node: int | str | None = "auto"   # a node; "auto": the planner picks; None: any
     max_colours: int | None = None
     dry_run: bool = False
-    suspend: bool = True          # cooperative swap: suspend the guest around it (Xen)
+    suspend: bool = True          # cooperative swap: suspend a PV guest around it (Xen)
+    mode: str | None = None       # live | stop; None: live for HVM/PVH, stop for PV
+    target: str = "victim"        # victim | aggressor | auto: which domain a swap moves
+    aggressors: list = field(default_factory=list)   # selectors: who may be confined for it
 
 
 @dataclass
@@ -114,11 +120,19 @@ class Policy:
     horizon: float | None = None    # None: settings.horizon
 
     def matches(self, domid, name):
-        def sel(s):
-            if isinstance(s, int):
-                return s == domid
-            return fnmatch.fnmatchcase(name, s)
-        return any(sel(s) for s in self.domains) and not any(sel(s) for s in self.exclude)
+        return selected(self.domains, domid, name) and not selected(self.exclude, domid, name)
+
+    def may_confine(self, domid, name):
+        """True if the policy may move this domain to relieve one of its own
+        (action.aggressors, less the policy's exclude)."""
+        return (self.action.target != "victim" and selected(self.action.aggressors, domid, name)
+                and not selected(self.exclude, domid, name))
+
+
+def selected(selectors, domid, name):
+    """True if a selector (an fnmatch pattern on the name, or a domain id) picks the domain."""
+    return any(s == domid if isinstance(s, int) else fnmatch.fnmatchcase(name, s)
+               for s in selectors)
 
 
 @dataclass
@@ -152,14 +166,20 @@ class PolicySet:
 
     def matching(self, domid, name):
         return [p for p in self.policies if p.matches(domid, name)
-                and not any((s == domid) if isinstance(s, int) else fnmatch.fnmatchcase(name, s)
-                            for s in self.settings.exclude)]
+                and not selected(self.settings.exclude, domid, name)]
+
+    def excluded(self, domid, name):
+        """settings.exclude: no policy acts on the domain, as its own or as an aggressor."""
+        return selected(self.settings.exclude, domid, name)
 
     def summary(self):
         return {"files": list(self.files),
                 "policies": [{"name": p.name, "file": p.file, "line": p.line,
                               "metric": p.trigger.metric, "above": p.trigger.above,
                               "action": p.action.type, "suspend": p.action.suspend,
+                              "mode": p.action.mode,
+                              "target": p.action.target,
+                              "aggressors": list(p.action.aggressors),
                               "horizon": p.horizon if p.horizon is not None else
                               self.settings.horizon}
                              for p in self.policies],
@@ -226,6 +246,11 @@ def parse_colours(text, nr_colours=None):
             raise ValueError(f"colour {hi} out of range (at most 1024 colours)")
         out.update(range(lo, hi + 1))
     return sorted(out)
+
+
+def format_selectors(selectors):
+    """['batch-*', 12] -> 'batch-*, 12'."""
+    return ", ".join(str(x) for x in selectors)
 
 
 def format_colours(colours):
@@ -571,7 +596,7 @@ def _parse_action(ctx, node, path):
         t = _string(ctx, node, path, ACTIONS)
         return Action(type=t) if t else None
     m = _mapping(ctx, node, path, {"type", "colours", "colors", "node", "max_colours", "dry_run",
-                                   "suspend"},
+                                   "suspend", "mode", "target", "aggressors"},
                  required=("type",))
     if m is None:
         return None
@@ -632,9 +657,44 @@ def _parse_action(ctx, node, path):
         if v is None:
             return None
         a.suspend = v
+    if "mode" in m:
+        v = _string(ctx, m["mode"][1], path + ".mode", ("auto",) + MODES)
+        a.mode = None if v == "auto" else v
+        ok = ok and v is not None
+    ok = _parse_target(ctx, m, path, a) and ok
     if t is None or not ok:
         return None
     return a
+
+
+def _parse_target(ctx, m, path, a):
+    """action.target and action.aggressors (a swap of the victim is the safe
+    default: a policy moves another domain only where it names it). -> ok"""
+    ok = True
+    if "target" in m:
+        a.target = _string(ctx, m["target"][1], path + ".target", TARGETS)
+        ok = a.target is not None
+        a.target = a.target or "victim"
+    if "aggressors" in m:
+        key, vn = m["aggressors"]
+        sel = _selectors(ctx, vn, path + ".aggressors")
+        if sel is None:
+            return False
+        a.aggressors = sel
+        if a.target == "victim" and ok:
+            ctx.err(key, path + ".aggressors", "only with target: aggressor or auto (target "
+                    "victim, the default, moves only the policy's own domain)")
+            ok = False
+    elif a.target != "victim":
+        ctx.err(m["target"][1], path + ".target",
+                f"target: {a.target} needs 'aggressors': the domains this policy may move to "
+                f"relieve its own (e.g. aggressors: [\"batch-*\"])")
+        ok = False
+    if a.type == "log" and ("target" in m or "aggressors" in m) and ok:
+        k = "target" if "target" in m else "aggressors"
+        ctx.err(m[k][0], f"{path}.{k}", "only for type: swap")
+        ok = False
+    return ok
 
 
 def _parse_policy(ctx, node, path, names):

@@ -28,6 +28,9 @@ A scenario is a YAML file:
       trace: {program: diff, weight: 1, loop: true, offset_pages: 0}
     - name: test
       workload: {wss_mb: 1.5, pattern: random, intensity: 30, weight: 1}
+    - name: vm
+      type: pvh              # pv (default), pvh or hvm
+      dirty_pages: 8         # the guest keeps writing: pages per scheduling step
 
 A domain runs a real program's trace (`trace`), a synthetic workload
 (`workload`: a working set accessed 'random', 'sequential' or 'stride',
@@ -80,7 +83,8 @@ HOST_KEYS = {"ram_mb", "ram_bytes", "nr_nodes", "llc_mb", "llc_bytes", "ways", "
              "seed"}
 SIM_KEYS = {"accesses_per_second", "max_accesses_per_step"}
 DOMAIN_KEYS = {"name", "mem_mb", "mem_bytes", "vcpus", "colours", "colors", "node",
-               "with_devices", "seed", "workload", "trace"}
+               "with_devices", "seed", "workload", "trace", "type", "dirty_pages"}
+GUEST_TYPES = ("pv", "pvh", "hvm")
 WORKLOAD_KEYS = {"wss_mb", "wss_bytes", "pattern", "intensity", "weight", "stride"}
 TRACE_KEYS = {"program", "path", "weight", "loop", "offset_pages"}
 
@@ -270,6 +274,8 @@ def _parse_domain(ctx, node, path, i, base, trace_dir, names):
         if "workload" in m else None,
         "trace": _parse_trace(ctx, m["trace"][1], path + ".trace", base, trace_dir)
         if "trace" in m else None,
+        "type": _string(ctx, m["type"][1], path + ".type", GUEST_TYPES) if "type" in m else "pv",
+        "dirty_pages": _int(ctx, m, "dirty_pages", path, 0, 0, 1 << 20),
     }
     return dom
 
@@ -369,7 +375,8 @@ def build(host, scen):
     A domain or trace the simulator refuses is a ScenarioError at its node."""
     ids = {}
     for d in scen["domains"]:
-        kw = dict(vcpus=d["vcpus"], with_devices=d["with_devices"], seed=d["seed"])
+        kw = dict(vcpus=d["vcpus"], with_devices=d["with_devices"], seed=d["seed"],
+                  guest_type=d["type"])
         if d["colours"] is not None:
             kw["colours"] = d["colours"]
         if d["node"] is not None:
@@ -381,6 +388,8 @@ def build(host, scen):
         ids[d["name"]] = domid
         w, t = d["workload"], d["trace"]
         try:
+            if d["dirty_pages"]:
+                host.set_dirty_rate(domid, d["dirty_pages"])
             if w:
                 host.set_workload(domid, w["wss_bytes"], pattern=w["pattern"],
                                   intensity=w["intensity"], weight=w["weight"], stride=w["stride"])

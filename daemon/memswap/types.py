@@ -31,7 +31,8 @@ class DomainInfo:
     says). log_dirty: dirty-page logging is on (a live migration or
     `xl save` is copying it); None when the backend cannot tell. uuid: the
     domain handle, when the backend reports it (tells a re-created domain
-    from the one a record was made for)."""
+    from the one a record was made for). guest_type: 'pv', 'pvh' or 'hvm'
+    (None for a translated guest when the backend does not say which)."""
     domid: int
     name: str
     mem_bytes: int
@@ -43,6 +44,12 @@ class DomainInfo:
     control: bool = False
     log_dirty: bool | None = None
     uuid: str | None = None
+    guest_type: str | None = None
+
+    @property
+    def translated(self):
+        """HVM or PVH: its p2m is Xen's, so it is swapped without its cooperation."""
+        return self.hvm
 
     @classmethod
     def from_dict(cls, d):
@@ -54,7 +61,8 @@ class DomainInfo:
                    shutdown_reason=d.get('shutdown_reason'),
                    control=bool(d.get('control', False)),
                    log_dirty=d.get('log_dirty'),
-                   uuid=str(handle) if handle is not None else None)
+                   uuid=str(handle) if handle is not None else None,
+                   guest_type=d.get('type') or (None if d.get('hvm') else 'pv'))
 
     @property
     def suspended(self):
@@ -113,7 +121,12 @@ class SwapResult:
     Xen); by_class: moved frames per class (simulator only).
     cooperative: the guest was suspended around the swap (Xen), with
     suspend_ns from the request to the guest's suspend and resume_ns for
-    the cancelled resume; retries: domctl attempts repeated after EAGAIN."""
+    the cancelled resume; retries: domctl attempts repeated after EAGAIN.
+    mode: 'live' (pre-copy rounds while the guest ran, then a final stop) or
+    'stop' (paused for the whole copy); paused_ns is the hypervisor's own
+    pause of the domain (live: the final stop's), live_rounds,
+    live_precopy_pages and live_final_pages say how the live copy went;
+    translated: the domain is HVM/PVH (swapped without its cooperation)."""
     frames_total: int
     moved: int
     kept: dict
@@ -130,6 +143,11 @@ class SwapResult:
     suspend_ns: int = 0
     resume_ns: int = 0
     retries: int = 0
+    mode: str = 'stop'
+    translated: bool = False
+    live_rounds: int = 0
+    live_precopy_pages: int = 0
+    live_final_pages: int = 0
 
     @classmethod
     def _from(cls, d, dry_run):
@@ -141,11 +159,33 @@ class SwapResult:
                    extra_bytes_peak=d.get('extra_bytes_peak', 0),
                    cooperative=bool(d.get('cooperative', False)),
                    suspend_ns=d.get('suspend_ns', 0), resume_ns=d.get('resume_ns', 0),
-                   retries=d.get('retries', 0), unpinned_pgds=d.get('unpinned_pgds', 0))
+                   retries=d.get('retries', 0), unpinned_pgds=d.get('unpinned_pgds', 0),
+                   mode='live' if d.get('live') else 'stop',
+                   translated=bool(d.get('translated', False)),
+                   live_rounds=d.get('live_rounds', 0),
+                   live_precopy_pages=d.get('live_precopy_pages', 0),
+                   live_final_pages=d.get('live_final_pages', 0))
 
 
 #: The `call` of a MemswapError raised by the refusal checks (contract A).
 PREFLIGHT_CALL = 'swap-preflight'
+
+#: How a swap stops the guest: 'live' copies while it runs and stops it only
+#: for the rest (translated guests: paused by Xen, no cooperation; PV:
+#: suspended for the final stop by default), 'stop' stops it for the whole
+#: copy (PV: suspended by default; translated: paused by Xen).
+MODES = ('live', 'stop')
+
+
+def swap_mode(info, mode=None):
+    """The mode a swap of `info` runs in: `mode` if given (one of MODES),
+    else live for a translated guest, which needs no cooperation, and stop
+    for a PV one. ValueError for anything else."""
+    if mode is None:
+        return 'live' if info.translated else 'stop'
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
 
 
 def refusal(info, own_domid, shutdown_request=None):
@@ -154,9 +194,11 @@ def refusal(info, own_domid, shutdown_request=None):
     -> (errno, reason). info: DomainInfo; own_domid: the caller's domain;
     shutdown_request: the domain's control/shutdown node ('' or None: no
     request pending). In order: the control domain (EACCES), the caller's
-    own domain (EDEADLK), dying (ENODEV), a type memswap cannot swap
-    (EOPNOTSUPP), and a domain the toolstack is suspending, saving or
-    migrating or someone else paused (EBUSY)."""
+    own domain (EDEADLK), dying (ENODEV), and a domain the toolstack is
+    suspending, saving or migrating or someone else paused (EBUSY). What
+    only the hypervisor knows (a passed-through device, memory sharing,
+    paging or altp2m: EOPNOTSUPP; log-dirty in use: EBUSY) the backends'
+    own preflight asks it (a dry run)."""
     name = f"{info.name} (domain {info.domid})"
     if info.domid == 0 or info.control:
         return errno.EACCES, f"{name} is the control domain"
@@ -164,8 +206,6 @@ def refusal(info, own_domid, shutdown_request=None):
         return errno.EDEADLK, f"{name} is the domain memswap itself runs in"
     if info.state == 'dying':
         return errno.ENODEV, f"{name} is dying"
-    if info.hvm:
-        return errno.EOPNOTSUPP, f"{name} is HVM/PVH; memswap swaps PV domains only"
     if info.state == 'shutdown':
         why = 'suspended' if info.suspended else f"shut down (reason {info.shutdown_reason})"
         return errno.EBUSY, (f"{name} is {why}: the toolstack is saving, migrating or "

@@ -357,6 +357,26 @@ int check_unchanged(const struct snapshot *s)
     return bad;
 }
 
+int swap_fails_unchanged(unsigned int domid, struct memswap_request *req,
+                         struct sim_swap_opts *opts, struct memswap_result *res,
+                         int want_rc, enum memswap_phase want_phase)
+{
+    struct snapshot s;
+    int rc, bad = 0;
+
+    snapshot_take(&s, domid);
+    rc = sim_swap(req, opts, res);
+    if ( rc != want_rc || res->failed_phase != want_phase )
+    {
+        fprintf(stderr, "  sim_swap: %d in %s, expected %d in %s\n", rc,
+                memswap_phase_name(res->failed_phase), want_rc, memswap_phase_name(want_phase));
+        bad++;
+    }
+    bad += check_unchanged(&s);
+    snapshot_free(&s);
+    return bad;
+}
+
 int drive(const struct memswap_request *req, const struct sim_swap_opts *o,
           at_continuation_fn at, void *arg, struct memswap_result *res)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The C tests' yardstick for a swap: DESIGN.md's contract, checked the same
- * way for PV and translated guests, stop-and-copy and live.
+ * The C tests' yardstick for a swap: docs/DESIGN.md's contract, checked the
+ * same way for PV and translated guests, stop-and-copy and live.
  *
  * check_swap() after a successful swap:
  *  - every pfn's bytes read through the guest's own page tables are what
@@ -69,6 +69,13 @@ int live_swap_and_check(unsigned int domid, struct memswap_request *req,
                         struct sim_swap_opts *opts, struct memswap_result *res, bool print);
 /* After a failed swap: everything as it was (0), else the violations. */
 int check_unchanged(const struct snapshot *s);
+/*
+ * A swap that must fail with @want_rc in @want_phase and change nothing:
+ * 0, else the violations (a wrong result counts as one).
+ */
+int swap_fails_unchanged(unsigned int domid, struct memswap_request *req,
+                         struct sim_swap_opts *opts, struct memswap_result *res,
+                         int want_rc, enum memswap_phase want_phase);
 
 /*
  * Drive a swap as sim_swap() does, calling @at at every continuation with

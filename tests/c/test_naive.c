@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The seed post's switch (tests/c/naive_swap.c) on the simulator shows the
- * post's three problems, for the reasons DESIGN.md gives:
+ * post's three problems, for the reasons docs/DESIGN.md gives:
  *
  *  P1  pages differ although the domain was paused: Xen's vcpu_info
  *      writes and netback's grant copies land on the old frames after the

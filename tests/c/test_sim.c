@@ -117,6 +117,52 @@ TEST(host_geometry_and_heap)
     sim_host_destroy();
 }
 
+/*
+ * Xen's free_heap_pages(): a clean freed frame goes to the head of its free
+ * list (the next allocation reuses it), one to be scrubbed to the tail.
+ * Frames are handed out fresh (never used since boot) only when no freed
+ * one is left.
+ */
+TEST(heap_reuses_clean_freed_frames_first)
+{
+    struct sim_host_config hc = {
+        .ram_bytes = 128 << 20, .nr_nodes = 1,
+        .llc = { .size_bytes = 8 << 20, .ways = 16, .line_bytes = 64 }, .seed = 1,
+    };
+    unsigned long a, b, fresh;
+    unsigned int scrub;
+
+    for ( scrub = 0; scrub < 2; scrub++ )
+    {
+        sim_host_destroy();
+        hc.scrub_freed = scrub;
+        CHECK(sim_host_create(&hc) == 0);
+        a = sim_heap_alloc(0, 9);
+        b = sim_heap_alloc(0, 9);
+        CHECK(a != MS_INVALID_MFN && b != MS_INVALID_MFN && b > a);
+        fresh = sim_heap_fresh_frames();
+        sim_heap_free(b);
+        sim_heap_free(a);
+        if ( !scrub )
+        {
+            /* Last freed, first reused; no fresh frame taken. */
+            CHECK(sim_heap_alloc(0, 9) == a && sim_heap_alloc(0, 9) == b);
+            CHECK(sim_heap_fresh_frames() == fresh);
+            sim_heap_free(a);
+            sim_heap_free(b);
+        }
+        else
+        {
+            /* Waiting for the scrubber: the bucket's fresh frames come first. */
+            CHECK((a = sim_heap_alloc(0, 9)) > b);
+            CHECK(sim_heap_fresh_frames() == fresh + 1);
+            sim_heap_free(a);
+        }
+        CHECK(audit() == 0);
+    }
+    sim_host_destroy();
+}
+
 TEST(refcounts_and_types)
 {
     unsigned long m[8];

@@ -21,6 +21,7 @@ struct script {
     /* results, consumed in order; past the end: 0 */
     int preflight[8], suspend[8], swap[8], resume[8];
     int np, ns, nw, nr;
+    int translated, live;       /* what the preflight reports */
     char trace[256];            /* P S W R and w<units> per call */
     unsigned int waits[MAX_CALLS];
     int nwaits;
@@ -39,10 +40,30 @@ static int next(const int *v, int *i)
     return r;
 }
 
-static int f_preflight(void *a) { note(a, "P"); return next(((struct script *)a)->preflight, &((struct script *)a)->np); }
+static int f_preflight(void *a, struct ms_swap_facts *f)
+{
+    struct script *s = a;
+
+    note(a, "P");
+    f->translated = s->translated;
+    f->live = s->live;
+    return next(s->preflight, &s->np);
+}
 static int f_suspend(void *a)   { note(a, "S"); return next(((struct script *)a)->suspend, &((struct script *)a)->ns); }
 static int f_swap(void *a)      { note(a, "W"); return next(((struct script *)a)->swap, &((struct script *)a)->nw); }
 static int f_resume(void *a)    { note(a, "R"); return next(((struct script *)a)->resume, &((struct script *)a)->nr); }
+
+/* A held swap: H at the hold, then what at_hold does, then its result (W's). */
+static int f_swap_held(void *a, int (*at_hold)(void *ctx), void *ctx)
+{
+    struct script *s = a;
+    int err;
+
+    note(a, "H");
+    if ( (err = at_hold(ctx)) )
+        return err;             /* cancelled */
+    return next(s->swap, &s->nw);
+}
 
 static void f_wait(void *a, unsigned int units)
 {
@@ -54,7 +75,7 @@ static void f_wait(void *a, unsigned int units)
 }
 
 static const struct ms_coop_ops ops = {
-    .preflight = f_preflight, .suspend = f_suspend, .swap = f_swap,
+    .preflight = f_preflight, .suspend = f_suspend, .swap = f_swap, .swap_held = f_swap_held,
     .resume = f_resume, .wait = f_wait,
 };
 
@@ -86,6 +107,56 @@ TEST(cooperative_swap_suspends_swaps_resumes)
     CHECK(ms_coop_run(&ops, &s, &p, &o) == 0);
     CHECKF(!strcmp(s.trace, "PSWR"), "%s", s.trace);
     CHECK(o.suspended && o.retries == 0 && o.attempts == 1);
+}
+
+TEST(translated_guest_is_never_suspended)
+{
+    struct script s = { .translated = 1, .swap = { EAGAIN, 0 } };
+    struct ms_coop_policy p = policy(1, 3);
+    struct ms_coop_outcome o;
+
+    /* Asked to cooperate, but an HVM/PVH guest is swapped behind its p2m:
+     * Xen pauses it itself. EAGAIN (it gained frames) is still retried. */
+    CHECK(ms_coop_run(&ops, &s, &p, &o) == 0);
+    CHECKF(!strcmp(s.trace, "PWwPW"), "%s", s.trace);
+    CHECK(!o.suspended && o.translated && o.retries == 1 && o.attempts == 2);
+}
+
+TEST(pv_live_swap_suspends_only_at_the_hold)
+{
+    struct script s = { .live = 1 };
+    struct script f = { .live = 1, .suspend = { ETIMEDOUT } };
+    struct script e = { .live = 1, .swap = { EAGAIN, 0 } };
+    struct script n = { .live = 1 };
+    struct ms_coop_policy p = policy(1, 3);
+    struct ms_coop_policy plain = policy(0, 3);
+    struct ms_coop_outcome o;
+
+    CHECK(ms_coop_run(&ops, &s, &p, &o) == 0);
+    CHECKF(!strcmp(s.trace, "PHSR"), "%s", s.trace);
+    CHECK(o.suspended && o.attempts == 1 && !o.translated);
+    /* The guest does not suspend: the held swap is cancelled, nothing resumed. */
+    CHECK(ms_coop_run(&ops, &f, &p, &o) == ETIMEDOUT);
+    CHECKF(!strcmp(f.trace, "PHS"), "%s", f.trace);
+    CHECK(o.stage == MS_COOP_SUSPEND && !o.suspended);
+    /* EAGAIN in the final stop: resumed, retried the same way. */
+    CHECK(ms_coop_run(&ops, &e, &p, &o) == 0);
+    CHECKF(!strcmp(e.trace, "PHSRwPHSR"), "%s", e.trace);
+    CHECK(o.retries == 1 && o.attempts == 2);
+    /* Without cooperation a PV live swap is one request (Xen pauses it). */
+    CHECK(ms_coop_run(&ops, &n, &plain, &o) == 0);
+    CHECKF(!strcmp(n.trace, "PW"), "%s", n.trace);
+}
+
+TEST(translated_live_swap_is_one_request)
+{
+    struct script s = { .live = 1, .translated = 1 };
+    struct ms_coop_policy p = policy(1, 3);
+    struct ms_coop_outcome o;
+
+    CHECK(ms_coop_run(&ops, &s, &p, &o) == 0);
+    CHECKF(!strcmp(s.trace, "PW"), "%s", s.trace);
+    CHECK(!o.suspended && o.translated);
 }
 
 TEST(refusal_touches_nothing)
@@ -297,9 +368,11 @@ TEST(domain_state_refusals)
 
     f = facts(4); f.dying = 1; f.paused = 1; f.shutdown = 1;
     CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == ENODEV);
+    /* HVM/PVH guests are swapped, in either mode. */
     f = facts(4); f.translated = 1;
-    CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == EOPNOTSUPP);
-    CHECK(strstr(msg, "HVM/PVH"));
+    CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == 0);
+    f.live = 1;
+    CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == 0);
     f = facts(4); f.shutdown = 1; f.shutdown_reason = 2; f.paused = 1;
     CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == EBUSY);
     CHECKF(strstr(msg, "shut down (suspend)"), "%s", msg);
@@ -311,6 +384,27 @@ TEST(domain_state_refusals)
     CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == EBUSY && strstr(msg, "paused"));
     f = facts(4); f.paused = 1; f.have_info = 0;   /* no info: not used */
     CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == 0);
+}
+
+TEST(hypervisor_refusal_says_what_it_means_for_the_guest_type)
+{
+    struct ms_swap_facts f = facts(8);
+    char msg[256];
+
+    f.translated = 1;
+    f.dry_run_err = EOPNOTSUPP;
+    CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == EOPNOTSUPP);
+    CHECKF(strstr(msg, "passed-through device") && strstr(msg, "altp2m"), "%s", msg);
+    f.dry_run_err = EBUSY;
+    CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == EBUSY);
+    CHECKF(strstr(msg, "log-dirty"), "%s", msg);
+    f.translated = 0;
+    f.dry_run_err = EOPNOTSUPP;
+    CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == EOPNOTSUPP);
+    CHECKF(strstr(msg, "64-bit PV"), "%s", msg);
+    f.live = 1;                         /* Debian's Xen: no shadow paging for PV log-dirty */
+    CHECK(ms_swap_refusal(&f, msg, sizeof(msg)) == EOPNOTSUPP);
+    CHECKF(strstr(msg, "shadow paging"), "%s", msg);
 }
 
 TEST(pending_shutdown_request_is_refused_and_quoted_safely)

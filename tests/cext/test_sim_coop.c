@@ -33,16 +33,21 @@ static int host(void)
     return rc;
 }
 
-static int guest(const char *name, bool forks, bool hvm)
+static int guest_of_type(const char *name, bool forks, uint32_t type)
 {
     struct sim_guest_config gc = {
         .mem_bytes = 32 * MiB, .nr_vcpus = 1, .nr_address_spaces = 2,
         .node = MEMSWAP_NODE_ANY, .with_devices = true, .seed = 9, .forks = forks,
-        .hvm = hvm,
+        .type = type,
     };
 
     strcpy(gc.name, name);
     return sim_domain_create(&gc);
+}
+
+static int guest(const char *name, bool forks, bool hvm)
+{
+    return guest_of_type(name, forks, hvm ? SIM_GUEST_HVM : SIM_GUEST_PV);
 }
 
 static void op_init(struct ms_sim_swap_op *s, unsigned int domid, unsigned int first_colour)
@@ -129,9 +134,21 @@ TEST(refusals_leave_the_domain_alone)
     CHECK(sim_domain_set_dying(dy) == 0);
     op_init(&s, dy, 0);
     CHECK(ms_sim_swap_run(&s, &coop, &o) == ENODEV);
+    /* What the hypervisor refuses for a translated guest: a passed-through
+     * device (EOPNOTSUPP), log-dirty in use by a save (EBUSY). */
+    mfn = first_mfn(hvm);
+    CHECK(sim_domain_set_iommu(hvm, true) == 0);
     op_init(&s, hvm, 0);
     CHECK(ms_sim_swap_run(&s, &plain, &o) == EOPNOTSUPP);
-    CHECK(!strcmp(s.call, MS_REFUSAL_CALL));
+    CHECKF(!strcmp(s.call, MS_REFUSAL_CALL) && strstr(s.msg, "passed-through"), "%s", s.msg);
+    CHECK(sim_domain_set_iommu(hvm, false) == 0 && sim_domain_set_log_dirty(hvm, true) == 0);
+    op_init(&s, hvm, 0);
+    s.req.flags |= MEMSWAP_F_LIVE;
+    CHECK(ms_sim_swap_run(&s, &plain, &o) == EBUSY);
+    CHECKF(!strcmp(s.call, MS_REFUSAL_CALL) && strstr(s.msg, "log-dirty"), "%s", s.msg);
+    CHECK(o.attempts == 0 && first_mfn(hvm) == mfn && running(hvm));
+    CHECK(sim_domain_set_log_dirty(hvm, false) == 0);
+
 
     /* Not a refusal: no such domain is the request's own failure. */
     op_init(&s, 60, 0);
@@ -161,6 +178,76 @@ TEST(cooperative_swap_of_a_forking_guest)
     for ( i = 0; i < 64; i++ )
         sim_world_step();
     CHECK(sim_domain_io_stats(d, &io) == 0 && io.pt_errors == 0 && io.io_errors == 0);
+    CHECK(audit() == 0);
+    sim_host_destroy();
+}
+
+TEST(translated_guests_are_swapped_without_suspend_in_both_modes)
+{
+    static const uint32_t types[] = { SIM_GUEST_PVH, SIM_GUEST_HVM };
+    struct ms_sim_swap_op s;
+    struct ms_coop_outcome o;
+    unsigned long first_bad;
+    unsigned int t, live;
+    unsigned long mfn;
+    int d;
+
+    for ( t = 0; t < 2; t++ )
+        for ( live = 0; live < 2; live++ )
+        {
+            CHECK(host() == 0);
+            CHECK((d = guest_of_type("translated", false, types[t])) > 0);
+            CHECK(sim_domain_set_dirty_rate(d, 4) == 0);
+            mfn = first_mfn(d);
+            op_init(&s, d, 0);
+            if ( live )
+                s.req.flags |= MEMSWAP_F_LIVE;
+            /* The caller asks for cooperation; a translated guest gets none. */
+            CHECKF(ms_sim_swap_run(&s, &coop, &o) == 0, "%s %d %s", s.call, s.err, s.msg);
+            CHECK(!o.suspended && o.translated && s.res.translated);
+            CHECK(s.res.frames_moved > 0 && first_mfn(d) != mfn && running(d));
+            CHECK(live ? s.res.live_rounds >= 1 : s.res.live_rounds == 0);
+            CHECK(sim_guest_verify(d, &first_bad) == 0);
+            CHECK(audit() == 0);
+            sim_host_destroy();
+        }
+}
+
+/* PV live, cooperative: pre-copy with the guest running, suspended for the
+ * final stop only, resumed; a forking guest's unpinned tables are pinned by
+ * then. */
+TEST(pv_live_swap_suspends_for_the_final_stop)
+{
+    /* The guest runs at the swap's continuations, as under Xen. */
+    struct sim_swap_opts live_opts = { .alloc_fail_at = -1, .world_runs = true,
+                                       .preempt_every = 30 };
+    struct ms_sim_swap_op s;
+    struct ms_coop_outcome o;
+    struct sim_io_stats io0, io1;
+    unsigned long mfn;
+    int d, i;
+
+    CHECK(host() == 0);
+    CHECK((d = guest("forker", true, false)) > 0);
+    CHECK(sim_domain_set_dirty_rate(d, 8) == 0);
+    for ( i = 0; i < 2; i++ )
+    {
+        CHECK(catch_unpinned(d));
+        mfn = first_mfn(d);
+        CHECK(sim_domain_io_stats(d, &io0) == 0);
+        op_init(&s, d, i % 2 ? 0 : geom.nr_colours / 2);
+        s.req.flags |= MEMSWAP_F_LIVE;
+        s.opts = &live_opts;
+        CHECKF(ms_sim_swap_run(&s, &coop, &o) == 0, "%s %d %s", s.call, s.err, s.msg);
+        CHECK(o.suspended && !o.translated && running(d));
+        CHECK(s.res.live_rounds >= 2 && s.res.frames_moved > 0 && first_mfn(d) != mfn);
+        /* It ran (its console kept going) during the pre-copy. */
+        CHECK(sim_domain_io_stats(d, &io1) == 0 && io1.console_lines > io0.console_lines);
+        CHECK(sim_guest_verify(d, NULL) == 0);
+    }
+    for ( i = 0; i < 64; i++ )
+        sim_world_step();
+    CHECK(sim_domain_io_stats(d, &io1) == 0 && io1.pt_errors == 0 && io1.io_errors == 0);
     CHECK(audit() == 0);
     sim_host_destroy();
 }

@@ -10,16 +10,23 @@ control/shutdown request, log-dirty mode, and the marks memswapd leaves on
 a domain. A FakeHost outlives any number of Daemon objects, so a test can
 "kill" a daemon mid-swap and start another on the same host.
 
-Cache model, deliberately crude: a domain whose working set streams through
-more than the LLC misses on ~every access; a domain sharing any colour with
-such a streamer misses on 70%; otherwise it misses on 2% if its working set
-fits in the cache of its colours and on 50% if not.
+Cache model: memswapd's own (memswap.payoff.CacheModel, Che's approximation
+of an LRU cache shared by colour): a workload's working set is its
+footprint, spread evenly over the colours its frames use, and its share of
+the accesses is its reference rate; a sequential stream is taken as uniform
+over its working set (over more than the LLC it misses on nearly every
+access). So memswapd's decisions here see exactly the gains its model
+computes: these tests are about what it does with them (holds, plans,
+refusals). How close the model comes to a real LRU cache is tested on the
+simulator (tests/py/test_payoff.py). psr_cmt() gives each domain's
+occupancy in that model, as Intel CMT would.
 """
 
 import errno
 import threading
 
 from memswap.host import Host, memswap_error
+from memswap.payoff import CacheModel
 from memswap.types import (SHUTDOWN_SUSPEND, Counters, DomainInfo, Geometry, Occupancy,
                            SwapResult)
 
@@ -76,8 +83,11 @@ class FakeHost(Host):
         self.fail_resume = 0             # resume_suspended/unpause fail this many times
         self.resumes = []
         self.leave_suspended = False     # a cooperative swap's resume "fails" in the backend
+        self.held = {}                   # domid -> a swap the "hypervisor" still holds
+        self.cancels = []
         self.accesses_per_second = accesses_per_second
         self.clock = 0.0
+        self.held = {}                   # domid -> LLC bytes it holds (run())
         self.lock = threading.Lock()
 
     # -- read side --
@@ -198,42 +208,40 @@ class FakeHost(Host):
     def set_workload(self, domid, wss_bytes, pattern="random", intensity=30, weight=1, stride=64):
         self._get(domid).wl = (wss_bytes, pattern, intensity, weight)
 
-    def _streamer(self, d):
-        return d.wl and d.wl[0] > self.geo.llc_bytes
-
     def run(self, accesses):
         ws = [d for d in self.doms.values() if d.wl and d.state == "running"]
         tot = sum(d.wl[3] for d in ws) or 1
-        per_colour = self.geo.llc_bytes // self.geo.nr_colours
+        geo = self.geo
+        refs = {d.domid: accesses * d.wl[3] // tot for d in ws}
+        colours = {d.domid: {c for c, k in d.counts.items() if k} for d in ws}
+        footprint = {d.domid: d.wl[0] / geo.line_bytes for d in ws}
+        model = CacheModel(geo.llc_bytes / geo.nr_colours / geo.line_bytes, geo.nr_colours)
+        misses, held = model.predict(footprint, refs, colours)
+        self.held = {x: int(v) * geo.line_bytes for x, v in held.items()}
         for d in ws:
-            n = accesses * d.wl[3] // tot
-            mine = {c for c, k in d.counts.items() if k}
-            if self._streamer(d):
-                mr = 0.95
-            elif any(self._streamer(o) and mine & {c for c, k in o.counts.items() if k}
-                     for o in ws if o is not d):
-                mr = 0.7
-            elif d.wl[0] <= len(mine) * per_colour:
-                mr = 0.02
-            else:
-                mr = 0.5
+            n, m = refs[d.domid], int(round(misses[d.domid]))
             d.c[0] += n * 1000 // d.wl[2]
             d.c[1] += n
-            d.c[2] += int(n * mr)
-            d.c[3] += n * 1000 // d.wl[2] + int(n * mr) * 200
+            d.c[2] += m
+            d.c[3] += n * 1000 // d.wl[2] + m * 200
         for d in self.doms.values():
             if d.state == "running":
                 d.io += 1
 
+    def psr_cmt(self, domid):
+        """The domain's occupancy in the cache model (Intel CMT's figure)."""
+        return self.held.get(self._get(domid, "psr_cmt").domid, 0)
+
     # -- the swap --
     def _swap(self, domid, colours=None, node=None, dry_run=False, progress=None,
-              cooperative=None, retries=None):
+              cooperative=None, retries=None, live=False):
         self.swap_kwargs.append((cooperative, retries))
         d = self._get(domid, "swap")
         if self.fail_next_swap:
             e, self.fail_next_swap = self.fail_next_swap, None
             raise memswap_error(e, "swap failed", "swap")
         cs = list(colours) if colours else list(range(self.geo.nr_colours))
+        cooperative = cooperative and not d.hvm      # as the backends: never an HVM/PVH guest
         if not dry_run:
             self.writes.append(("swap", domid))
             if cooperative:
@@ -253,7 +261,12 @@ class FakeHost(Host):
                 d.state, d.shutdown_reason = "running", None
         self.swaps.append((domid, cs, dry_run))
         return SwapResult(d.frames, d.frames - 10, {"granted": 10}, (d.frames - 10) * PAGE, 1000,
-                          0, {"copy": 10}, dry_run, cooperative=bool(cooperative))
+                          0, {"copy": 10}, dry_run, cooperative=bool(cooperative),
+                          mode="live" if live else "stop", translated=d.hvm)
+
+    def cancel_swap(self, domid):
+        self.cancels.append(domid)
+        return self.held.pop(domid, None)
 
     def health(self):
         doms = {d.name: {"state": d.state, "console_lines": d.io, "io_errors": 0}

@@ -140,6 +140,20 @@ class Memswapd:
         return self.proc.returncode if self.proc else None
 
 
+#: A policy that never fires, so that a test drives every swap itself.
+QUIET_POLICY = ("version: 1\nsettings: {interval: {min: 1s, max: 2s}, window: 4s}\npolicies:\n"
+                "  - name: never\n    domains: ['*']\n    trigger: {metric: mpki, above: 100000}\n"
+                "    action: log\n")
+
+
+def quiet_memswapd(tmp, scenario, time_scale=20):
+    """A started Memswapd on `scenario` whose only policy never fires."""
+    pol = os.path.join(str(tmp), "quiet.yaml")
+    with open(pol, "w") as f:
+        f.write(QUIET_POLICY)
+    return Memswapd(tmp, scenario, pol, time_scale=time_scale).start()
+
+
 class RecordingClient:
     """Stands in for a control connection in Daemon.handle_request: keeps what is sent."""
 

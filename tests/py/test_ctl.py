@@ -53,13 +53,7 @@ def test_policy_validate(tmp_path):
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ctl")
-    pol = tmp / "quiet.yaml"
-    # a policy that never fires, so that the tests drive every swap themselves
-    pol.write_text("version: 1\nsettings: {interval: {min: 1s, max: 2s}, window: 4s}\npolicies:\n"
-                   "  - name: never\n    domains: ['*']\n    trigger: {metric: mpki, above: 100000}\n"
-                   "    action: log\n")
-    d = fixtures.Memswapd(tmp, SMALL, str(pol), time_scale=20).start()
+    d = fixtures.quiet_memswapd(tmp_path_factory.mktemp("ctl"), SMALL)
     d.wait_for(lambda: all(x["mpki"] is not None for x in d.result("status")["domains"]
                            if x["name"] != "Domain-0"), what="first rates")
     yield d

@@ -94,7 +94,8 @@ def test_short_spike_disarms(tmp_path):
     try:
         step(d, h, 2)
         assert "armed" in kinds(d, "db")
-        h.set_workload(ids["batch"], 1 << 20, intensity=40, weight=2)   # aggressor calms down
+        # the aggressor calms down: 256 KiB, which fits with db's 512 KiB in colours 0-15 (1 MiB)
+        h.set_workload(ids["batch"], 256 << 10, intensity=40, weight=2)
         step(d, h, 10)
         assert "disarmed" in kinds(d, "db")
         assert not h.swaps

@@ -72,12 +72,17 @@ class Dom:
         self.domid = domid
 
 
-def test_agent_source_reads_contract_b():
+def test_agent_source_reads_contract_b(monkeypatch):
+    # The sample's time is the publish's, translated through the wall clock:
+    # a frozen wall clock makes the window exactly the daemon's 2 s, whatever
+    # the machine's load between a publish and its read.
+    wall = 1.7e9
+    monkeypatch.setattr(met.time, "time", lambda: wall)
     xs = Xenstore()
     src = met.AgentSource(xs)
     xs.publish(5, {"instructions": 1000, "page_faults": 10, "task_clock_ns": 5 * 10**8,
                    "context_switches": 3}, apps={"latency_ms": 12.5, "queue": 3},
-               unavailable=["llc_misses", "llc_references", "cycles", "bogus"], seq=1)
+               unavailable=["llc_misses", "llc_references", "cycles", "bogus"], seq=1, ts=wall)
     got = src.sample(None, [Dom(0), Dom(5)], 100.0)
     s = got[5]
     assert s.counters == {"instructions": 1000, "page_faults": 10, "task_clock_ns": 5 * 10**8,
@@ -91,7 +96,7 @@ def test_agent_source_reads_contract_b():
     # a new publish: rates over the window, app gauges averaged
     xs.publish(5, {"instructions": 3000, "page_faults": 40, "task_clock_ns": 10**9,
                    "context_switches": 5}, apps={"latency_ms": 7.5},
-               unavailable=["llc_misses"], seq=2)
+               unavailable=["llc_misses"], seq=2, ts=wall)
     w = met.Window()
     w.add(s)
     w.add(src.sample(None, [Dom(5)], 102.0)[5])
@@ -377,7 +382,8 @@ def test_swap_node_through_the_daemon(tmp_path):
 
 # ---- memswapctl --json keys ----------------------------------------------------------------
 
-DOMAIN_KEYS = {"domid", "name", "uuid", "mem_bytes", "vcpus", "state", "protected", "swappable",
+DOMAIN_KEYS = {"domid", "name", "uuid", "mem_bytes", "vcpus", "state", "type", "translated",
+               "protected", "swappable",
                "refusal", "mpki", "misses_per_s", "miss_ratio", "occupancy_bytes",
                "bandwidth_bps", "metrics", "cooldown_s", "triggers"}
 OCC_KEYS = {"colours", "nr_colours", "frames", "node_frames"}
@@ -386,9 +392,9 @@ STATUS_KEYS = {"version", "pid", "backend", "dry_run", "uptime_s", "clock", "tim
                "recoveries", "swaps_total", "domains", "decisions", "control", "state_dir",
                "socket", "payoff"}
 HISTORY_KEYS = {"id", "domid", "name", "uuid", "origin", "reason", "status", "colours",
-                "colours_before", "colours_after", "node", "dry_run", "suspend", "clock",
+                "colours_before", "colours_after", "node", "dry_run", "suspend", "mode", "clock",
                 "ended_clock", "ts", "ended_ts", "wall_s", "result", "was_paused", "cooldown",
-                "token", "horizon_s", "payoff"}
+                "token", "horizon_s", "relieves", "payoff"}
 
 
 @pytest.mark.skipif(not fixtures.sim_available(), reason="simulator backend not built")

@@ -83,6 +83,18 @@ CASES = [
     ("colours-and-colors", sub("action: swap", "action: {type: swap, colours: 1, colors: 2}"), "colors", "both 'colours' and 'colors'"),
     ("node-range", sub("action: swap", "action: {type: swap, node: 99}"), "99", "action.node: must be <= 63, got 99"),
     ("dry-run-string", sub("action: swap", "action: {type: swap, dry_run: maybe}"), "maybe", "expected true or false, got a string"),
+    ("target-unknown", sub("action: swap", "action: {type: swap, target: streamer}"), "streamer",
+     "action.target: unknown value 'streamer' (expected one of: victim, aggressor, auto)"),
+    ("target-without-aggressors", sub("action: swap", "action: {type: swap, target: auto}"), "auto}",
+     "action.target: target: auto needs 'aggressors'"),
+    ("aggressors-without-target", sub("action: swap", "action: {type: swap, aggressors: [b*]}"),
+     "aggressors", "action.aggressors: only with target: aggressor or auto"),
+    ("aggressors-empty", sub("action: swap", "action: {type: swap, target: aggressor, aggressors: []}"),
+     "[]", "action.aggressors: empty selector list"),
+    ("aggressors-bool", sub("action: swap", "action: {type: swap, target: auto, aggressors: [yes]}"),
+     "yes", "action.aggressors[0]: expected a name pattern or a domain id, got a boolean"),
+    ("target-on-log", sub("action: swap", "action: {type: log, target: aggressor, aggressors: b}"),
+     "target", "action.target: only for type: swap"),
     ("cooldown-words", BASE + "    cooldown: soon\n", "soon", "invalid duration 'soon'"),
     ("unknown-policy-key", BASE + "    cooldwn: 5m\n", "cooldwn", "unknown key 'cooldwn'"),
     ("priority-float", BASE + "    priority: 1.5\n", "1.5", "expected an integer, got a number"),
@@ -204,6 +216,36 @@ def test_load_and_selectors(tmp_path):
     assert ps.policies[0].trigger.below == 5      # default hysteresis = above
 
 
+def test_action_target_and_aggressors(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text(textwrap.dedent("""\
+        version: 1
+        settings:
+          exclude: [0, "batch-keep"]
+        policies:
+          - name: relieve
+            domains: ["web*"]
+            exclude: ["batch-mine"]
+            trigger: {metric: mpki, above: 5}
+            action: {type: swap, target: auto, aggressors: ["batch*", 9]}
+          - name: plain
+            domains: ["db*"]
+            trigger: {metric: mpki, above: 5}
+            action: swap
+        """))
+    ps = pol.load_files([str(f)])
+    relieve, plain = sorted(ps.policies, key=lambda p: p.name, reverse=True)
+    assert relieve.action.target == "auto" and relieve.action.aggressors == ["batch*", 9]
+    assert plain.action.target == "victim" and plain.action.aggressors == []   # the safe default
+    assert relieve.may_confine(4, "batch-a") and relieve.may_confine(9, "x")
+    assert not relieve.may_confine(5, "db") and not relieve.may_confine(6, "batch-mine")
+    assert not plain.may_confine(4, "batch-a")
+    assert ps.excluded(3, "batch-keep") and not ps.excluded(4, "batch-a")
+    s = {p["name"]: p for p in ps.summary()["policies"]}
+    assert s["relieve"]["target"] == "auto" and s["relieve"]["aggressors"] == ["batch*", 9]
+    assert s["plain"]["target"] == "victim"
+
+
 def test_durations_and_colours():
     assert pol.parse_duration("500ms") == 0.5
     assert pol.parse_duration("2h") == 7200
@@ -234,4 +276,4 @@ def test_schema_doc_examples_validate():
         _s, ps, errs = pol.parse_text(ex, "SCHEMA.md")
         assert not errs, errs
         names += [p.name for p in ps]
-    assert names == ["protect-db", "note-streamers", "slow-web", "faulting"]
+    assert names == ["protect-web", "protect-db", "note-streamers", "slow-web", "faulting"]
