@@ -820,13 +820,16 @@ class Daemon:
 
     def occupancy(self, doms):
         """{domid: Occupancy} of the domains memswap may look into (never the
-        control domain's or its own: their P2M is not mapped). While a swap
-        runs: the last known values."""
+        control domain's or its own: their P2M is not mapped; never a dying
+        domain's: Xen is freeing its frames, and mapping them only earns
+        "Error getting mfn" in Xen's log). While a swap runs: the last known
+        values."""
         if self.job is not None:
             return {d.domid: self.occ[d.domid] for d in doms if d.domid in self.occ}
         occ = {}
         for d in doms:
-            if self.host.protected(d):
+            if self.host.protected(d) or d.state == 'dying':
+                self.occ.pop(d.domid, None)
                 continue
             try:
                 occ[d.domid] = self.host.occupancy(d.domid)
