@@ -600,8 +600,11 @@ class Daemon:
             if any(inst.get(k) is not None for k in inst if k != "span"):
                 row = {"clock": round(now, 3), "domain": d.name, "domid": d.domid}
                 row.update({k: inst.get(k) for k in STORED})
-                extra = {k: v for k, v in inst.items()
-                         if k not in STORED and k != "span" and v is not None}
+                # span_s: what the rates are measured over (since this
+                # domain's previous sample), so a reader can turn them back
+                # into counts over any stretch of the clock
+                extra = {("span_s" if k == "span" else k): v for k, v in inst.items()
+                         if k not in STORED and v is not None}
                 row["extra"] = extra or None
                 rows.append(row)
         try:
