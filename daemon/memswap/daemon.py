@@ -194,6 +194,7 @@ class Daemon:
         self.decision_counts = collections.Counter()
         self.triggers = {}
         self.interval = None
+        self.next_iter = 0.0            # monotonic time of the next iteration (run())
         self.iterations = 0
         self.server = None
         self.collector = None
@@ -441,7 +442,7 @@ class Daemon:
         self._status = self.status_line()
         wd = self.notifier.watchdog_period
         self._next_wd = time.monotonic() + wd if wd else None
-        next_iter = time.monotonic()
+        self.next_iter = time.monotonic()
         try:
             while True:
                 now = time.monotonic()
@@ -452,7 +453,7 @@ class Daemon:
                 if self.stop:
                     if self.job is None or self.stopping(now):
                         break
-                elif self.job is None and now >= next_iter:
+                elif self.job is None and now >= self.next_iter:
                     try:
                         self.host.advance(self.interval)
                     except OSError as e:
@@ -460,9 +461,9 @@ class Daemon:
                     self.iterate()
                     self.iterations += 1
                     self.maybe_status()
-                    next_iter = now + self.interval / self.time_scale
+                    self.next_iter = now + self.interval / self.time_scale
                 # the socket is served between any two iterations, however long they take
-                self.poll(self.poll_timeout(time.monotonic(), next_iter))
+                self.poll(self.poll_timeout(time.monotonic(), self.next_iter))
         finally:
             self.shutdown()
         return self.exit_code
@@ -569,6 +570,9 @@ class Daemon:
         self.policies, self.policy_how = new, how
         self.interval = min(max(self.interval or new.settings.interval_min,
                                 new.settings.interval_min), new.settings.interval_max)
+        # The next iteration was planned under the old interval (an idle
+        # loop's grows to its max): the new policies run within theirs.
+        self.next_iter = min(self.next_iter, time.monotonic() + self.interval / self.time_scale)
         self.log_policies(new, how, head="reload")
         self.notifier.ready(self.status_line())
         return []

@@ -126,6 +126,33 @@ def test_sighup_reload(tmp_path):
         d.stop()
 
 
+def test_reload_runs_the_new_policies_within_their_interval(tmp_path):
+    """An idle loop's interval grows to its policies' max; a reload to
+    policies with a short interval must not wait out the iteration planned
+    under the old one (the end-to-end run saw a new trigger unevaluated for
+    20 s after a reload from the default policy's 30 s max)."""
+    pdir = tmp_path / "policies.d"
+    pdir.mkdir()
+    quiet = ("version: 1\nsettings:\n  interval: {{min: {lo}, max: {hi}}}\npolicies:\n"
+             "  - name: {name}\n    domains: [web]\n"
+             "    trigger: {{metric: misses_per_s, above: 1000000000000000}}\n    action: log\n")
+    (pdir / "10-slow.yaml").write_text(quiet.format(lo="8s", hi="60s", name="slow"))
+    d = fixtures.Memswapd(tmp_path, SMALL, str(pdir), time_scale=1).start()
+    try:
+        d.wait_for(lambda: d.result("status")["iterations"] >= 1, what="the first iteration")
+        # the next one is 8-12 s away now; the new policies run every 0.1-0.2 s
+        (pdir / "10-slow.yaml").write_text(quiet.format(lo="100ms", hi="200ms", name="fast"))
+        r = fixtures.ctl("policy", "reload", run_dir=d.run_dir)
+        assert r.returncode == 0, r.stderr
+        n0 = d.result("status")["iterations"]
+        d.wait_for(lambda: d.result("status")["iterations"] >= n0 + 3, timeout=4,
+                   what="iterations under the new interval", poll=0.05)
+        web = [x for x in d.result("status")["domains"] if x["name"] == "web"][0]
+        assert web["triggers"]["fast"]["state"] == "idle"
+    finally:
+        d.stop()
+
+
 def wait_inflight(d, timeout=60):
     path = os.path.join(d.state_dir, "state.json")
 
