@@ -4,24 +4,25 @@ scripts/demo (make demo) and premise/study.py (make study) share.
 
     run = Memswapd(scenario, policy, out_dir)        # dry_run=True: it never moves memory
     run.start()
-    run.follow(lambda snap: snap["clock"] >= 3.0)    # a status snapshot after every iteration
-    figures = measure(run.snapshots, 1.5, 3.0)       # {domain: Figures} over [1.5 s, 3 s]
+    run.follow(lambda snap: snap["clock"] >= 3.0)    # status snapshots until then
     run.stop()
+    figures = measure(run.samples(), 1.5, 3.0)       # {domain: Figures} over [1.5 s, 3 s]
 
 memswapd runs as it does anywhere (daemon/memswapd --scenario FILE, the
 policies given, its own state and run directories under out_dir); this
-module only reads its `status` answers, the same ones memswapctl prints.
-memswapd serves its socket between two iterations of its loop, so asking
-for the status again as soon as an answer arrives yields one snapshot per
-iteration: the simulated clock and, per domain, the rates over the
-policies' window that ends there (instructions, cycles and LLC misses per
-simulated second).
+module reads its `status` answers (the same ones memswapctl prints), to
+follow the run and to stop it, and, for the figures, the samples memswapd
+itself stored in its state directory: one per domain per iteration of its
+loop, each with the rates (instructions, cycles and LLC misses per
+simulated second) since the domain's previous sample and the span they
+cover. Following the status from outside would miss iterations on a busy
+machine (memswapd runs the simulated clock as fast as it can); its own
+record has every one.
 
-measure() combines the snapshots' windows into figures over a span of
-simulated time: it takes back-to-back windows inside the span (never
-overlapping, so no instruction is counted twice) and sums them, so MPKI
-is misses over instructions and IPC instructions over cycles across the
-whole span. IPC is the simulator's throughput: its cost model charges 1
+measure() turns the samples back into counts (rate x span) and sums them
+over a span of simulated time, so MPKI is misses over instructions and IPC
+instructions over cycles across the whole span, every instruction counted
+once. IPC is the simulator's throughput: its cost model charges 1
 cycle an instruction, 40 an LLC hit and 200 an LLC miss (sim/llc.c), and
 a domain's share of the simulated CPU is fixed in trace records, so a
 domain that misses less gets more done per cycle, not more cycles.
@@ -41,6 +42,7 @@ if DAEMON_DIR not in sys.path:
     sys.path.insert(0, DAEMON_DIR)
 
 from memswap.control import ControlClient  # noqa: E402
+from memswap.state import read_samples  # noqa: E402
 
 PY = os.environ.get("PY", "/usr/bin/python3")
 BUILD = os.path.join(REPO, os.environ.get("BUILD", "build"))
@@ -148,6 +150,10 @@ class Memswapd:
                            f"{r.stderr.strip()}")
         return r.stdout
 
+    def samples(self):
+        """Every sample memswapd stored ([(clock, domain, {metric: value})])."""
+        return read_samples(self.state_dir) or []
+
     def stop(self, timeout=120.0):
         """SIGTERM and wait. -> memswapd's exit status."""
         if self.client:
@@ -181,42 +187,30 @@ def window_of(snapshot):
     return float(snapshot["policies"]["settings"]["window"])
 
 
-def last_clock(snapshots, t):
-    """The clock of the last snapshot at or before t (None if there is none)."""
-    cs = [st["clock"] for st in snapshots if st["clock"] <= t]
-    return cs[-1] if cs else None
-
-
-def measure(snapshots, t_from, t_to, slack=0.02):
-    """{domain: Figures} over the simulated span [t_from, t_to]: the rates of
-    back-to-back windows that lie inside it, summed (module docstring).
-    Domains without a full window there are left out."""
-    if not snapshots:
-        return {}
-    w = window_of(snapshots[-1])
-    chosen, edge = [], t_from
-    for st in snapshots:
-        c = st["clock"]
-        if c - w >= edge - slack and c <= t_to + slack:
-            chosen.append(st)
-            edge = c
+def measure(samples, t_from, t_to, slack=0.02):
+    """{domain: Figures} over the simulated span [t_from, t_to] from
+    memswapd's samples (Memswapd.samples()): the counts of the samples that
+    lie inside it, summed (module docstring). Domains without a sample
+    there are left out."""
     sums = {}
-    for st in chosen:
-        for d in st["domains"]:
-            m = d.get("metrics") or {}
-            i, c, x = m.get("instructions_per_s"), m.get("cycles_per_s"), m.get("llc_misses_per_s")
-            if None in (i, c, x):
-                continue
-            s = sums.setdefault(d["name"], [0.0, 0.0, 0.0, 0])
-            s[0] += i
-            s[1] += c
-            s[2] += x
-            s[3] += 1
+    for clock, name, m in samples:
+        i, c, x = m.get("instructions_per_s"), m.get("cycles_per_s"), m.get("llc_misses_per_s")
+        span = m.get("span_s")
+        if None in (i, c, x, span) or span <= 0:
+            continue
+        if clock - span < t_from - slack or clock > t_to + slack:
+            continue
+        s = sums.setdefault(name, [0.0, 0.0, 0.0, 0.0, 0])
+        s[0] += i * span
+        s[1] += c * span
+        s[2] += x * span
+        s[3] += span
+        s[4] += 1
     out = {}
-    for name, (i, c, x, n) in sums.items():
+    for name, (i, c, x, secs, n) in sums.items():
         out[name] = Figures(mpki=1000.0 * x / i if i else None, ipc=i / c if c else None,
-                            misses_per_s=x / n, instructions_per_s=i / n, windows=n,
-                            seconds=n * w)
+                            misses_per_s=x / secs, instructions_per_s=i / secs, windows=n,
+                            seconds=secs)
     return out
 
 

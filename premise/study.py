@@ -16,8 +16,8 @@ Every configuration runs twice, the same seed and the same replay: with
 memswapd acting on policies/demo.yaml, and with memswapd in --dry-run (it
 measures, decides and logs exactly the same way, and never moves memory).
 Both are measured over the same span of simulated time, well after any
-swap (premise/simrun.py: MPKI and IPC summed over the policy windows in
-the span). Prints a table of every domain's MPKI, IPC and misses per
+swap (premise/simrun.py: MPKI and IPC summed over memswapd's own samples
+in the span). Prints a table of every domain's MPKI, IPC and misses per
 second in both runs, with the change memswapd's gain model predicted for
 each swap it made beside the change measured (WITH minus W/O), the net
 misses avoided by each swap (predicted and measured), and memswapd's
@@ -104,7 +104,7 @@ def one_run(mix, llc_mb, acting):
         health = run.request("health")
     finally:
         rc = run.stop()
-    figs = simrun.measure(run.snapshots, *MEASURE)
+    figs = simrun.measure(run.samples(), *MEASURE)
     return {"mix": mix, "llc_mb": llc_mb, "acting": acting, "figures": figs, "history": hist,
             "decisions": decisions, "problems": health["problems"], "exit": rc,
             "wall_s": time.monotonic() - t0, "log": run.log_path}

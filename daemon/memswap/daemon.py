@@ -600,8 +600,11 @@ class Daemon:
             if any(inst.get(k) is not None for k in inst if k != "span"):
                 row = {"clock": round(now, 3), "domain": d.name, "domid": d.domid}
                 row.update({k: inst.get(k) for k in STORED})
-                extra = {k: v for k, v in inst.items()
-                         if k not in STORED and k != "span" and v is not None}
+                # span_s: what the rates are measured over (since this
+                # domain's previous sample), so a reader can turn them back
+                # into counts over any stretch of the clock
+                extra = {("span_s" if k == "span" else k): v for k, v in inst.items()
+                         if k not in STORED and v is not None}
                 row["extra"] = extra or None
                 rows.append(row)
         try:
@@ -820,13 +823,16 @@ class Daemon:
 
     def occupancy(self, doms):
         """{domid: Occupancy} of the domains memswap may look into (never the
-        control domain's or its own: their P2M is not mapped). While a swap
-        runs: the last known values."""
+        control domain's or its own: their P2M is not mapped; never a dying
+        domain's: Xen is freeing its frames, and mapping them only earns
+        "Error getting mfn" in Xen's log). While a swap runs: the last known
+        values."""
         if self.job is not None:
             return {d.domid: self.occ[d.domid] for d in doms if d.domid in self.occ}
         occ = {}
         for d in doms:
-            if self.host.protected(d):
+            if self.host.protected(d) or d.state == 'dying':
+                self.occ.pop(d.domid, None)
                 continue
             try:
                 occ[d.domid] = self.host.occupancy(d.domid)

@@ -697,23 +697,35 @@ def _parse_target(ctx, m, path, a):
     return ok
 
 
+def _unique_name(ctx, node, path, what, longest, names, here, first="at"):
+    """The string of a name node if it is a valid name (letters, digits,
+    '_', '.', '-'; 1 to `longest` of them, as Xen's domain names and our
+    policy names are) not already in `names` ({name: where it was first
+    given}; the name is added there as `here`), else None and the problem
+    in ctx."""
+    name = _string(ctx, node, path)
+    if name is None:
+        return None
+    if not re.fullmatch(rf"[A-Za-z0-9_.-]{{1,{longest}}}", name):
+        ctx.err(node, path, f"invalid {what} name {_show(name)} (letters, digits, '_', '.', "
+                            f"'-'; at most {longest})")
+        return None
+    if name in names:
+        ctx.err(node, path, f"duplicate {what} name '{name}' (first {first} {names[name]})")
+        return None
+    names[name] = here
+    return name
+
+
 def _parse_policy(ctx, node, path, names):
     allowed = {"name", "domains", "exclude", "trigger", "action", "cooldown", "priority", "enabled",
                "horizon"}
     m = _mapping(ctx, node, path, allowed, required=("name", "domains", "trigger", "action"))
     if m is None:
         return None
-    name = _string(ctx, m["name"][1], path + ".name") if "name" in m else None
-    if name is not None:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-            ctx.err(m["name"][1], path + ".name",
-                    f"invalid policy name {_show(name)} (letters, digits, '_', '.', '-'; at most 64)")
-            name = None
-        elif name in names:
-            ctx.err(m["name"][1], path + ".name", f"duplicate policy name '{name}' (first in {names[name]})")
-            name = None
-        else:
-            names[name] = f"{ctx.fname}:{m['name'][1].start_mark.line + 1}"
+    name = _unique_name(ctx, m["name"][1], path + ".name", "policy", 64, names,
+                        f"{ctx.fname}:{m['name'][1].start_mark.line + 1}",
+                        "in") if "name" in m else None
     domains = _selectors(ctx, m["domains"][1], path + ".domains") if "domains" in m else None
     exclude = _selectors(ctx, m["exclude"][1], path + ".exclude") if "exclude" in m else []
     trig = _parse_trigger(ctx, m["trigger"][1], path + ".trigger") if "trigger" in m else None

@@ -68,7 +68,7 @@ import re
 import yaml
 
 from .policy import (_LOADER, T_INT, T_NULL, T_STR, ErrorItem, _bool, _Ctx, _kind, _mapping,
-                     _number, _show, _string, _yaml_error, parse_colours)
+                     _number, _show, _string, _unique_name, _yaml_error, parse_colours)
 
 MiB = 1 << 20
 TRACE_SUFFIX = ".mtr"
@@ -240,18 +240,8 @@ def _parse_domain(ctx, node, path, i, base, trace_dir, names):
     m = _mapping(ctx, node, path, DOMAIN_KEYS, required=("name",))
     if m is None or "name" not in m:
         return None
-    name = _string(ctx, m["name"][1], path + ".name")
-    if name is not None:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,31}", name):
-            ctx.err(m["name"][1], path + ".name",
-                    f"invalid domain name {_show(name)} (letters, digits, '_.-'; at most 31)")
-            name = None
-        elif name in names:
-            ctx.err(m["name"][1], path + ".name", f"duplicate domain name '{name}' "
-                                                  f"(first at line {names[name]})")
-            name = None
-        else:
-            names[name] = m["name"][1].start_mark.line + 1
+    name = _unique_name(ctx, m["name"][1], path + ".name", "domain", 31, names,
+                        f"line {m['name'][1].start_mark.line + 1}")
     if "colours" in m and "colors" in m:
         ctx.err(m["colors"][0], path, "give colours or colors, not both")
         return None

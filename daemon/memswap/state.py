@@ -163,6 +163,22 @@ class MetricStore:
                 out[name] = [list(r) for r in reversed(rows)]
         return out
 
+    def samples(self):
+        """[(clock, domain, {metric: value})], oldest first: every stored
+        sample with all its rates (the extra ones, such as
+        instructions_per_s, cycles_per_s and span_s, the simulated or
+        wall seconds the rates are measured over, included)."""
+        out = []
+        for clock, dom, mpki, mps, ratio, occ, bw, extra in self.db.execute(
+                "SELECT clock, domain, mpki, misses_per_s, miss_ratio, occupancy_bytes, "
+                "bandwidth_bps, extra FROM samples ORDER BY clock, rowid"):
+            m = json.loads(extra) if extra else {}
+            m.update({k: v for k, v in (("mpki", mpki), ("misses_per_s", mps),
+                                        ("miss_ratio", ratio), ("occupancy_bytes", occ),
+                                        ("bandwidth_bps", bw)) if v is not None})
+            out.append((clock, dom, m))
+        return out
+
     def count(self):
         return self.db.execute("SELECT count(*) FROM samples").fetchone()[0]
 
@@ -173,8 +189,9 @@ class MetricStore:
             pass
 
 
-def read_series(state_dir, domain=None):
-    """The saved metric series of a state directory (no daemon needed), or None."""
+def _read_store(state_dir, what):
+    """what(store) on the state directory's metric store, read-only (no
+    daemon needed; a running one keeps writing), or None without one."""
     path = os.path.join(state_dir, "metrics.db")
     if not os.path.exists(path):
         return None
@@ -184,9 +201,19 @@ def read_series(state_dir, domain=None):
         log.error("%s: %s", path, e)
         return None
     try:
-        return store.series(domain)
+        return what(store)
     finally:
         store.close()
+
+
+def read_series(state_dir, domain=None):
+    """The saved metric series of a state directory, or None."""
+    return _read_store(state_dir, lambda store: store.series(domain))
+
+
+def read_samples(state_dir):
+    """Every saved sample of a state directory (MetricStore.samples), or None."""
+    return _read_store(state_dir, MetricStore.samples)
 
 
 class StateStore:

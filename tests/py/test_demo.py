@@ -95,3 +95,28 @@ def test_the_studys_scenarios(tmp_path):
                 assert not set(doms["logs-xz"]["colours"]) & set(doms[victim]["colours"])
             else:
                 assert all(d["colours"] is None for d in doms.values())
+
+
+def test_measure_counts_every_sample_once():
+    """simrun.measure turns memswapd's stored rates back into counts over
+    the span each covers: a sample counts only if all of its span lies in
+    the measured stretch, and MPKI/IPC are ratios of the summed counts."""
+    import sys
+    sys.path.insert(0, os.path.join(fixtures.REPO, "premise"))
+    import simrun
+    rates = lambda i, c, x, span: {"instructions_per_s": i, "cycles_per_s": c,
+                                   "llc_misses_per_s": x, "span_s": span}
+    samples = [(0.1, "a", {}),                                   # first: no rates yet
+               (0.2, "a", rates(1000.0, 2000.0, 10.0, 0.1)),
+               (0.5, "a", rates(3000.0, 3000.0, 30.0, 0.3)),     # a swap in between
+               (0.5, "b", {"mpki": 1.0}),                        # no instruction count
+               (0.6, "a", rates(1000.0, 1000.0, 0.0, 0.1))]
+    f = simrun.measure(samples, 0.1, 0.5)["a"]
+    assert f.windows == 2 and abs(f.seconds - 0.4) < 1e-9
+    # 100 + 900 instructions, 200 + 900 cycles, 1 + 9 misses
+    assert abs(f.mpki - 10.0) < 1e-9 and abs(f.ipc - 1000.0 / 1100.0) < 1e-9
+    assert abs(f.misses_per_s - 25.0) < 1e-9 and abs(f.instructions_per_s - 2500.0) < 1e-9
+    assert set(simrun.measure(samples, 0.1, 0.5)) == {"a"}
+    only_last = simrun.measure(samples, 0.25, 0.6)["a"]          # 0.2-0.5 starts too early
+    assert only_last.windows == 1 and only_last.mpki == 0.0
+    assert simrun.measure(samples, 0.7, 1.0) == {}

@@ -281,3 +281,26 @@ def test_window_rates():
     assert r["miss_ratio"] == pytest.approx(0.25) and r["span"] == 5
     w.add(Sample(t=11.0, counters={"instructions": 10, "llc_misses": 1}))   # counters reset
     assert w.rates(5)["mpki"] is None
+
+
+def test_a_dying_domains_memory_is_never_looked_into(tmp_path):
+    """Xen is freeing a dying domain's frames: memswapd reads no P2M of it
+    (on real Xen that only earns "Error getting mfn" in Xen's log), and
+    forgets what it knew of its occupancy."""
+    d, h, ids = make(tmp_path)
+    step(d, h)
+    fixtures.request(d, {"cmd": "domains"})
+    assert ids["web"] in d.occ
+    read = []
+    real = h.occupancy
+
+    def occupancy(domid):
+        read.append(domid)
+        return real(domid)
+    h.occupancy = occupancy
+    h.set_dying(ids["web"])
+    step(d, h, 2)
+    views = {v["domid"]: v for v in fixtures.request(d, {"cmd": "domains"})["result"]}
+    assert ids["web"] not in read and ids["db"] in read
+    assert ids["web"] not in d.occ
+    assert views[ids["web"]]["state"] == "dying"
