@@ -1520,6 +1520,7 @@ static int ms_phase_copy(struct memswap_ctx *ctx)
 static int ms_precopy_dirty(struct memswap_ctx *ctx)
 {
     unsigned long n = 0;
+    int rc = 0;
 
     for ( ; ctx->pos < ctx->nr_frames; ctx->pos++ )
     {
@@ -1531,13 +1532,14 @@ static int ms_precopy_dirty(struct memswap_ctx *ctx)
             continue;
         if ( ms_yield_point(ctx, &n) )
         {
-            ms_copy_sync();
-            return MEMSWAP_PREEMPTED;
+            rc = MEMSWAP_PREEMPTED;
+            break;
         }
         ms_copy_frames(ctx, &i, &pgd, 1, true);
     }
+    /* The continuation may run on another CPU: the copies are visible first. */
     ms_copy_sync();
-    return 0;
+    return rc;
 }
 
 /*

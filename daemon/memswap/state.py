@@ -168,15 +168,13 @@ class MetricStore:
         sample with all its rates (the extra ones, such as
         instructions_per_s, cycles_per_s and span_s, the simulated or
         wall seconds the rates are measured over, included)."""
+        rates = self.COLUMNS[3:-1]          # mpki ... bandwidth_bps
         out = []
-        for clock, dom, mpki, mps, ratio, occ, bw, extra in self.db.execute(
-                "SELECT clock, domain, mpki, misses_per_s, miss_ratio, occupancy_bytes, "
-                "bandwidth_bps, extra FROM samples ORDER BY clock, rowid"):
-            m = json.loads(extra) if extra else {}
-            m.update({k: v for k, v in (("mpki", mpki), ("misses_per_s", mps),
-                                        ("miss_ratio", ratio), ("occupancy_bytes", occ),
-                                        ("bandwidth_bps", bw)) if v is not None})
-            out.append((clock, dom, m))
+        for row in self.db.execute(f"SELECT clock, domain, {', '.join(rates)}, extra "
+                                   "FROM samples ORDER BY clock, rowid"):
+            m = json.loads(row[-1]) if row[-1] else {}
+            m.update({k: v for k, v in zip(rates, row[2:-1]) if v is not None})
+            out.append((row[0], row[1], m))
         return out
 
     def count(self):
